@@ -1,0 +1,1 @@
+"""The domain: ids, rules and shapes of the agency platform, free of HTTP and GraphQL."""

@@ -1,0 +1,390 @@
+"""The read side: one set of DataLoaders per request, bound to the request's tenant.
+
+Every loader batches all the keys asked for in one tick into one SQL statement (or one per
+distinct set of arguments), and every statement filters on the request's tenant, so an ID
+of another tenant is simply not found. Loaders are created lazily: a request pays only for
+the ones its operation uses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any
+
+from aiodataloader import DataLoader
+
+from domain.enums import AGENT_ROLE_ORDER
+from domain.ids import to_global_id
+from loaders import shapes
+from loaders.connections import ConnectionKey, ConnectionSpec, load_pages
+from loaders.spend import load_spend, load_spend_reports
+from schema import types as t
+from switchboard.db import Database
+
+CAMPAIGNS = ConnectionSpec(
+    table="campaigns",
+    columns=shapes.CAMPAIGN_COLUMNS,
+    owner_column="tenant_id",
+    sort_column="created_at",
+    descending=True,
+    build=shapes.campaign_from_row,
+    sort_index=8,
+    filter_column="status",
+)
+DELIVERABLES = ConnectionSpec(
+    table="deliverables",
+    columns=shapes.DELIVERABLE_COLUMNS,
+    owner_column="campaign_id",
+    sort_column="created_at",
+    descending=True,
+    build=shapes.deliverable_from_row,
+    sort_index=6,
+    filter_column="status",
+)
+ACTIVITIES_OF_DELIVERABLE = ConnectionSpec(
+    table="activities",
+    columns=shapes.ACTIVITY_COLUMNS,
+    owner_column="deliverable_id",
+    sort_column="created_at",
+    descending=True,
+    build=shapes.activity_from_row,
+    sort_index=9,
+)
+ACTIVITIES_OF_AGENT = ConnectionSpec(
+    table="activities",
+    columns=shapes.ACTIVITY_COLUMNS,
+    owner_column="agent_id",
+    sort_column="created_at",
+    descending=True,
+    build=shapes.activity_from_row,
+    sort_index=9,
+    filter_column="status",
+)
+PENDING_APPROVALS_OF_TENANT = ConnectionSpec(
+    table="approvals",
+    columns=shapes.APPROVAL_COLUMNS,
+    owner_column="tenant_id",
+    sort_column="expires_at",
+    descending=False,
+    build=shapes.approval_from_row,
+    sort_index=5,
+    where="t.status = 'PENDING'",
+    filter_column="risk_level",
+)
+PENDING_APPROVALS_OF_CAMPAIGN = ConnectionSpec(
+    table="approvals",
+    columns=shapes.APPROVAL_COLUMNS,
+    owner_column="campaign_id",
+    sort_column="expires_at",
+    descending=False,
+    build=shapes.approval_from_row,
+    sort_index=5,
+    where="t.status = 'PENDING'",
+)
+LLM_CALLS_OF_ACTIVITY = ConnectionSpec(
+    table="llm_calls",
+    columns=shapes.LLM_CALL_COLUMNS,
+    owner_column="activity_id",
+    sort_column="created_at",
+    descending=True,
+    build=shapes.llm_call_from_row,
+    sort_index=8,
+)
+
+BY_ID = {
+    "Campaign": ("campaigns", shapes.CAMPAIGN_COLUMNS, shapes.campaign_from_row),
+    "Deliverable": ("deliverables", shapes.DELIVERABLE_COLUMNS, shapes.deliverable_from_row),
+    "Activity": ("activities", shapes.ACTIVITY_COLUMNS, shapes.activity_from_row),
+    "Approval": ("approvals", shapes.APPROVAL_COLUMNS, shapes.approval_from_row),
+    "Agent": ("agents", shapes.AGENT_COLUMNS, shapes.agent_from_row),
+    "LlmCall": ("llm_calls", shapes.LLM_CALL_COLUMNS, shapes.llm_call_from_row),
+}
+
+
+class Loaders:
+    """The DataLoaders of one request. Never share an instance between requests or tenants."""
+
+    def __init__(self, db: Database, tenant_id: uuid.UUID) -> None:
+        self.db = db
+        self.tenant_id = tenant_id
+
+    # ------------------------------------------------------------------ objects by id
+
+    def _by_id(self, kind: str) -> DataLoader:
+        table, columns, build = BY_ID[kind]
+
+        async def batch(ids: Sequence[uuid.UUID]) -> list[Any]:
+            rows = await self.db.fetch(
+                f"SELECT {columns} FROM {table} t "
+                "WHERE t.tenant_id = :tenant_id AND t.id = ANY(:ids)",
+                {"tenant_id": self.tenant_id, "ids": list(ids)},
+            )
+            found = {row[0]: build(row) for row in rows}
+            return [found.get(row_id) for row_id in ids]
+
+        return DataLoader(batch)
+
+    @cached_property
+    def campaign(self) -> DataLoader:
+        return self._by_id("Campaign")
+
+    @cached_property
+    def deliverable(self) -> DataLoader:
+        return self._by_id("Deliverable")
+
+    @cached_property
+    def activity(self) -> DataLoader:
+        return self._by_id("Activity")
+
+    @cached_property
+    def approval(self) -> DataLoader:
+        return self._by_id("Approval")
+
+    @cached_property
+    def agent(self) -> DataLoader:
+        return self._by_id("Agent")
+
+    @cached_property
+    def llm_call(self) -> DataLoader:
+        return self._by_id("LlmCall")
+
+    @cached_property
+    def tenant(self) -> DataLoader:
+        async def batch(ids: Sequence[uuid.UUID]) -> list[t.Tenant | None]:
+            # Only the request's own tenant exists for this request.
+            rows = await self.db.fetch(
+                f"SELECT {shapes.TENANT_COLUMNS} FROM tenants t WHERE t.id = :tenant_id",
+                {"tenant_id": self.tenant_id},
+            )
+            found = {row[0]: shapes.tenant_from_row(row) for row in rows}
+            return [found.get(row_id) for row_id in ids]
+
+        return DataLoader(batch)
+
+    @cached_property
+    def skill(self) -> DataLoader:
+        async def batch(ids: Sequence[uuid.UUID]) -> list[t.Skill | None]:
+            rows = await self.db.fetch(
+                f"SELECT {shapes.SKILL_COLUMNS} FROM skills t "
+                "WHERE (t.tenant_id = :tenant_id OR t.tenant_id IS NULL) AND t.id = ANY(:ids)",
+                {"tenant_id": self.tenant_id, "ids": list(ids)},
+            )
+            found = {row[0]: shapes.skill_from_row(row) for row in rows}
+            return [found.get(row_id) for row_id in ids]
+
+        return DataLoader(batch)
+
+    @cached_property
+    def member(self) -> DataLoader:
+        """A user of this tenant, as a Viewer (with their role here)."""
+
+        async def batch(ids: Sequence[uuid.UUID]) -> list[t.Viewer | None]:
+            rows = await self.db.fetch(
+                "SELECT u.id, u.email, u.display_name, m.role FROM users u "
+                "JOIN memberships m ON m.user_id = u.id AND m.tenant_id = :tenant_id "
+                "WHERE u.id = ANY(:ids)",
+                {"tenant_id": self.tenant_id, "ids": list(ids)},
+            )
+            found = {
+                row[0]: t.Viewer(
+                    id=to_global_id("User", row[0]),
+                    user_id=row[0],
+                    tenant_id=self.tenant_id,
+                    email=row[1],
+                    display_name=row[2],
+                    role=row[3],
+                )
+                for row in rows
+            }
+            return [found.get(row_id) for row_id in ids]
+
+        return DataLoader(batch)
+
+    # ------------------------------------------------------------------ connections
+
+    def _pages(self, spec: ConnectionSpec) -> DataLoader:
+        async def batch(keys: Sequence[ConnectionKey]) -> list[t.Connection[Any]]:
+            return await load_pages(self.db, self.tenant_id, spec, keys)
+
+        return DataLoader(batch)
+
+    @cached_property
+    def campaigns_of_tenant(self) -> DataLoader:
+        return self._pages(CAMPAIGNS)
+
+    @cached_property
+    def deliverables_of_campaign(self) -> DataLoader:
+        return self._pages(DELIVERABLES)
+
+    @cached_property
+    def activities_of_deliverable(self) -> DataLoader:
+        return self._pages(ACTIVITIES_OF_DELIVERABLE)
+
+    @cached_property
+    def activities_of_agent(self) -> DataLoader:
+        return self._pages(ACTIVITIES_OF_AGENT)
+
+    @cached_property
+    def pending_approvals_of_tenant(self) -> DataLoader:
+        return self._pages(PENDING_APPROVALS_OF_TENANT)
+
+    @cached_property
+    def pending_approvals_of_campaign(self) -> DataLoader:
+        return self._pages(PENDING_APPROVALS_OF_CAMPAIGN)
+
+    @cached_property
+    def llm_calls_of_activity(self) -> DataLoader:
+        return self._pages(LLM_CALLS_OF_ACTIVITY)
+
+    # ------------------------------------------------------------------ one-to-one relations
+
+    def _one_per_owner(self, sql: str, build: Callable[[Any], Any]) -> DataLoader:
+        """`sql` selects (owner_id, <columns>...) for owners `:ids`; at most one row each."""
+
+        async def batch(ids: Sequence[uuid.UUID]) -> list[Any]:
+            rows = await self.db.fetch(sql, {"tenant_id": self.tenant_id, "ids": list(ids)})
+            found = {row[0]: build(row[1:]) for row in rows}
+            return [found.get(owner_id) for owner_id in ids]
+
+        return DataLoader(batch)
+
+    @cached_property
+    def latest_activity_of_deliverable(self) -> DataLoader:
+        return self._one_per_owner(
+            f"""SELECT o.owner_id, p.* FROM unnest(CAST(:ids AS uuid[])) AS o(owner_id)
+                CROSS JOIN LATERAL (
+                    SELECT {shapes.ACTIVITY_COLUMNS} FROM activities t
+                    WHERE t.tenant_id = :tenant_id AND t.deliverable_id = o.owner_id
+                    ORDER BY t.created_at DESC, t.id DESC LIMIT 1
+                ) p""",
+            shapes.activity_from_row,
+        )
+
+    @cached_property
+    def approval_of_activity(self) -> DataLoader:
+        return self._one_per_owner(
+            f"SELECT t.activity_id, {shapes.APPROVAL_COLUMNS} FROM approvals t "
+            "WHERE t.tenant_id = :tenant_id AND t.activity_id = ANY(:ids)",
+            shapes.approval_from_row,
+        )
+
+    # ------------------------------------------------------------------ lists and counts
+
+    @cached_property
+    def agents_of_tenant(self) -> DataLoader:
+        async def batch(ids: Sequence[uuid.UUID]) -> list[list[t.Agent]]:
+            rows = await self.db.fetch(
+                f"SELECT {shapes.AGENT_COLUMNS} FROM agents t "
+                "WHERE t.tenant_id = :tenant_id LIMIT 100",
+                {"tenant_id": self.tenant_id},
+            )
+            agents = sorted(
+                (shapes.agent_from_row(row) for row in rows),
+                key=lambda agent: AGENT_ROLE_ORDER[agent.role],
+            )
+            return [agents if tenant_id == self.tenant_id else [] for tenant_id in ids]
+
+        return DataLoader(batch)
+
+    @cached_property
+    def pending_approval_count_of_tenant(self) -> DataLoader:
+        return self._counts(
+            "SELECT t.tenant_id, count(*) FROM approvals t "
+            "WHERE t.tenant_id = :tenant_id AND t.status = 'PENDING' GROUP BY t.tenant_id"
+        )
+
+    @cached_property
+    def pending_approval_count_of_campaign(self) -> DataLoader:
+        return self._counts(
+            "SELECT t.campaign_id, count(*) FROM approvals t "
+            "WHERE t.tenant_id = :tenant_id AND t.status = 'PENDING' "
+            "AND t.campaign_id = ANY(:ids) GROUP BY t.campaign_id"
+        )
+
+    def _counts(self, sql: str) -> DataLoader:
+        """`sql` selects (owner_id, count) for owners `:ids`; a missing owner counts 0."""
+
+        async def batch(ids: Sequence[uuid.UUID]) -> list[int]:
+            rows = await self.db.fetch(sql, {"tenant_id": self.tenant_id, "ids": list(ids)})
+            found = {row[0]: row[1] for row in rows}
+            return [found.get(owner_id, 0) for owner_id in ids]
+
+        return DataLoader(batch)
+
+    @cached_property
+    def preferences_of_user(self) -> DataLoader:
+        async def batch(user_ids: Sequence[uuid.UUID]) -> list[list[t.Preference]]:
+            rows = await self.db.fetch(
+                "SELECT user_id, key, value, updated_at FROM preferences "
+                "WHERE user_id = ANY(:ids) ORDER BY key LIMIT 1000",
+                {"ids": list(user_ids)},
+            )
+            found: dict[uuid.UUID, list[t.Preference]] = defaultdict(list)
+            for row in rows:
+                found[row[0]].append(t.Preference(key=row[1], value=row[2], updated_at=row[3]))
+            return [found.get(user_id, []) for user_id in user_ids]
+
+        return DataLoader(batch)
+
+    @cached_property
+    def tenant_overview(self) -> DataLoader:
+        """(pending approvals, active campaigns, running activities) of the tenant."""
+
+        async def batch(ids: Sequence[uuid.UUID]) -> list[tuple[int, int, int]]:
+            rows = await self.db.fetch(
+                """SELECT
+                    (SELECT count(*) FROM approvals
+                      WHERE tenant_id = :tenant_id AND status = 'PENDING'),
+                    (SELECT count(*) FROM campaigns
+                      WHERE tenant_id = :tenant_id AND status = 'ACTIVE'),
+                    (SELECT count(*) FROM activities
+                      WHERE tenant_id = :tenant_id AND status = 'RUNNING')""",
+                {"tenant_id": self.tenant_id},
+            )
+            return [tuple(rows[0]) for _ in ids]  # type: ignore[misc]
+
+        return DataLoader(batch)
+
+    def _tenant_list(self, sql: str, build: Callable[[Any], Any]) -> DataLoader:
+        async def batch(ids: Sequence[uuid.UUID]) -> list[list[Any]]:
+            rows = await self.db.fetch(sql, {"tenant_id": self.tenant_id})
+            items = [build(row) for row in rows]
+            return [items for _ in ids]
+
+        return DataLoader(batch)
+
+    @cached_property
+    def urgent_approvals(self) -> DataLoader:
+        return self._tenant_list(
+            f"SELECT {shapes.APPROVAL_COLUMNS} FROM approvals t "
+            "WHERE t.tenant_id = :tenant_id AND t.status = 'PENDING' AND t.risk_level = 'HIGH' "
+            "ORDER BY t.expires_at, t.id LIMIT 5",
+            shapes.approval_from_row,
+        )
+
+    @cached_property
+    def recent_activities(self) -> DataLoader:
+        return self._tenant_list(
+            f"SELECT {shapes.ACTIVITY_COLUMNS} FROM activities t "
+            "WHERE t.tenant_id = :tenant_id ORDER BY t.created_at DESC, t.id DESC LIMIT 10",
+            shapes.activity_from_row,
+        )
+
+    # ------------------------------------------------------------------ spend
+
+    @cached_property
+    def spend(self) -> DataLoader:
+        async def batch(keys: Sequence[Any]) -> list[t.SpendSummary]:
+            return await load_spend(self.db, self.tenant_id, keys)
+
+        return DataLoader(batch)
+
+    @cached_property
+    def spend_report(self) -> DataLoader:
+        async def batch(keys: Sequence[Any]) -> list[list[t.SpendBucket]]:
+            return await load_spend_reports(self.db, self.tenant_id, keys)
+
+        return DataLoader(batch)

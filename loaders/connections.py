@@ -1,0 +1,105 @@
+"""Keyset pages of every connection, for many owners in one statement.
+
+A connection is described once by a `ConnectionSpec` (its table, owner column, order and
+optional filter). `load_pages` answers a batch of `(owner_id, page, filter)` keys: keys that
+share page arguments and filter (the usual case: one field of a list of parents) become a
+single statement that takes `first + 1` rows per owner through a LATERAL join on the
+owner's keyset index.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domain.pagination import Page, encode_cursor
+from schema import types as t
+from switchboard.db import Database
+
+ConnectionKey = tuple[uuid.UUID, Page, str | None]
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    table: str  # e.g. "deliverables"
+    columns: str  # the select list over alias `t`
+    owner_column: str  # e.g. "campaign_id"
+    sort_column: str  # "created_at" (newest first) or "expires_at" (soonest first)
+    descending: bool
+    build: Callable[[Any], Any]
+    sort_index: int  # position of the sort column in `columns`
+    where: str = ""  # a fixed condition, e.g. "t.status = 'PENDING'"
+    filter_column: str | None = None  # the column the optional filter argument compares
+
+
+async def load_pages(
+    db: Database, tenant_id: uuid.UUID, spec: ConnectionSpec, keys: Sequence[ConnectionKey]
+) -> list[t.Connection[Any]]:
+    groups: dict[tuple[Page, str | None], list[uuid.UUID]] = defaultdict(list)
+    for owner_id, page, filter_value in keys:
+        groups[(page, filter_value)].append(owner_id)
+    pages: dict[ConnectionKey, t.Connection[Any]] = {}
+    for (page, filter_value), owner_ids in groups.items():
+        rows_by_owner = await _fetch_group(db, tenant_id, spec, page, filter_value, owner_ids)
+        for owner_id in owner_ids:
+            pages[(owner_id, page, filter_value)] = _connection(
+                spec, page, rows_by_owner.get(owner_id, [])
+            )
+    return [pages[key] for key in keys]
+
+
+async def _fetch_group(
+    db: Database,
+    tenant_id: uuid.UUID,
+    spec: ConnectionSpec,
+    page: Page,
+    filter_value: str | None,
+    owner_ids: list[uuid.UUID],
+) -> dict[uuid.UUID, list[Any]]:
+    conditions = ["t.tenant_id = :tenant_id", f"t.{spec.owner_column} = o.owner_id"]
+    params: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "owner_ids": list(dict.fromkeys(owner_ids)),
+        "limit": page.first + 1,
+    }
+    if spec.where:
+        conditions.append(spec.where)
+    if filter_value is not None and spec.filter_column:
+        conditions.append(f"t.{spec.filter_column} = :filter_value")
+        params["filter_value"] = str(filter_value)
+    direction = "DESC" if spec.descending else "ASC"
+    if page.after is not None:
+        comparison = "<" if spec.descending else ">"
+        conditions.append(f"(t.{spec.sort_column}, t.id) {comparison} (:after_sort, :after_id)")
+        params["after_sort"], params["after_id"] = page.after
+    sql = f"""
+        SELECT o.owner_id, p.* FROM unnest(CAST(:owner_ids AS uuid[])) AS o(owner_id)
+        CROSS JOIN LATERAL (
+            SELECT {spec.columns} FROM {spec.table} t
+            WHERE {" AND ".join(conditions)}
+            ORDER BY t.{spec.sort_column} {direction}, t.id {direction}
+            LIMIT :limit
+        ) p
+    """
+    rows_by_owner: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for row in await db.fetch(sql, params):
+        rows_by_owner[row[0]].append(row[1:])
+    return rows_by_owner
+
+
+def _connection(spec: ConnectionSpec, page: Page, rows: list[Any]) -> t.Connection[Any]:
+    has_next = len(rows) > page.first
+    rows = rows[: page.first]
+    edges = [
+        t.Edge(cursor=encode_cursor(row[spec.sort_index], row[0]), node=spec.build(row))
+        for row in rows
+    ]
+    return t.Connection(
+        edges=edges,
+        page_info=t.PageInfo(
+            has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None
+        ),
+    )

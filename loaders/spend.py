@@ -1,0 +1,153 @@
+"""Spend totals and reports from the hourly rollup, plus raw rows for the window's edges.
+
+See domain/spend.py for how a window splits. Totals for many owners of one dimension and
+window (every campaign of a page, say) are one statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from domain.ids import to_global_id
+from domain.spend import SpendWindow, role_label, spend_window
+from schema import types as t
+from switchboard.db import Database
+
+SpendKey = tuple[str, str, Any, Any]  # (dimension, key, from, to)
+
+# How a raw llm_calls row (alias c) names its key in each rollup dimension.
+RAW_KEY = {
+    "TENANT": "''",
+    "AGENT": "c.agent_id::text",
+    "CAMPAIGN": "c.campaign_id::text",
+    "MODEL": "c.model",
+}
+
+ZERO = Decimal("0.000000")
+
+
+def _union_sql(dimension: str, key_filter: bool) -> str:
+    """Rollup hours plus raw edge rows, as rows of (key, usd, input, output, calls)."""
+    rollup_keys = "AND h.key = ANY(:keys)" if key_filter else ""
+    raw_keys = f"AND {RAW_KEY[dimension]} = ANY(:keys)" if key_filter else ""
+    return f"""
+        SELECT h.key, h.hour AS at, h.total_usd, h.input_tokens, h.output_tokens, h.call_count
+        FROM llm_spend_hourly h
+        WHERE h.tenant_id = :tenant_id AND h.dimension = '{dimension}' {rollup_keys}
+          AND h.hour >= :hours_start AND h.hour < :hours_end
+        UNION ALL
+        SELECT {RAW_KEY[dimension]}, c.created_at, c.cost_usd, c.input_tokens, c.output_tokens, 1
+        FROM llm_calls c
+        WHERE c.tenant_id = :tenant_id {raw_keys}
+          AND ((c.created_at >= :start AND c.created_at < :hours_start)
+            OR (c.created_at >= :hours_end AND c.created_at < :end))
+    """
+
+
+def _window_params(tenant_id: uuid.UUID, window: SpendWindow) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "start": window.start,
+        "end": window.end,
+        "hours_start": window.hours_start,
+        "hours_end": window.hours_end,
+    }
+
+
+async def load_spend(
+    db: Database, tenant_id: uuid.UUID, keys: Sequence[SpendKey]
+) -> list[t.SpendSummary]:
+    groups: dict[tuple[str, Any, Any], list[str]] = defaultdict(list)
+    for dimension, key, start, end in keys:
+        groups[(dimension, start, end)].append(key)
+    totals: dict[SpendKey, t.SpendSummary] = {}
+    for (dimension, start, end), group_keys in groups.items():
+        window = spend_window(start, end)
+        sql = f"""
+            SELECT s.key, sum(s.total_usd), sum(s.input_tokens), sum(s.output_tokens),
+                   sum(s.call_count)
+            FROM ({_union_sql(dimension, key_filter=True)}) s GROUP BY s.key
+        """
+        params = _window_params(tenant_id, window) | {"keys": list(dict.fromkeys(group_keys))}
+        found = {row[0]: row for row in await db.fetch(sql, params)}
+        for key in group_keys:
+            row = found.get(key)
+            totals[(dimension, key, start, end)] = (
+                t.SpendSummary(
+                    total_usd=row[1], input_tokens=row[2], output_tokens=row[3], call_count=row[4]
+                )
+                if row
+                else t.SpendSummary(total_usd=ZERO, input_tokens=0, output_tokens=0, call_count=0)
+            )
+    return [totals[key] for key in keys]
+
+
+REPORT_LABELS = {
+    "AGENT": ("LEFT JOIN agents a ON a.tenant_id = :tenant_id AND a.id = r.key::uuid", "a.role"),
+    "CAMPAIGN": (
+        "LEFT JOIN campaigns m ON m.tenant_id = :tenant_id AND m.id = r.key::uuid",
+        "m.name",
+    ),
+    "MODEL": ("", "r.key"),
+}
+
+
+async def load_spend_reports(
+    db: Database, tenant_id: uuid.UUID, keys: Sequence[tuple[str, Any, Any]]
+) -> list[list[t.SpendBucket]]:
+    return list(
+        await asyncio.gather(
+            *(_report(db, tenant_id, group_by, start, end) for group_by, start, end in keys)
+        )
+    )
+
+
+async def _report(
+    db: Database, tenant_id: uuid.UUID, group_by: str, start: Any, end: Any
+) -> list[t.SpendBucket]:
+    window = spend_window(start, end)
+    params = _window_params(tenant_id, window)
+    if group_by == "DAY":
+        sql = f"""
+            SELECT to_char(date_trunc('day', s.at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day,
+                   sum(s.total_usd), sum(s.input_tokens), sum(s.output_tokens), sum(s.call_count)
+            FROM ({_union_sql("TENANT", key_filter=False)}) s
+            GROUP BY day ORDER BY day
+        """
+        return [_bucket(row[0], row[0], row) for row in await db.fetch(sql, params)]
+    join, label = REPORT_LABELS[group_by]
+    sql = f"""
+        SELECT r.key, {label}, r.usd, r.input_tokens, r.output_tokens, r.calls FROM (
+            SELECT s.key, sum(s.total_usd) AS usd, sum(s.input_tokens) AS input_tokens,
+                   sum(s.output_tokens) AS output_tokens, sum(s.call_count) AS calls
+            FROM ({_union_sql(group_by, key_filter=False)}) s GROUP BY s.key
+        ) r {join}
+        ORDER BY r.usd DESC, r.key
+    """
+    buckets = []
+    for row in await db.fetch(sql, params):
+        if group_by == "AGENT":
+            buckets.append(
+                _bucket(to_global_id("Agent", uuid.UUID(row[0])), role_label(row[1]), row)
+            )
+        elif group_by == "CAMPAIGN":
+            buckets.append(_bucket(to_global_id("Campaign", uuid.UUID(row[0])), row[1], row))
+        else:
+            buckets.append(_bucket(row[0], row[1], row))
+    return buckets
+
+
+def _bucket(key: str, label: str, row: Any) -> t.SpendBucket:
+    return t.SpendBucket(
+        key=key,
+        label=label,
+        total_usd=row[-4],
+        input_tokens=row[-3],
+        output_tokens=row[-2],
+        call_count=row[-1],
+    )

@@ -1,0 +1,146 @@
+"""The Query type's resolvers. Object relations live on the types themselves (schema/types.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable
+from typing import Any
+
+import strawberry
+
+from domain.errors import BadUserInput, Forbidden
+from domain.ids import parse_global_id
+from domain.pagination import page_args
+from domain.spend import month_window, role_label
+from loaders import shapes
+from schema import types as t
+from schema.types import Info
+
+MAX_SKILL_QUERY = 1000
+MAX_SKILL_RESULTS = 50
+
+
+def _member_only(info: Info) -> None:
+    """Agent tokens read only what their own activities need, never tenant-wide lists."""
+    if info.context.principal.is_agent:
+        raise Forbidden("Agent tokens may not read this field.")
+
+
+async def viewer(info: Info) -> t.Viewer:
+    principal = info.context.principal
+    if not principal.is_agent:
+        return await info.context.loaders.member.load(principal.subject_id)
+    agent = await info.context.loaders.agent.load(principal.subject_id)
+    return t.Viewer(
+        id=principal.global_id,
+        email=f"{agent.role.lower().replace('_', '-')}@agents.switchboard.invalid",
+        display_name=f"{role_label(agent.role)} agent",
+        role="VIEWER",
+        tenant_id=principal.tenant_id,
+        user_id=None,
+    )
+
+
+def tenant(info: Info) -> Awaitable[t.Tenant]:
+    _member_only(info)
+    return info.context.loaders.tenant.load(info.context.principal.tenant_id)
+
+
+async def node(info: Info, id: strawberry.ID) -> Any:
+    kind, row_id = parse_global_id(id)
+    loaders = info.context.loaders
+    principal = info.context.principal
+    if principal.is_agent:
+        return await _agent_visible_node(info, kind, row_id)
+    if kind == "Tenant":
+        return await loaders.tenant.load(row_id)
+    if kind == "Skill":
+        return await loaders.skill.load(row_id)
+    if kind == "User":
+        return None  # a Viewer is not a Node
+    return await getattr(loaders, _LOADER_BY_KIND[kind]).load(row_id)
+
+
+_LOADER_BY_KIND = {
+    "Campaign": "campaign",
+    "Deliverable": "deliverable",
+    "Activity": "activity",
+    "Approval": "approval",
+    "Agent": "agent",
+    "LlmCall": "llm_call",
+}
+
+
+async def _agent_visible_node(info: Info, kind: str, row_id: Any) -> Any:
+    """An agent sees itself and its own activities (and, through them, what they need)."""
+    principal = info.context.principal
+    if kind == "Agent":
+        return (
+            await info.context.loaders.agent.load(row_id)
+            if row_id == principal.subject_id
+            else None
+        )
+    if kind == "Activity":
+        activity = await info.context.loaders.activity.load(row_id)
+        return activity if activity and activity.agent_id == principal.subject_id else None
+    return None
+
+
+def approval_queue(
+    info: Info,
+    first: int | None = 20,
+    after: str | None = None,
+    risk_level: t.RiskLevel | None = None,
+) -> Awaitable[t.Connection[t.Approval]]:
+    _member_only(info)
+    page = page_args(first, after)
+    key = (info.context.principal.tenant_id, page, risk_level)
+    return info.context.loaders.pending_approvals_of_tenant.load(key)
+
+
+async def mobile_home(info: Info) -> t.MobileHome:
+    _member_only(info)
+    loaders = info.context.loaders
+    tenant_id = info.context.principal.tenant_id
+    month = month_window(dt.datetime.now(dt.UTC))
+    (pending, active, running), spend, tenant_row = await asyncio.gather(
+        loaders.tenant_overview.load(tenant_id),
+        loaders.spend.load(("TENANT", "", month.start, month.end)),
+        loaders.tenant.load(tenant_id),
+    )
+    return t.MobileHome(
+        pending_approval_count=pending,
+        active_campaign_count=active,
+        running_activity_count=running,
+        spend_this_month_usd=spend.total_usd,
+        monthly_spend_cap_usd=tenant_row.monthly_spend_cap_usd,
+        tenant_id=tenant_id,
+    )
+
+
+async def skill_search(
+    info: Info, query: str, role: t.AgentRole | None = None, first: int | None = 5
+) -> list[t.SkillMatch]:
+    """Interim ranking with PostgreSQL full-text search, until skill search moves to Qdrant."""
+    if not query.strip() or len(query) > MAX_SKILL_QUERY:
+        raise BadUserInput(f"`query` must hold 1 to {MAX_SKILL_QUERY} characters.")
+    first = 5 if first is None else first
+    if not 1 <= first <= MAX_SKILL_RESULTS:
+        raise BadUserInput(f"`first` must be between 1 and {MAX_SKILL_RESULTS}.")
+    role_filter = "AND t.role = :role" if role is not None else ""
+    rows = await info.context.db.fetch(
+        f"""SELECT {shapes.SKILL_COLUMNS},
+                   ts_rank(to_tsvector('english', t.name || ' ' || t.content),
+                           plainto_tsquery('english', :query)) AS score
+            FROM skills t
+            WHERE (t.tenant_id = :tenant_id OR t.tenant_id IS NULL) {role_filter}
+            ORDER BY score DESC, t.name LIMIT :first""",
+        {
+            "tenant_id": info.context.principal.tenant_id,
+            "query": query,
+            "role": str(role) if role is not None else None,
+            "first": first,
+        },
+    )
+    return [t.SkillMatch(skill=shapes.skill_from_row(row), score=float(row[4])) for row in rows]

@@ -1,0 +1,1 @@
+"""The GraphQL schema: Strawberry types over the contract in ../shared/contract/schema.graphql."""

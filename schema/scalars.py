@@ -1,0 +1,81 @@
+"""The contract's custom scalars: DateTime, Date, Decimal (exact, as a string) and JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as PyDecimal
+from decimal import InvalidOperation
+from typing import Any, NewType
+
+import strawberry
+
+from domain.errors import BadUserInput
+
+
+def serialize_datetime(value: dt.datetime) -> str:
+    text = value.astimezone(dt.UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def parse_datetime(value: Any) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise BadUserInput(f"Not an ISO 8601 date-time: {str(value)[:60]!r}") from None
+    if parsed.tzinfo is None:
+        raise BadUserInput(f"A DateTime needs an explicit UTC offset: {value[:60]!r}")
+    return parsed
+
+
+def parse_date(value: Any) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise BadUserInput(f"Not an ISO 8601 date: {str(value)[:60]!r}") from None
+
+
+def parse_decimal(value: Any) -> PyDecimal:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadUserInput('A Decimal is a string such as "12.50".')
+    try:
+        parsed = PyDecimal(value)
+    except InvalidOperation:
+        raise BadUserInput(f"Not a decimal amount: {str(value)[:60]!r}") from None
+    if not parsed.is_finite():
+        raise BadUserInput("A Decimal must be finite.")
+    return parsed
+
+
+DateTime = strawberry.scalar(
+    NewType("DateTime", dt.datetime),
+    name="DateTime",
+    description=(
+        "An instant in time, ISO 8601 with an explicit UTC offset, e.g. 2026-11-22T14:05:00Z."
+    ),
+    serialize=serialize_datetime,
+    parse_value=parse_datetime,
+)
+
+Date = strawberry.scalar(
+    NewType("Date", dt.date),
+    name="Date",
+    description="A calendar date, ISO 8601, e.g. 2026-11-22.",
+    serialize=lambda value: value.isoformat(),
+    parse_value=parse_date,
+)
+
+Decimal = strawberry.scalar(
+    NewType("Decimal", PyDecimal),
+    name="Decimal",
+    description='An exact decimal amount of US dollars, serialised as a string, e.g. "12.403117".',
+    serialize=str,
+    parse_value=parse_decimal,
+)
+
+JSON = strawberry.scalar(
+    NewType("JSON", object),
+    name="JSON",
+    description="Any JSON value.",
+    serialize=lambda value: value,
+    parse_value=lambda value: value,
+)

@@ -1,0 +1,1 @@
+"""Switchboard: the GraphQL gateway of the agency platform (ASGI app, settings, edge, CLI)."""

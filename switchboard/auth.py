@@ -1,0 +1,224 @@
+"""Authentication: bearer JWTs into a `Principal` (who, in which tenant, with which role).
+
+- HS256 tokens are signed with SWITCHBOARD_JWT_SECRET; RS256/ES256 tokens are verified
+  against the key set at SWITCHBOARD_JWKS_URL when one is configured.
+- A verified token is cached in Redis under the sha256 of the token for 30 s, never past
+  its `exp`; the membership of (sub, tid) is cached for 5 minutes and dropped by
+  `forget_membership` when it changes. One Redis round trip reads both.
+- Any failure is `Unauthenticated` with the same message: nothing tells an expired token
+  from a forged one or from a user who is not a member.
+- Redis being down never blocks a request: the caches are skipped and the token and
+  membership are checked directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from domain.errors import BadUserInput, Unauthenticated
+from domain.ids import parse_global_id, to_global_id
+from switchboard.db import Database
+from switchboard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+AUDIENCES = ("dashboard", "mobile", "agent")
+JWKS_REFRESH_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who sent the request. `role` is the MemberRole for users, None for agents."""
+
+    subject_id: uuid.UUID
+    tenant_id: uuid.UUID
+    audience: str
+    is_agent: bool
+    role: str | None
+    expires_at: float
+
+    @property
+    def global_id(self) -> str:
+        return to_global_id("Agent" if self.is_agent else "User", self.subject_id)
+
+
+def issue_token(
+    settings: Settings,
+    subject: str,
+    tenant: str,
+    audience: str,
+    ttl_s: int = 12 * 3600,
+) -> str:
+    """An HS256 token for development, tests and the CLI."""
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "tid": tenant,
+        "aud": audience,
+        "iat": now,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def _token_key(token: str) -> str:
+    return "auth:token:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _membership_key(subject_id: uuid.UUID, tenant_id: uuid.UUID) -> str:
+    return f"auth:membership:{subject_id.hex}:{tenant_id.hex}"
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, db: Database, redis: Redis) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis = redis
+        self._jwks: dict[str, jwt.PyJWK] = {}
+        self._jwks_fetched_at = 0.0
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("Missing or malformed bearer token.")
+        token = token.strip()
+        subject_id, tenant_id = _peek_identity(token)
+        token_key, membership_key = _token_key(token), _membership_key(subject_id, tenant_id)
+        cached_claims, cached_role = await self._cache_get(token_key, membership_key)
+        now = time.time()
+        if cached_claims is not None and cached_claims["exp"] > now:
+            claims = cached_claims
+        else:
+            claims = await self._verify(token)
+            ttl = min(self.settings.token_cache_ttl_s, int(claims["exp"] - now))
+            if ttl > 0:
+                await self._cache_set(token_key, orjson.dumps(claims), ttl)
+        is_agent = claims["aud"] == "agent"
+        if cached_role is not None:
+            role = cached_role.decode()
+        else:
+            role = await self._membership(subject_id, tenant_id, is_agent)
+            await self._cache_set(
+                membership_key, role.encode(), self.settings.membership_cache_ttl_s
+            )
+        return Principal(
+            subject_id=subject_id,
+            tenant_id=tenant_id,
+            audience=claims["aud"],
+            is_agent=is_agent,
+            role=None if is_agent else role,
+            expires_at=float(claims["exp"]),
+        )
+
+    async def _verify(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+            algorithm = header.get("alg")
+            if algorithm == "HS256":
+                key: Any = self.settings.jwt_secret
+            elif algorithm in ("RS256", "ES256") and self.settings.jwks_url:
+                key = await self._jwks_key(header.get("kid"))
+            else:
+                raise Unauthenticated("Unsupported token algorithm.")
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=list(AUDIENCES),
+                issuer=self.settings.jwt_issuer,
+                options={"require": ["sub", "tid", "aud", "exp"]},
+            )
+        except (jwt.PyJWTError, ValueError) as error:
+            raise Unauthenticated("Invalid or expired token.") from error
+        subject_kind, _ = parse_or_reject(claims["sub"])
+        if (claims["aud"] == "agent") != (subject_kind == "Agent"):
+            raise Unauthenticated("Invalid or expired token.")
+        return {
+            "sub": claims["sub"],
+            "tid": claims["tid"],
+            "aud": claims["aud"],
+            "exp": claims["exp"],
+        }
+
+    async def _jwks_key(self, kid: str | None) -> Any:
+        stale = time.monotonic() - self._jwks_fetched_at > JWKS_REFRESH_S
+        # An unknown kid refetches (key rotation), at most once a minute.
+        recently = time.monotonic() - self._jwks_fetched_at < 60
+        if stale or (kid not in self._jwks and not recently):
+            assert self.settings.jwks_url is not None
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.get(self.settings.jwks_url)
+                response.raise_for_status()
+            key_set = jwt.PyJWKSet.from_dict(response.json())
+            self._jwks = {k.key_id or "": k for k in key_set.keys}
+            self._jwks_fetched_at = time.monotonic()
+        found = self._jwks.get(kid or "")
+        if found is None:
+            raise Unauthenticated("Unknown signing key.")
+        return found.key
+
+    async def _membership(self, subject_id: uuid.UUID, tenant_id: uuid.UUID, is_agent: bool) -> str:
+        if is_agent:
+            sql = (
+                "SELECT 'AGENT' FROM agents WHERE id = :subject AND tenant_id = :tenant "
+                "AND status <> 'TERMINATED'"
+            )
+        else:
+            sql = "SELECT role FROM memberships WHERE user_id = :subject AND tenant_id = :tenant"
+        rows = await self.db.fetch(sql, {"subject": subject_id, "tenant": tenant_id})
+        if not rows:
+            raise Unauthenticated("Invalid or expired token.")
+        return str(rows[0][0])
+
+    async def _cache_get(self, *keys: str) -> tuple[dict[str, Any] | None, bytes | None]:
+        try:
+            token_value, membership_value = await self.redis.mget(keys)
+        except RedisError as error:
+            log.warning("auth cache unavailable: %s", type(error).__name__)
+            return None, None
+        return (orjson.loads(token_value) if token_value else None), membership_value
+
+    async def _cache_set(self, key: str, value: bytes, ttl_s: int) -> None:
+        try:
+            await self.redis.set(key, value, ex=ttl_s)
+        except RedisError as error:
+            log.warning("auth cache unavailable: %s", type(error).__name__)
+
+
+async def forget_membership(redis: Redis, subject_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+    """Call after a membership (or an agent's status) changes, so the next request rechecks."""
+    await redis.delete(_membership_key(subject_id, tenant_id))
+
+
+def parse_or_reject(global_id: Any) -> tuple[str, uuid.UUID]:
+    if not isinstance(global_id, str):
+        raise Unauthenticated("Invalid or expired token.")
+    try:
+        return parse_global_id(global_id)
+    except BadUserInput:
+        raise Unauthenticated("Invalid or expired token.") from None
+
+
+def _peek_identity(token: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """sub and tid from the unverified payload: only to name cache keys, never trusted."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise Unauthenticated("Invalid or expired token.") from None
+    subject_kind, subject_id = parse_or_reject(claims.get("sub"))
+    tenant_kind, tenant_id = parse_or_reject(claims.get("tid"))
+    if subject_kind not in ("User", "Agent") or tenant_kind != "Tenant":
+        raise Unauthenticated("Invalid or expired token.")
+    return subject_id, tenant_id

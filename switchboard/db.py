@@ -1,0 +1,131 @@
+"""The database: a bounded SQLAlchemy async pool over asyncpg, and the one way to run a read.
+
+- The pool has a maximum size, a checkout timeout, an idle timeout (a connection idle for
+  longer is replaced at checkout), a 5 s connect timeout and a statement timeout on every
+  query (PostgreSQL's `statement_timeout`, 10 s by default).
+- Reads run on autocommit connections (no BEGIN/ROLLBACK round trips) and a read that hit
+  the statement timeout is retried once.
+- Every statement is counted in the current request's `StatementCounter`, which is how the
+  tests prove that an operation's statement count does not grow with its rows.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy import event, exc, text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import TextClause
+
+from switchboard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StatementCounter:
+    count: int = 0
+
+
+current_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
+    "statement_counter", default=None
+)
+
+
+def create_engine(settings: Settings, url: str) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        connect_args={
+            "timeout": settings.db_connect_timeout_s,
+            "server_settings": {
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+                "application_name": "switchboard",
+            },
+        },
+    )
+    _install_idle_timeout(engine, settings.db_idle_timeout_s)
+    _install_statement_counter(engine)
+    return engine
+
+
+def _install_idle_timeout(engine: AsyncEngine, idle_timeout_s: float) -> None:
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is not None and time.monotonic() - checked_in_at > idle_timeout_s:
+            # The pool discards this connection and checks out (or opens) another.
+            raise exc.DisconnectionError("connection idle past the pool's idle timeout")
+
+
+def _install_statement_counter(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _count(*_: Any) -> None:
+        counter = current_counter.get()
+        if counter is not None:
+            counter.count += 1
+
+
+class Database:
+    """The engine of this process and the helpers every read and write goes through."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def fetch(
+        self, sql: TextClause | str, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """Run one read statement; retried once if it hit the statement timeout."""
+        statement = text(sql) if isinstance(sql, str) else sql
+        try:
+            return await self._fetch_once(statement, params)
+        except exc.DBAPIError as error:
+            if not _is_query_canceled(error):
+                raise
+            log.warning("read hit the statement timeout; retrying once")
+            return await self._fetch_once(statement, params)
+
+    async def _fetch_once(
+        self, statement: TextClause, params: Mapping[str, Any] | None
+    ) -> Sequence[Row[Any]]:
+        async with self._autocommit.connect() as conn:
+            result = await conn.execute(statement, params or {})
+            return result.all()
+
+    def transaction(self) -> Any:
+        """`async with db.transaction() as conn:` — one transaction, committed on success."""
+        return self.engine.begin()
+
+    def connect(self) -> Any:
+        return self.engine.connect()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _is_query_canceled(error: exc.DBAPIError) -> bool:
+    orig = getattr(error, "orig", None)
+    cause = getattr(orig, "__cause__", None)
+    return isinstance(cause, asyncpg.exceptions.QueryCanceledError) or "canceling statement" in str(
+        error
+    )
+
+
+async def scalar(conn: AsyncConnection, sql: str, params: Mapping[str, Any]) -> Any:
+    return (await conn.execute(text(sql), params)).scalar()
