@@ -46,36 +46,37 @@ def parse_decimal(value: Any) -> PyDecimal:
     return parsed
 
 
-DateTime = strawberry.scalar(
-    NewType("DateTime", dt.datetime),
-    name="DateTime",
-    description=(
-        "An instant in time, ISO 8601 with an explicit UTC offset, e.g. 2026-11-22T14:05:00Z."
+DateTime = NewType("DateTime", dt.datetime)
+Date = NewType("Date", dt.date)
+Decimal = NewType("Decimal", PyDecimal)
+JSON = NewType("JSON", object)
+
+# Passed to StrawberryConfig(scalar_map=...) by the schema.
+SCALAR_MAP = {
+    DateTime: strawberry.scalar(
+        name="DateTime",
+        description=(
+            "An instant in time, ISO 8601 with an explicit UTC offset, e.g. 2026-11-22T14:05:00Z."
+        ),
+        serialize=serialize_datetime,
+        parse_value=parse_datetime,
     ),
-    serialize=serialize_datetime,
-    parse_value=parse_datetime,
-)
-
-Date = strawberry.scalar(
-    NewType("Date", dt.date),
-    name="Date",
-    description="A calendar date, ISO 8601, e.g. 2026-11-22.",
-    serialize=lambda value: value.isoformat(),
-    parse_value=parse_date,
-)
-
-Decimal = strawberry.scalar(
-    NewType("Decimal", PyDecimal),
-    name="Decimal",
-    description='An exact decimal amount of US dollars, serialised as a string, e.g. "12.403117".',
-    serialize=str,
-    parse_value=parse_decimal,
-)
-
-JSON = strawberry.scalar(
-    NewType("JSON", object),
-    name="JSON",
-    description="Any JSON value.",
-    serialize=lambda value: value,
-    parse_value=lambda value: value,
-)
+    Date: strawberry.scalar(
+        name="Date",
+        description="A calendar date, ISO 8601, e.g. 2026-11-22.",
+        serialize=lambda value: value.isoformat(),
+        parse_value=parse_date,
+    ),
+    Decimal: strawberry.scalar(
+        name="Decimal",
+        description='An exact decimal amount of US dollars, serialised as a string, e.g. "12.403117".',
+        serialize=str,
+        parse_value=parse_decimal,
+    ),
+    JSON: strawberry.scalar(
+        name="JSON",
+        description="Any JSON value.",
+        serialize=lambda value: value,
+        parse_value=lambda value: value,
+    ),
+}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 
 from resolvers import query
 from schema import types as t
+from schema.scalars import SCALAR_MAP
 
 
 @strawberry.type
@@ -40,6 +42,7 @@ class Query:
 
 schema = strawberry.Schema(
     query=Query,
+    config=StrawberryConfig(scalar_map=SCALAR_MAP),
     types=[
         t.Tenant,
         t.Campaign,

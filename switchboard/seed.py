@@ -260,7 +260,7 @@ def demo_rows(
                 created,
             ),
         )
-        for d in range(4):
+        for d in range(3 + scale):
             kind = KINDS[(c + d) % len(KINDS)]
             deliverable_id = stable_id(slug, "deliverable", c, d)
             d_created = created + dt.timedelta(hours=d + 1)
@@ -279,7 +279,7 @@ def demo_rows(
             )
             role = KIND_ROLE[kind]
             agent_id, model = agents[role]
-            for a in range(2):
+            for a in range(1 + scale):
                 status = ACTIVITY_STATUSES[activity_index % len(ACTIVITY_STATUSES)]
                 activity_index += 1
                 _add_activity(

@@ -1,0 +1,168 @@
+"""Test fixtures: real PostgreSQL and Redis (embedded unless DATABASE_URL / REDIS_URL are set).
+
+Each run creates a fresh database `switchboard_test` on the server, migrates it and seeds:
+- the demo tenants `acme` and `globex` (scale 1), as `switchboard serve` does;
+- `initech`, the same shapes at four times the size, for tests that compare sizes.
+The gateway runs in-process behind httpx's ASGI transport with its real lifespan.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.applications import Starlette
+
+from domain.ids import to_global_id
+from switchboard.app import create_app
+from switchboard.auth import issue_token
+from switchboard.migrate import upgrade_to_head_async
+from switchboard.seed import seed_demo, seeding_anchor, stable_id
+from switchboard.services import EmbeddedServices, start_services
+from switchboard.settings import PROJECT_DIR, Settings
+
+TEST_DATABASE = "switchboard_test"
+TEST_TENANTS: dict[str, tuple[str, Decimal | None]] = {
+    "acme": ("Acme Outdoor Co.", Decimal("400.00")),
+    "globex": ("Globex Corporation", Decimal("250.00")),
+}
+LARGE_TENANT: dict[str, tuple[str, Decimal | None]] = {"initech": ("Initech", Decimal("900.00"))}
+LARGE_SCALE = 4
+
+
+@dataclass(frozen=True)
+class TestServers:
+    database_url: str
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def embedded() -> Iterator[EmbeddedServices]:
+    state_dir = Path(
+        os.environ.get("SWITCHBOARD_TEST_STATE_DIR", PROJECT_DIR / ".switchboard/test")
+    )
+    running = start_services(
+        state_dir,
+        os.environ.get("DATABASE_URL"),
+        os.environ.get("REDIS_URL"),
+        database_name="postgres",
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+async def servers(embedded: EmbeddedServices) -> TestServers:
+    database_url = await _fresh_database(embedded.database_url, TEST_DATABASE)
+    await upgrade_to_head_async(database_url)
+    engine = create_async_engine(database_url)
+    anchor = seeding_anchor()
+    async with engine.begin() as conn:
+        await seed_demo(conn, TEST_TENANTS, anchor=anchor)
+        await seed_demo(conn, LARGE_TENANT, scale=LARGE_SCALE, anchor=anchor)
+    await engine.dispose()
+    redis = Redis.from_url(embedded.redis_url)
+    await redis.flushdb()
+    await redis.aclose()
+    return TestServers(database_url=database_url, redis_url=embedded.redis_url)
+
+
+async def _fresh_database(server_url: str, name: str) -> str:
+    """Drop and create `name` on the server of `server_url`; returns the URL of the new one."""
+    base, _, query = server_url.partition("?")
+    admin_url = base.rsplit("/", 1)[0] + "/postgres" + (f"?{query}" if query else "")
+    conn = await asyncpg.connect(_libpq(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def settings(servers: TestServers) -> Settings:
+    return Settings(database_url=servers.database_url, redis_url=servers.redis_url, mode="test")
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def db_conn(servers: TestServers) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection for arranging and checking rows directly."""
+    conn = await asyncpg.connect(_libpq(servers.database_url))
+    yield conn
+    await conn.close()
+
+
+def tenant_gid(slug: str) -> str:
+    return to_global_id("Tenant", stable_id(slug, "tenant"))
+
+
+def user_gid(slug: str, local: str) -> str:
+    return to_global_id("User", stable_id("user", f"{local}@{slug}.example"))
+
+
+def agent_gid(slug: str, role: str) -> str:
+    return to_global_id("Agent", stable_id(slug, "agent", role))
+
+
+@pytest.fixture(scope="session")
+def token(settings: Settings) -> Any:
+    """token(slug, local="marketer", audience="dashboard") → a signed HS256 token."""
+
+    def make(
+        slug: str, local: str = "marketer", audience: str = "dashboard", ttl_s: int = 3600
+    ) -> str:
+        return issue_token(settings, user_gid(slug, local), tenant_gid(slug), audience, ttl_s)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def agent_token(settings: Settings) -> Any:
+    def make(slug: str, role: str) -> str:
+        return issue_token(settings, agent_gid(slug, role), tenant_gid(slug), "agent")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def gql(client: httpx.AsyncClient) -> Any:
+    """gql(query, variables=None, token=None) → the httpx response of a POST /graphql."""
+
+    async def post(
+        query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> httpx.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return await client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+
+    return post
