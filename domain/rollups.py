@@ -40,3 +40,47 @@ REBUILD_SQL = [
     WHERE m.tenant_id = :tenant_id AND m.id = s.campaign_id
     """,
 ]
+
+# One LLM call, recorded with every rollup in one statement (so in one transaction): the
+# raw row, its four hourly rollup rows, and the all-time cost of its activity, deliverable
+# and campaign. Rows are locked in the same order by every call, so concurrent calls queue
+# on the rows they share instead of deadlocking. Returns no row when the activity is not
+# the tenant's.
+RECORD_CALL_SQL = """
+WITH call AS (
+    INSERT INTO llm_calls (id, tenant_id, activity_id, agent_id, campaign_id, provider, model,
+                           input_tokens, output_tokens, cost_usd, latency_ms, created_at)
+    SELECT :id, a.tenant_id, a.id, a.agent_id, a.campaign_id, :provider, :model,
+           :input_tokens, :output_tokens, :cost_usd, :latency_ms, :created_at
+    FROM activities a
+    WHERE a.id = :activity_id AND a.tenant_id = :tenant_id
+    RETURNING id, tenant_id, activity_id, agent_id, campaign_id, model, input_tokens,
+              output_tokens, cost_usd, created_at
+), hourly AS (
+    INSERT INTO llm_spend_hourly AS h
+        (tenant_id, dimension, key, hour, total_usd, input_tokens, output_tokens, call_count)
+    SELECT c.tenant_id, d.dimension, d.key, date_trunc('hour', c.created_at, 'UTC'),
+           c.cost_usd, c.input_tokens, c.output_tokens, 1
+    FROM call c
+    CROSS JOIN LATERAL (VALUES
+        ('TENANT', ''), ('AGENT', c.agent_id::text), ('MODEL', c.model),
+        ('CAMPAIGN', c.campaign_id::text)
+    ) AS d(dimension, key)
+    ON CONFLICT (tenant_id, dimension, key, hour) DO UPDATE SET
+        total_usd = h.total_usd + EXCLUDED.total_usd,
+        input_tokens = h.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = h.output_tokens + EXCLUDED.output_tokens,
+        call_count = h.call_count + EXCLUDED.call_count
+), activity AS (
+    UPDATE activities a SET cost_usd = a.cost_usd + c.cost_usd
+    FROM call c WHERE a.id = c.activity_id
+    RETURNING a.deliverable_id
+), deliverable AS (
+    UPDATE deliverables d SET cost_usd = d.cost_usd + c.cost_usd
+    FROM call c, activity WHERE d.id = activity.deliverable_id
+), campaign AS (
+    UPDATE campaigns m SET spent_usd = m.spent_usd + c.cost_usd
+    FROM call c WHERE m.id = c.campaign_id
+)
+SELECT id, created_at FROM call
+"""

@@ -69,7 +69,9 @@ SCALAR_MAP = {
     ),
     Decimal: strawberry.scalar(
         name="Decimal",
-        description='An exact decimal amount of US dollars, serialised as a string, e.g. "12.403117".',
+        description=(
+            'An exact decimal amount of US dollars, serialised as a string, e.g. "12.403117".'
+        ),
         serialize=str,
         parse_value=parse_decimal,
     ),

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import TextClause
 
 from switchboard.settings import Settings
@@ -92,7 +93,7 @@ class Database:
         self, sql: TextClause | str, params: Mapping[str, Any] | None = None
     ) -> Sequence[Row[Any]]:
         """Run one read statement; retried once if it hit the statement timeout."""
-        statement = text(sql) if isinstance(sql, str) else sql
+        statement = _text(sql) if isinstance(sql, str) else sql
         try:
             return await self._fetch_once(statement, params)
         except exc.DBAPIError as error:
@@ -119,13 +120,15 @@ class Database:
         await self.engine.dispose()
 
 
+@functools.lru_cache(maxsize=1024)
+def _text(sql: str) -> TextClause:
+    # Loaders build the same few SQL strings again and again; parse each one once.
+    return text(sql)
+
+
 def _is_query_canceled(error: exc.DBAPIError) -> bool:
     orig = getattr(error, "orig", None)
     cause = getattr(orig, "__cause__", None)
     return isinstance(cause, asyncpg.exceptions.QueryCanceledError) or "canceling statement" in str(
         error
     )
-
-
-async def scalar(conn: AsyncConnection, sql: str, params: Mapping[str, Any]) -> Any:
-    return (await conn.execute(text(sql), params)).scalar()

@@ -78,7 +78,7 @@ class GraphQLEndpoint:
             ):
                 if not self.settings.development:
                     raise RequestError(404, "NOT_FOUND", "GraphiQL is off in production.")
-                return HTMLResponse(get_graphql_ide_html(subscription_enabled=False))
+                return HTMLResponse(get_graphql_ide_html())
             graphql_request = await _read_request(request)
             principal = await self.authenticator.authenticate(request.headers.get("authorization"))
             status, payload = await self._run(request, graphql_request, principal, media_type)

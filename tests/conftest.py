@@ -31,7 +31,8 @@ from switchboard.seed import seed_demo, seeding_anchor, stable_id
 from switchboard.services import EmbeddedServices, start_services
 from switchboard.settings import PROJECT_DIR, Settings
 
-TEST_DATABASE = "switchboard_test"
+# One database per run (and per process), so concurrent runs never share one.
+TEST_DATABASE = f"switchboard_test_{os.getpid()}"
 TEST_TENANTS: dict[str, tuple[str, Decimal | None]] = {
     "acme": ("Acme Outdoor Co.", Decimal("400.00")),
     "globex": ("Globex Corporation", Decimal("250.00")),
@@ -41,7 +42,7 @@ LARGE_SCALE = 4
 
 
 @dataclass(frozen=True)
-class TestServers:
+class Servers:
     database_url: str
     redis_url: str
 
@@ -56,13 +57,14 @@ def embedded() -> Iterator[EmbeddedServices]:
         os.environ.get("DATABASE_URL"),
         os.environ.get("REDIS_URL"),
         database_name="postgres",
+        private_redis=True,
     )
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="session")
-async def servers(embedded: EmbeddedServices) -> TestServers:
+async def servers(embedded: EmbeddedServices) -> AsyncIterator[Servers]:
     database_url = await _fresh_database(embedded.database_url, TEST_DATABASE)
     await upgrade_to_head_async(database_url)
     engine = create_async_engine(database_url)
@@ -74,20 +76,32 @@ async def servers(embedded: EmbeddedServices) -> TestServers:
     redis = Redis.from_url(embedded.redis_url)
     await redis.flushdb()
     await redis.aclose()
-    return TestServers(database_url=database_url, redis_url=embedded.redis_url)
+    yield Servers(database_url=database_url, redis_url=embedded.redis_url)
+    await _drop_database(embedded.database_url, TEST_DATABASE)
+
+
+def _database_url(server_url: str, name: str) -> str:
+    base, _, query = server_url.partition("?")
+    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
 
 
 async def _fresh_database(server_url: str, name: str) -> str:
     """Drop and create `name` on the server of `server_url`; returns the URL of the new one."""
-    base, _, query = server_url.partition("?")
-    admin_url = base.rsplit("/", 1)[0] + "/postgres" + (f"?{query}" if query else "")
-    conn = await asyncpg.connect(_libpq(admin_url))
+    await _drop_database(server_url, name)
+    conn = await asyncpg.connect(_libpq(_database_url(server_url, "postgres")))
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    return _database_url(server_url, name)
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(_libpq(_database_url(server_url, "postgres")))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def _libpq(url: str) -> str:
@@ -95,7 +109,7 @@ def _libpq(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(servers: TestServers) -> Settings:
+def settings(servers: Servers) -> Settings:
     return Settings(database_url=servers.database_url, redis_url=servers.redis_url, mode="test")
 
 
@@ -114,7 +128,7 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-async def db_conn(servers: TestServers) -> AsyncIterator[asyncpg.Connection]:
+async def db_conn(servers: Servers) -> AsyncIterator[asyncpg.Connection]:
     """A plain asyncpg connection for arranging and checking rows directly."""
     conn = await asyncpg.connect(_libpq(servers.database_url))
     yield conn

@@ -14,7 +14,6 @@ from graphql import (
     parse,
     validate,
 )
-
 from graphql.utilities.print_schema import print_input_value
 
 from schema.schema import schema
