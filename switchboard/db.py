@@ -56,6 +56,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
     )
     _install_idle_timeout(engine, settings.db_idle_timeout_s)
     _install_statement_counter(engine)
+    _install_slow_statement_log(engine, settings.db_slow_statement_ms)
     return engine
 
 
@@ -80,6 +81,40 @@ def _install_statement_counter(engine: AsyncEngine) -> None:
         counter = current_counter.get()
         if counter is not None:
             counter.count += 1
+
+
+def _install_slow_statement_log(engine: AsyncEngine, slow_ms: float) -> None:
+    """Log a statement slower than `slow_ms` with its text and its plan."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _started(conn: Any, *_: Any) -> None:
+        conn.info.setdefault("statement_started", []).append(time.perf_counter())
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _finished(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        elapsed_ms = (time.perf_counter() - conn.info["statement_started"].pop()) * 1000
+        if elapsed_ms < slow_ms or many:
+            return
+        log.warning(
+            "slow statement: %.1f ms\n%s\nplan:\n%s",
+            elapsed_ms,
+            statement.strip(),
+            _plan(conn, statement, parameters),
+        )
+
+
+def _plan(conn: Any, statement: str, parameters: Any) -> str:
+    """EXPLAIN (without running it again) on a cursor of its own, so the result in hand stays."""
+    if not statement.lstrip().upper().startswith(("SELECT", "WITH", "INSERT", "UPDATE", "DELETE")):
+        return "(no plan for this kind of statement)"
+    try:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute("EXPLAIN " + statement, parameters)
+        return "\n".join(row[0] for row in cursor.fetchall())
+    except Exception as error:  # the plan is a courtesy; never fail the statement for it
+        return f"(no plan: {type(error).__name__})"
 
 
 class Database:

@@ -38,6 +38,7 @@ class Settings:
     db_idle_timeout_s: float = 300.0
     db_connect_timeout_s: float = 5.0
     db_statement_timeout_ms: int = 10_000
+    db_slow_statement_ms: float = 100.0
     # Auth caches
     membership_cache_ttl_s: int = 300
     token_cache_ttl_s: int = 30
@@ -63,6 +64,7 @@ class Settings:
             "db_idle_timeout_s": _env_float("SWITCHBOARD_DB_IDLE_TIMEOUT_S", 300.0),
             "db_connect_timeout_s": _env_float("SWITCHBOARD_DB_CONNECT_TIMEOUT_S", 5.0),
             "db_statement_timeout_ms": _env_int("SWITCHBOARD_DB_STATEMENT_TIMEOUT_MS", 10_000),
+            "db_slow_statement_ms": _env_float("SWITCHBOARD_DB_SLOW_STATEMENT_MS", 100.0),
             "state_dir": STATE_DIR,
         }
         values.update(overrides)
