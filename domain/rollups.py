@@ -7,6 +7,9 @@ rows (after a bulk load); each recorded call updates them in its own transaction
 """
 
 REBUILD_SQL = [
+    # After a bulk load the planner knows nothing of the new rows; without statistics it
+    # may join a million calls to their activities row by row.
+    "ANALYZE llm_calls, activities, deliverables, campaigns",
     "DELETE FROM llm_spend_hourly WHERE tenant_id = :tenant_id",
     """
     INSERT INTO llm_spend_hourly

@@ -19,6 +19,7 @@ from aiodataloader import DataLoader
 from domain.enums import AGENT_ROLE_ORDER
 from domain.ids import to_global_id
 from loaders import shapes
+from loaders.batching import BatchScheduler, ScheduledLoader
 from loaders.connections import ConnectionKey, ConnectionSpec, load_pages
 from loaders.spend import load_spend, load_spend_reports
 from schema import types as t
@@ -110,6 +111,18 @@ class Loaders:
     def __init__(self, db: Database, tenant_id: uuid.UUID) -> None:
         self.db = db
         self.tenant_id = tenant_id
+        self.scheduler = BatchScheduler()
+
+    def close(self) -> None:
+        """Drop every loader and its cache at the end of the request.
+
+        Each loader's batch function refers back to this object, a reference cycle that
+        only the cyclic garbage collector could free, taking every loaded row with it;
+        dropping the loaders lets reference counting free them at once.
+        """
+        for name in [key for key, value in vars(self).items() if isinstance(value, DataLoader)]:
+            vars(self)[name].clear_all()
+            del vars(self)[name]
 
     # ------------------------------------------------------------------ objects by id
 
@@ -125,7 +138,7 @@ class Loaders:
             found = {row[0]: build(row) for row in rows}
             return [found.get(row_id) for row_id in ids]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def campaign(self) -> DataLoader:
@@ -162,7 +175,7 @@ class Loaders:
             found = {row[0]: shapes.tenant_from_row(row) for row in rows}
             return [found.get(row_id) for row_id in ids]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def skill(self) -> DataLoader:
@@ -175,7 +188,7 @@ class Loaders:
             found = {row[0]: shapes.skill_from_row(row) for row in rows}
             return [found.get(row_id) for row_id in ids]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def member(self) -> DataLoader:
@@ -201,7 +214,7 @@ class Loaders:
             }
             return [found.get(row_id) for row_id in ids]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     # ------------------------------------------------------------------ connections
 
@@ -209,7 +222,7 @@ class Loaders:
         async def batch(keys: Sequence[ConnectionKey]) -> list[t.Connection[Any]]:
             return await load_pages(self.db, self.tenant_id, spec, keys)
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def campaigns_of_tenant(self) -> DataLoader:
@@ -249,7 +262,7 @@ class Loaders:
             found = {row[0]: build(row[1:]) for row in rows}
             return [found.get(owner_id) for owner_id in ids]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def latest_activity_of_deliverable(self) -> DataLoader:
@@ -287,7 +300,7 @@ class Loaders:
             )
             return [agents if tenant_id == self.tenant_id else [] for tenant_id in ids]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def pending_approval_count_of_tenant(self) -> DataLoader:
@@ -312,7 +325,7 @@ class Loaders:
             found = {row[0]: row[1] for row in rows}
             return [found.get(owner_id, 0) for owner_id in ids]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def preferences_of_user(self) -> DataLoader:
@@ -327,7 +340,7 @@ class Loaders:
                 found[row[0]].append(t.Preference(key=row[1], value=row[2], updated_at=row[3]))
             return [found.get(user_id, []) for user_id in user_ids]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def tenant_overview(self) -> DataLoader:
@@ -346,7 +359,7 @@ class Loaders:
             )
             return [tuple(rows[0]) for _ in ids]  # type: ignore[misc]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     def _tenant_list(self, sql: str, build: Callable[[Any], Any]) -> DataLoader:
         async def batch(ids: Sequence[uuid.UUID]) -> list[list[Any]]:
@@ -354,7 +367,7 @@ class Loaders:
             items = [build(row) for row in rows]
             return [items for _ in ids]
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def urgent_approvals(self) -> DataLoader:
@@ -380,11 +393,11 @@ class Loaders:
         async def batch(keys: Sequence[Any]) -> list[t.SpendSummary]:
             return await load_spend(self.db, self.tenant_id, keys)
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def spend_report(self) -> DataLoader:
         async def batch(keys: Sequence[Any]) -> list[list[t.SpendBucket]]:
             return await load_spend_reports(self.db, self.tenant_id, keys)
 
-        return DataLoader(batch)
+        return ScheduledLoader(batch, self.scheduler)

@@ -9,7 +9,8 @@ from typing import Any
 
 import strawberry
 
-from domain.errors import BadUserInput, Forbidden
+from domain.access import require_member
+from domain.errors import BadUserInput
 from domain.ids import parse_global_id
 from domain.pagination import page_args
 from domain.spend import month_window, role_label
@@ -19,12 +20,6 @@ from schema.types import Info
 
 MAX_SKILL_QUERY = 1000
 MAX_SKILL_RESULTS = 50
-
-
-def _member_only(info: Info) -> None:
-    """Agent tokens read only what their own activities need, never tenant-wide lists."""
-    if info.context.principal.is_agent:
-        raise Forbidden("Agent tokens may not read this field.")
 
 
 async def viewer(info: Info) -> t.Viewer:
@@ -43,7 +38,7 @@ async def viewer(info: Info) -> t.Viewer:
 
 
 def tenant(info: Info) -> Awaitable[t.Tenant]:
-    _member_only(info)
+    require_member(info.context.principal)
     return info.context.loaders.tenant.load(info.context.principal.tenant_id)
 
 
@@ -93,14 +88,14 @@ def approval_queue(
     after: str | None = None,
     risk_level: t.RiskLevel | None = None,
 ) -> Awaitable[t.Connection[t.Approval]]:
-    _member_only(info)
+    require_member(info.context.principal)
     page = page_args(first, after)
     key = (info.context.principal.tenant_id, page, risk_level)
     return info.context.loaders.pending_approvals_of_tenant.load(key)
 
 
 async def mobile_home(info: Info) -> t.MobileHome:
-    _member_only(info)
+    require_member(info.context.principal)
     loaders = info.context.loaders
     tenant_id = info.context.principal.tenant_id
     month = month_window(dt.datetime.now(dt.UTC))

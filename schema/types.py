@@ -17,6 +17,8 @@ import strawberry
 from strawberry import Private
 
 from domain import enums
+from domain.access import require_member, require_member_or_self
+from domain.errors import Forbidden
 from domain.pagination import page_args
 from schema.scalars import JSON, Date, DateTime, Decimal
 
@@ -123,6 +125,8 @@ class Viewer:
 
     @strawberry.field(graphql_type=list[Preference])
     def preferences(self, info: Info) -> Awaitable[list[Preference]] | list[Preference]:
+        if self.user_id != info.context.principal.subject_id:
+            raise Forbidden("Only a viewer's own preferences can be read.")
         if self.user_id is None:
             return []
         return info.context.loaders.preferences_of_user.load(self.user_id)
@@ -145,15 +149,18 @@ class Tenant(Node):
         after: str | None = None,
         status: CampaignStatus | None = None,
     ) -> Awaitable[Connection[Campaign]]:
+        require_member(info.context.principal)
         page = page_args(first, after)
         return info.context.loaders.campaigns_of_tenant.load((self.row_id, page, status))
 
     @strawberry.field(graphql_type=list["Agent"])
     def agents(self, info: Info) -> Awaitable[list[Agent]]:
+        require_member(info.context.principal)
         return info.context.loaders.agents_of_tenant.load(self.row_id)
 
     @strawberry.field(graphql_type=int)
     def pending_approval_count(self, info: Info) -> Awaitable[int]:
+        require_member(info.context.principal)
         return info.context.loaders.pending_approval_count_of_tenant.load(self.row_id)
 
     @strawberry.field(
@@ -165,6 +172,7 @@ class Tenant(Node):
         from_: Annotated[DateTime, strawberry.argument(name="from")],
         to: DateTime,
     ) -> Awaitable[SpendSummary]:
+        require_member(info.context.principal)
         return info.context.loaders.spend.load(("TENANT", "", from_, to))
 
     @strawberry.field(
@@ -181,6 +189,7 @@ class Tenant(Node):
         to: DateTime,
         group_by: SpendDimension,
     ) -> Awaitable[list[SpendBucket]]:
+        require_member(info.context.principal)
         return info.context.loaders.spend_report.load((group_by, from_, to))
 
 
@@ -213,6 +222,7 @@ class Campaign(Node):
         after: str | None = None,
         status: DeliverableStatus | None = None,
     ) -> Awaitable[Connection[Deliverable]]:
+        require_member(info.context.principal)
         page = page_args(first, after)
         return info.context.loaders.deliverables_of_campaign.load((self.row_id, page, status))
 
@@ -220,11 +230,13 @@ class Campaign(Node):
     def pending_approvals(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Awaitable[Connection[Approval]]:
+        require_member(info.context.principal)
         page = page_args(first, after)
         return info.context.loaders.pending_approvals_of_campaign.load((self.row_id, page, None))
 
     @strawberry.field(graphql_type=int)
     def pending_approval_count(self, info: Info) -> Awaitable[int]:
+        require_member(info.context.principal)
         return info.context.loaders.pending_approval_count_of_campaign.load(self.row_id)
 
     @strawberry.field(graphql_type=SpendSummary)
@@ -234,6 +246,7 @@ class Campaign(Node):
         from_: Annotated[DateTime, strawberry.argument(name="from")],
         to: DateTime,
     ) -> Awaitable[SpendSummary]:
+        require_member(info.context.principal)
         return info.context.loaders.spend.load(("CAMPAIGN", str(self.row_id), from_, to))
 
 
@@ -259,11 +272,13 @@ class Deliverable(Node):
     def activities(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Awaitable[Connection[Activity]]:
+        require_member(info.context.principal)
         page = page_args(first, after)
         return info.context.loaders.activities_of_deliverable.load((self.row_id, page, None))
 
     @strawberry.field(graphql_type=Annotated["Activity", strawberry.lazy("schema.types")] | None)
     def latest_activity(self, info: Info) -> Awaitable[Activity | None]:
+        require_member(info.context.principal)
         return info.context.loaders.latest_activity_of_deliverable.load(self.row_id)
 
 
@@ -286,6 +301,7 @@ class Agent(Node):
         after: str | None = None,
         status: ActivityStatus | None = None,
     ) -> Awaitable[Connection[Activity]]:
+        require_member_or_self(info.context.principal, self.row_id)
         page = page_args(first, after)
         return info.context.loaders.activities_of_agent.load((self.row_id, page, status))
 
@@ -296,6 +312,7 @@ class Agent(Node):
         from_: Annotated[DateTime, strawberry.argument(name="from")],
         to: DateTime,
     ) -> Awaitable[SpendSummary]:
+        require_member_or_self(info.context.principal, self.row_id)
         return info.context.loaders.spend.load(("AGENT", str(self.row_id), from_, to))
 
 

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -26,31 +25,19 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from domain.access import Principal
 from domain.errors import BadUserInput, Unauthenticated
-from domain.ids import parse_global_id, to_global_id
+from domain.ids import parse_global_id
 from switchboard.db import Database
-from switchboard.settings import Settings
+from switchboard.settings import DEV_JWT_SECRET, Settings
 
 log = logging.getLogger(__name__)
 
 AUDIENCES = ("dashboard", "mobile", "agent")
+# The one answer to every authentication failure: nothing tells the causes apart.
+REFUSED = "Invalid or expired token."
 JWKS_REFRESH_S = 600.0
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who sent the request. `role` is the MemberRole for users, None for agents."""
-
-    subject_id: uuid.UUID
-    tenant_id: uuid.UUID
-    audience: str
-    is_agent: bool
-    role: str | None
-    expires_at: float
-
-    @property
-    def global_id(self) -> str:
-        return to_global_id("Agent" if self.is_agent else "User", self.subject_id)
+JWKS_RETRY_S = 10.0
 
 
 def issue_token(
@@ -87,12 +74,14 @@ class Authenticator:
         self.db = db
         self.redis = redis
         self._jwks: dict[str, jwt.PyJWK] = {}
-        self._jwks_fetched_at = 0.0
+        self._jwks_fetched_at = self._jwks_attempted_at = float("-inf")
+        # In production HS256 is accepted only with a secret of the operator's own.
+        self._hs256_allowed = settings.development or settings.jwt_secret != DEV_JWT_SECRET
 
     async def authenticate(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("Missing or malformed bearer token.")
+            raise Unauthenticated(REFUSED)
         token = token.strip()
         subject_id, tenant_id = _peek_identity(token)
         token_key, membership_key = _token_key(token), _membership_key(subject_id, tenant_id)
@@ -126,12 +115,12 @@ class Authenticator:
         try:
             header = jwt.get_unverified_header(token)
             algorithm = header.get("alg")
-            if algorithm == "HS256":
+            if algorithm == "HS256" and self._hs256_allowed:
                 key: Any = self.settings.jwt_secret
             elif algorithm in ("RS256", "ES256") and self.settings.jwks_url:
-                key = await self._jwks_key(header.get("kid"))
+                key = await self._jwks_key(header.get("kid"), algorithm)
             else:
-                raise Unauthenticated("Unsupported token algorithm.")
+                raise Unauthenticated(REFUSED)
             claims = jwt.decode(
                 token,
                 key,
@@ -141,10 +130,10 @@ class Authenticator:
                 options={"require": ["sub", "tid", "aud", "exp"]},
             )
         except (jwt.PyJWTError, ValueError) as error:
-            raise Unauthenticated("Invalid or expired token.") from error
+            raise Unauthenticated(REFUSED) from error
         subject_kind, _ = parse_or_reject(claims["sub"])
         if (claims["aud"] == "agent") != (subject_kind == "Agent"):
-            raise Unauthenticated("Invalid or expired token.")
+            raise Unauthenticated(REFUSED)
         return {
             "sub": claims["sub"],
             "tid": claims["tid"],
@@ -152,21 +141,30 @@ class Authenticator:
             "exp": claims["exp"],
         }
 
-    async def _jwks_key(self, kid: str | None) -> Any:
-        stale = time.monotonic() - self._jwks_fetched_at > JWKS_REFRESH_S
-        # An unknown kid refetches (key rotation), at most once a minute.
-        recently = time.monotonic() - self._jwks_fetched_at < 60
-        if stale or (kid not in self._jwks and not recently):
+    async def _jwks_key(self, kid: str | None, algorithm: str) -> Any:
+        now = time.monotonic()
+        stale = now - self._jwks_fetched_at > JWKS_REFRESH_S
+        # An unknown kid refetches (key rotation) at most once a minute; a failed fetch is
+        # retried after JWKS_RETRY_S, not on every request.
+        wait = JWKS_RETRY_S if stale else 60.0
+        if (stale or kid not in self._jwks) and now - self._jwks_attempted_at > wait:
+            self._jwks_attempted_at = now
             assert self.settings.jwks_url is not None
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                response = await client.get(self.settings.jwks_url)
-                response.raise_for_status()
-            key_set = jwt.PyJWKSet.from_dict(response.json())
-            self._jwks = {k.key_id or "": k for k in key_set.keys}
-            self._jwks_fetched_at = time.monotonic()
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    response = await client.get(self.settings.jwks_url)
+                    response.raise_for_status()
+                key_set = jwt.PyJWKSet.from_dict(response.json())
+            except (httpx.HTTPError, jwt.PyJWTError, ValueError) as error:
+                # The keys already known still verify; a token needing another is refused.
+                log.warning("JWKS fetch failed: %s", type(error).__name__)
+            else:
+                self._jwks = {k.key_id or "": k for k in key_set.keys}
+                self._jwks_fetched_at = time.monotonic()
         found = self._jwks.get(kid or "")
-        if found is None:
-            raise Unauthenticated("Unknown signing key.")
+        # A key verifies only tokens of its own algorithm (PyJWT raises TypeError otherwise).
+        if found is None or found.algorithm_name != algorithm:
+            raise Unauthenticated(REFUSED)
         return found.key
 
     async def _membership(self, subject_id: uuid.UUID, tenant_id: uuid.UUID, is_agent: bool) -> str:
@@ -179,7 +177,7 @@ class Authenticator:
             sql = "SELECT role FROM memberships WHERE user_id = :subject AND tenant_id = :tenant"
         rows = await self.db.fetch(sql, {"subject": subject_id, "tenant": tenant_id})
         if not rows:
-            raise Unauthenticated("Invalid or expired token.")
+            raise Unauthenticated(REFUSED)
         return str(rows[0][0])
 
     async def _cache_get(self, *keys: str) -> tuple[dict[str, Any] | None, bytes | None]:
@@ -204,11 +202,11 @@ async def forget_membership(redis: Redis, subject_id: uuid.UUID, tenant_id: uuid
 
 def parse_or_reject(global_id: Any) -> tuple[str, uuid.UUID]:
     if not isinstance(global_id, str):
-        raise Unauthenticated("Invalid or expired token.")
+        raise Unauthenticated(REFUSED)
     try:
         return parse_global_id(global_id)
     except BadUserInput:
-        raise Unauthenticated("Invalid or expired token.") from None
+        raise Unauthenticated(REFUSED) from None
 
 
 def _peek_identity(token: str) -> tuple[uuid.UUID, uuid.UUID]:
@@ -216,9 +214,9 @@ def _peek_identity(token: str) -> tuple[uuid.UUID, uuid.UUID]:
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        raise Unauthenticated("Invalid or expired token.") from None
+        raise Unauthenticated(REFUSED) from None
     subject_kind, subject_id = parse_or_reject(claims.get("sub"))
     tenant_kind, tenant_id = parse_or_reject(claims.get("tid"))
     if subject_kind not in ("User", "Agent") or tenant_kind != "Tenant":
-        raise Unauthenticated("Invalid or expired token.")
+        raise Unauthenticated(REFUSED)
     return subject_id, tenant_id

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.access import Principal
 from loaders import Loaders
-from switchboard.auth import Principal
 from switchboard.db import Database
 
 

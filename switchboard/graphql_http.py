@@ -121,16 +121,19 @@ class GraphQLEndpoint:
                 400, "BAD_REQUEST", "Subscriptions run over the websocket at /graphql."
             )
         context = RequestContext.for_principal(principal, self.db)
-        result = execute(
-            self.schema._schema,
-            prepared.document,  # type: ignore[arg-type]
-            context_value=context,
-            variable_values=graphql_request.variables,
-            operation_name=graphql_request.operation_name,
-            executor_class=self.schema.execution_context_class,
-        )
-        if not isinstance(result, ExecutionResult):
-            result = await result
+        try:
+            result = execute(
+                self.schema._schema,
+                prepared.document,  # type: ignore[arg-type]
+                context_value=context,
+                variable_values=graphql_request.variables,
+                operation_name=graphql_request.operation_name,
+                executor_class=self.schema.execution_context_class,
+            )
+            if not isinstance(result, ExecutionResult):
+                result = await result
+        finally:
+            context.loaders.close()
         return _result_payload(result, self.settings)
 
 
@@ -190,7 +193,20 @@ def _graphql_request(query: Any, variables: Any, operation_name: Any) -> GraphQL
         raise RequestError(400, "BAD_REQUEST", "`variables` must be a JSON object.")
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestError(400, "BAD_REQUEST", "`operationName` must be a string.")
+    if "\x00" in query or "\\u0000" in query or _holds_nul(variables):
+        # PostgreSQL text cannot hold U+0000; refuse it here rather than fail in a query.
+        raise RequestError(200, "BAD_USER_INPUT", "Text may not contain the NUL character.")
     return GraphQLRequest(query=query, variables=variables, operation_name=operation_name)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _result_payload(result: ExecutionResult, settings: Settings) -> tuple[int, dict[str, Any]]:
@@ -220,8 +236,10 @@ def _format_error(error: GraphQLError, settings: Settings) -> dict[str, Any]:
     if isinstance(original, DomainError):
         formatted["message"] = original.message
         code = original.code
-    elif original is None:
-        code = "BAD_USER_INPUT"  # variable coercion and argument errors found while executing
+    elif original is None or (isinstance(original, GraphQLError) and error.path is None):
+        # Variable coercion (graphql-core keeps the scalar's GraphQLError as the original;
+        # such errors have no path) and argument errors found while executing.
+        code = "BAD_USER_INPUT"
     else:
         log.error("unexpected error in %s", error.path, exc_info=original)
         code = "INTERNAL_SERVER_ERROR"

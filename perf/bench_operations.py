@@ -1,0 +1,370 @@
+"""Single-client latency of every contract query, on the demo tenant and the bench tenant.
+
+This script owns the gateway benchmark that perf/README.md reports. For each `query` file
+under shared/contract/operations/dashboard and /mobile (mutations and subscriptions are
+skipped) and each data set, it sends the operation `--warmup` times, then `--runs` times
+one after another, and reports:
+
+- server median / p99: the gateway's own `x-response-time` header (request in → response
+  built), so it excludes the client and the socket; p99 is the nearest-rank 99th percentile;
+- client median: wall time of the whole HTTP round trip as this script sees it;
+- SQL: the `x-sql-statements` header (statements the request ran; development mode only);
+- bytes: the size of the response body.
+
+Data sets: `demo` is acme's marketer (`switchboard seed --demo`, which `serve` also does on
+an empty database); `bench` is the bench tenant's marketer (`switchboard seed --bench`).
+Unless `--url` is given, the script starts `switchboard serve --workers 1` on a free port
+with SWITCHBOARD_STATE_DIR (default .switchboard/perf), waits for /healthz, and at the end
+reports the gateway process's resident memory and stops it with SIGINT.
+
+Run (from the repository root, in the venv):
+
+    export SWITCHBOARD_STATE_DIR=$PWD/.switchboard/perf
+    switchboard seed --demo && switchboard seed --bench     # once
+    python perf/bench_operations.py --data both --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+from graphql import OperationDefinitionNode, OperationType, parse
+
+from domain.ids import to_global_id
+from switchboard.auth import issue_token
+from switchboard.seed import stable_id
+from switchboard.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+OPERATIONS = REPO.parent / "shared" / "contract" / "operations"
+RESULTS = REPO / "perf" / "results"
+DATA_SETS = {"demo": "acme", "bench": "bench"}
+CLIENTS = ("dashboard", "mobile")
+STARTUP_TIMEOUT_S = 180.0
+
+LOOKUP = """
+query BenchLookup {
+  tenant {
+    agents { id role }
+    campaigns(first: 1, status: ACTIVE) { edges { node { id } } }
+  }
+  approvalQueue(first: 1) { edges { node { id } } }
+}
+"""
+
+
+@dataclass(frozen=True)
+class Operation:
+    client: str  # dashboard | mobile: the folder, and the token's audience
+    name: str
+    document: str
+
+
+@dataclass
+class Result:
+    data_set: str
+    client: str
+    operation: str
+    runs: int
+    server_median_ms: float
+    server_p99_ms: float
+    client_median_ms: float
+    sql_statements: str  # one number, or "min–max" if it varied between runs
+    response_bytes: int
+    errors: list[str] = field(default_factory=list)
+
+
+def load_operations(root: Path) -> list[Operation]:
+    operations = []
+    for client in CLIENTS:
+        for path in sorted((root / client).glob("*.graphql")):
+            document = path.read_text()
+            definitions = [
+                d for d in parse(document).definitions if isinstance(d, OperationDefinitionNode)
+            ]
+            if len(definitions) != 1 or definitions[0].operation is not OperationType.QUERY:
+                continue
+            name = definitions[0].name.value if definitions[0].name else path.stem
+            operations.append(Operation(client, name, document))
+    return operations
+
+
+def tokens_for(slug: str, settings: Settings) -> dict[str, str]:
+    user = to_global_id("User", stable_id("user", f"marketer@{slug}.example"))
+    tenant = to_global_id("Tenant", stable_id(slug, "tenant"))
+    return {client: issue_token(settings, user, tenant, client) for client in CLIENTS}
+
+
+def post(
+    http: httpx.Client, token: str, operation: Operation | None, variables: dict[str, Any]
+) -> httpx.Response:
+    body = {
+        "query": operation.document if operation else LOOKUP,
+        "variables": variables,
+        "operationName": operation.name if operation else None,
+    }
+    return http.post(
+        "/graphql",
+        content=orjson.dumps(body),
+        headers={"authorization": f"Bearer {token}", "content-type": "application/json"},
+    )
+
+
+def lookup_ids(http: httpx.Client, token: str) -> dict[str, str]:
+    """IDs that the `node(id:)` operations need, from the tenant's own data."""
+    response = post(http, token, None, {})
+    payload = response.json()
+    if response.status_code != 200 or payload.get("errors"):
+        raise RuntimeError(f"ID look-up failed ({response.status_code}): {response.text[:500]}")
+    data = payload["data"]
+    agents = {a["role"]: a["id"] for a in data["tenant"]["agents"]}
+    campaigns = data["tenant"]["campaigns"]["edges"]
+    approvals = data["approvalQueue"]["edges"]
+    if not campaigns or not approvals:
+        raise RuntimeError("The tenant needs an ACTIVE campaign and a pending approval.")
+    return {
+        "campaign": campaigns[0]["node"]["id"],
+        "agent": agents["COPYWRITER"],
+        "approval": approvals[0]["node"]["id"],
+    }
+
+
+def variables_for(name: str, ids: dict[str, str], now: dt.datetime) -> dict[str, Any] | None:
+    """The variables each operation is sent with; None for one this script does not know."""
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_end = (month_start + dt.timedelta(days=32)).replace(day=1)
+    known: dict[str, dict[str, Any]] = {
+        "DashboardOverview": {
+            "monthStart": month_start.isoformat(),
+            "monthEnd": month_end.isoformat(),
+        },
+        "SpendDashboard": {
+            "from": (now - dt.timedelta(days=30)).isoformat(),
+            "to": now.isoformat(),
+        },
+        "SkillSearch": {"query": "headline formulas for blog posts"},
+        "CampaignDetail": {"id": ids["campaign"]},
+        "AgentActivity": {"id": ids["agent"]},
+        "MobileApprovalDetail": {"id": ids["approval"]},
+        "ApprovalQueue": {},
+        "MobileApprovalQueue": {},
+        "MobileHome": {},
+    }
+    return known.get(name)
+
+
+def server_ms(response: httpx.Response) -> float:
+    return float(response.headers["x-response-time"].removesuffix("ms"))
+
+
+def nearest_rank(sorted_values: list[float], fraction: float) -> float:
+    return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
+
+
+def measure(
+    http: httpx.Client,
+    token: str,
+    operation: Operation,
+    variables: dict[str, Any],
+    data_set: str,
+    warmup: int,
+    runs: int,
+) -> Result:
+    errors: list[str] = []
+    first = post(http, token, operation, variables)
+    payload = first.json()
+    if first.status_code != 200 or payload.get("errors"):
+        errors = [
+            f"{e.get('extensions', {}).get('code')}: {e.get('message')}"
+            for e in payload.get("errors", [])
+        ] or [f"HTTP {first.status_code}"]
+    for _ in range(warmup):
+        post(http, token, operation, variables)
+    server, client, statements, sizes = [], [], set(), set()
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = post(http, token, operation, variables)
+        client.append((time.perf_counter() - started) * 1000)
+        server.append(server_ms(response))
+        statements.add(int(response.headers.get("x-sql-statements", -1)))
+        sizes.add(len(response.content))
+        if response.status_code != 200 and not errors:
+            errors.append(f"HTTP {response.status_code} during the runs")
+    server.sort()
+    sql = f"{min(statements)}" if len(statements) == 1 else f"{min(statements)}–{max(statements)}"
+    return Result(
+        data_set=data_set,
+        client=operation.client,
+        operation=operation.name,
+        runs=runs,
+        server_median_ms=round(statistics.median(server), 2),
+        server_p99_ms=round(nearest_rank(server, 0.99), 2),
+        client_median_ms=round(statistics.median(client), 2),
+        sql_statements="n/a" if statements == {-1} else sql,
+        response_bytes=max(sizes),
+        errors=errors,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_gateway(state_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "SWITCHBOARD_STATE_DIR": str(state_dir)}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"The gateway exited with {process.returncode}; see {log}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    stop_gateway(process)
+    raise RuntimeError(f"The gateway did not answer /healthz in {STARTUP_TIMEOUT_S:.0f} s")
+
+
+def stop_gateway(process: subprocess.Popen[bytes]) -> None:
+    # SIGINT, as Ctrl-C would: uvicorn shuts down and `serve` stops the servers it started.
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def markdown(results: list[Result]) -> str:
+    lines = [
+        "| data | operation | server median ms | server p99 ms | client median ms "
+        "| SQL statements | response bytes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        name = r.operation + (f" (ERROR: {'; '.join(r.errors)[:120]})" if r.errors else "")
+        lines.append(
+            f"| {r.data_set} | {name} | {r.server_median_ms:.2f} | {r.server_p99_ms:.2f} "
+            f"| {r.client_median_ms:.2f} | {r.sql_statements} | {r.response_bytes:,} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--data", choices=["demo", "bench", "both"], default="both")
+    parser.add_argument("--runs", type=int, default=200, help="measured runs per operation")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured runs before them")
+    parser.add_argument("--url", help="use this running gateway instead of starting one")
+    parser.add_argument("--operations", type=Path, default=OPERATIONS)
+    parser.add_argument("--only", nargs="*", help="operation names to run (default: all)")
+    parser.add_argument("--json", action="store_true", help="also write perf/results/*.json")
+    args = parser.parse_args(argv)
+
+    state_dir = Path(os.environ.get("SWITCHBOARD_STATE_DIR", REPO / ".switchboard" / "perf"))
+    os.environ["SWITCHBOARD_STATE_DIR"] = str(state_dir)
+    settings = Settings.from_env()
+    operations = [
+        op for op in load_operations(args.operations) if not args.only or op.name in args.only
+    ]
+    data_sets = ["demo", "bench"] if args.data == "both" else [args.data]
+
+    process: subprocess.Popen[bytes] | None = None
+    url = args.url
+    log = Path(tempfile.gettempdir()) / f"switchboard-bench-gateway-{os.getpid()}.log"
+    if url is None:
+        print(f"Starting the gateway (state {state_dir}, log {log})…", file=sys.stderr)
+        process, url = start_gateway(state_dir, log)
+    results: list[Result] = []
+    rss: dict[str, float] = {}
+    try:
+        gateway = psutil.Process(process.pid) if process else None
+        if gateway:
+            rss["start_mb"] = gateway.memory_info().rss / 2**20
+        with httpx.Client(base_url=url, timeout=60) as http:
+            now = dt.datetime.now(dt.UTC)
+            for data_set in data_sets:
+                tokens = tokens_for(DATA_SETS[data_set], settings)
+                ids = lookup_ids(http, tokens["dashboard"])
+                for operation in operations:
+                    variables = variables_for(operation.name, ids, now)
+                    if variables is None:
+                        print(f"skipped {operation.name}: no variables known", file=sys.stderr)
+                        continue
+                    result = measure(
+                        http,
+                        tokens[operation.client],
+                        operation,
+                        variables,
+                        data_set,
+                        args.warmup,
+                        args.runs,
+                    )
+                    results.append(result)
+                    print(
+                        f"{data_set:<6} {operation.name:<22} median {result.server_median_ms} ms",
+                        file=sys.stderr,
+                    )
+        if gateway:
+            rss["end_mb"] = gateway.memory_info().rss / 2**20
+    finally:
+        if process:
+            stop_gateway(process)
+
+    print(markdown(results))
+    if rss:
+        print(
+            f"\nGateway process RSS: {rss['start_mb']:.0f} MB after start-up, "
+            f"{rss['end_mb']:.0f} MB after the benchmark."
+        )
+    if args.json:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = RESULTS / f"bench-operations-{stamp}.json"
+        out.write_bytes(
+            orjson.dumps(
+                {
+                    "at": stamp,
+                    "runs": args.runs,
+                    "warmup": args.warmup,
+                    "rss_mb": rss,
+                    "results": [asdict(r) for r in results],
+                },
+                option=orjson.OPT_INDENT_2,
+            )
+        )
+        print(f"\nWrote {out}", file=sys.stderr)
+    return 1 if any(r.errors for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
