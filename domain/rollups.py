@@ -1,9 +1,10 @@
 """Spend rollups: kept exact alongside the raw LLM calls.
 
-`llm_spend_hourly` holds per hour the spend of each tenant (dimension TENANT), agent,
-model and campaign; `cost_usd` on activities and deliverables and `spent_usd` on campaigns
-hold all-time spend. `REBUILD_SQL` recomputes all of them for one tenant from the raw
-rows (after a bulk load); each recorded call updates them in its own transaction.
+`llm_spend_hourly` and `llm_spend_daily` hold per UTC hour and per UTC day the spend of
+each tenant (dimension TENANT), agent, model and campaign; `cost_usd` on activities and
+deliverables and `spent_usd` on campaigns hold all-time spend. `REBUILD_SQL` recomputes
+all of them for one tenant from the raw rows (after a bulk load); each recorded call
+updates them in its own transaction.
 """
 
 REBUILD_SQL = [
@@ -11,6 +12,7 @@ REBUILD_SQL = [
     # may join a million calls to their activities row by row.
     "ANALYZE llm_calls, activities, deliverables, campaigns",
     "DELETE FROM llm_spend_hourly WHERE tenant_id = :tenant_id",
+    "DELETE FROM llm_spend_daily WHERE tenant_id = :tenant_id",
     """
     INSERT INTO llm_spend_hourly
         (tenant_id, dimension, key, hour, total_usd, input_tokens, output_tokens, call_count)
@@ -22,6 +24,15 @@ REBUILD_SQL = [
         ('CAMPAIGN', c.campaign_id::text)
     ) AS d(dimension, key)
     WHERE c.tenant_id = :tenant_id
+    GROUP BY 1, 2, 3, 4
+    """,
+    """
+    INSERT INTO llm_spend_daily
+        (tenant_id, dimension, key, day, total_usd, input_tokens, output_tokens, call_count)
+    SELECT tenant_id, dimension, key, date_trunc('day', hour, 'UTC'), sum(total_usd),
+           sum(input_tokens), sum(output_tokens), sum(call_count)
+    FROM llm_spend_hourly
+    WHERE tenant_id = :tenant_id
     GROUP BY 1, 2, 3, 4
     """,
     """
@@ -45,10 +56,10 @@ REBUILD_SQL = [
 ]
 
 # One LLM call, recorded with every rollup in one statement (so in one transaction): the
-# raw row, its four hourly rollup rows, and the all-time cost of its activity, deliverable
-# and campaign. Rows are locked in the same order by every call, so concurrent calls queue
-# on the rows they share instead of deadlocking. Returns no row when the activity is not
-# the tenant's.
+# raw row, its four hourly and four daily rollup rows, and the all-time cost of its
+# activity, deliverable and campaign. Rows are locked in the same order by every call, so
+# concurrent calls queue on the rows they share instead of deadlocking. Returns no row when
+# the activity is not the tenant's.
 RECORD_CALL_SQL = """
 WITH call AS (
     INSERT INTO llm_calls (id, tenant_id, activity_id, agent_id, campaign_id, provider, model,
@@ -74,6 +85,21 @@ WITH call AS (
         input_tokens = h.input_tokens + EXCLUDED.input_tokens,
         output_tokens = h.output_tokens + EXCLUDED.output_tokens,
         call_count = h.call_count + EXCLUDED.call_count
+), daily AS (
+    INSERT INTO llm_spend_daily AS r
+        (tenant_id, dimension, key, day, total_usd, input_tokens, output_tokens, call_count)
+    SELECT c.tenant_id, d.dimension, d.key, date_trunc('day', c.created_at, 'UTC'),
+           c.cost_usd, c.input_tokens, c.output_tokens, 1
+    FROM call c
+    CROSS JOIN LATERAL (VALUES
+        ('TENANT', ''), ('AGENT', c.agent_id::text), ('MODEL', c.model),
+        ('CAMPAIGN', c.campaign_id::text)
+    ) AS d(dimension, key)
+    ON CONFLICT (tenant_id, dimension, key, day) DO UPDATE SET
+        total_usd = r.total_usd + EXCLUDED.total_usd,
+        input_tokens = r.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = r.output_tokens + EXCLUDED.output_tokens,
+        call_count = r.call_count + EXCLUDED.call_count
 ), activity AS (
     UPDATE activities a SET cost_usd = a.cost_usd + c.cost_usd
     FROM call c WHERE a.id = c.activity_id

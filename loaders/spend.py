@@ -32,14 +32,21 @@ ZERO = Decimal("0.000000")
 
 
 def _union_sql(dimension: str, key_filter: bool) -> str:
-    """Rollup hours plus raw edge rows, as rows of (key, usd, input, output, calls)."""
-    rollup_keys = "AND h.key = ANY(:keys)" if key_filter else ""
+    """Daily rollup, hourly rollup and raw edge rows, as rows of (key, at, usd, input, output,
+    calls); see domain/spend.py for which part of the window each source covers."""
+    rollup_keys = "AND r.key = ANY(:keys)" if key_filter else ""
     raw_keys = f"AND {RAW_KEY[dimension]} = ANY(:keys)" if key_filter else ""
     return f"""
-        SELECT h.key, h.hour AS at, h.total_usd, h.input_tokens, h.output_tokens, h.call_count
-        FROM llm_spend_hourly h
-        WHERE h.tenant_id = :tenant_id AND h.dimension = '{dimension}' {rollup_keys}
-          AND h.hour >= :hours_start AND h.hour < :hours_end
+        SELECT r.key, r.day AS at, r.total_usd, r.input_tokens, r.output_tokens, r.call_count
+        FROM llm_spend_daily r
+        WHERE r.tenant_id = :tenant_id AND r.dimension = '{dimension}' {rollup_keys}
+          AND r.day >= :days_start AND r.day < :days_end
+        UNION ALL
+        SELECT r.key, r.hour, r.total_usd, r.input_tokens, r.output_tokens, r.call_count
+        FROM llm_spend_hourly r
+        WHERE r.tenant_id = :tenant_id AND r.dimension = '{dimension}' {rollup_keys}
+          AND ((r.hour >= :hours_start AND r.hour < :days_start)
+            OR (r.hour >= :days_end AND r.hour < :hours_end))
         UNION ALL
         SELECT {RAW_KEY[dimension]}, c.created_at, c.cost_usd, c.input_tokens, c.output_tokens, 1
         FROM llm_calls c
@@ -55,6 +62,8 @@ def _window_params(tenant_id: uuid.UUID, window: SpendWindow) -> dict[str, Any]:
         "start": window.start,
         "end": window.end,
         "hours_start": window.hours_start,
+        "days_start": window.days_start,
+        "days_end": window.days_end,
         "hours_end": window.hours_end,
     }
 
