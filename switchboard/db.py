@@ -104,6 +104,12 @@ def _install_slow_statement_log(engine: AsyncEngine, slow_ms: float) -> None:
             _plan(conn, statement, parameters),
         )
 
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _failed(context: Any) -> None:
+        started = context.connection.info.get("statement_started") if context.connection else None
+        if started:
+            started.pop()
+
 
 def _plan(conn: Any, statement: str, parameters: Any) -> str:
     """EXPLAIN (without running it again) on a cursor of its own, so the result in hand stays."""
