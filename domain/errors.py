@@ -21,3 +21,13 @@ class Forbidden(DomainError):
 
 class Unauthenticated(DomainError):
     code = "UNAUTHENTICATED"
+
+
+class Rejected(DomainError):
+    """Input the rules refuse: reported as a user error (`code`, `field` path), and raised
+    inside the write's transaction so that nothing changes."""
+
+    def __init__(self, code: str, message: str, *field: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = list(field)

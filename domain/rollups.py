@@ -9,7 +9,8 @@ updates them in its own transaction.
 
 REBUILD_SQL = [
     # Two rebuilds of one tenant at once would collide on the rows they insert: queue them.
-    "SELECT pg_advisory_xact_lock(hashtextextended('rebuild-rollups:' || CAST(:tenant_id AS uuid)::text, 0))",
+    "SELECT pg_advisory_xact_lock("
+    "hashtextextended('rebuild-rollups:' || CAST(:tenant_id AS uuid)::text, 0))",
     # After a bulk load the planner knows nothing of the new rows; without statistics it
     # may join a million calls to their activities row by row.
     "ANALYZE llm_calls, activities, deliverables, campaigns",

@@ -1,11 +1,12 @@
-"""The executable schema: the Query root and the Strawberry schema object."""
+"""The executable schema: the Query and Mutation roots and the Strawberry schema object."""
 
 from __future__ import annotations
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
-from resolvers import query
+from resolvers import agent_work, mutations, query
+from schema import mutations as m
 from schema import types as t
 from schema.scalars import SCALAR_MAP
 
@@ -40,8 +41,46 @@ class Query:
     )
 
 
+@strawberry.type
+class Mutation:
+    create_campaign: m.CampaignPayload = strawberry.field(resolver=mutations.create_campaign)
+    update_campaign: m.CampaignPayload = strawberry.field(resolver=mutations.update_campaign)
+    submit_campaign: m.CampaignPayload = strawberry.field(
+        resolver=mutations.submit_campaign,
+        description="DRAFT to ACTIVE; enqueues one ACTIVITY_PLANNER job for the campaign.",
+    )
+    create_deliverable: m.DeliverablePayload = strawberry.field(
+        resolver=mutations.create_deliverable
+    )
+    dispatch_activity: m.ActivityPayload = strawberry.field(
+        resolver=mutations.dispatch_activity,
+        description=(
+            "Creates a QUEUED activity for the tenant's agent of that role and enqueues its "
+            "job at that priority."
+        ),
+    )
+    resolve_approval: m.ApprovalPayload = strawberry.field(resolver=mutations.resolve_approval)
+    set_agent_status: m.AgentPayload = strawberry.field(
+        resolver=mutations.set_agent_status,
+        description="Pause (PAUSED), resume (IDLE) or terminate (TERMINATED) an agent.",
+    )
+    set_preference: m.PreferencePayload = strawberry.field(
+        resolver=mutations.set_preference,
+        description="Create or replace one preference of the viewer.",
+    )
+    report_activity_progress: m.ActivityPayload = strawberry.field(
+        resolver=agent_work.report_activity_progress,
+        description="Agent runtimes only: progress of one of their activities.",
+    )
+    record_llm_call: m.LlmCallPayload = strawberry.field(
+        resolver=agent_work.record_llm_call,
+        description="Agent runtimes only: one LLM call made for one of their activities.",
+    )
+
+
 schema = strawberry.Schema(
     query=Query,
+    mutation=Mutation,
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     types=[
         t.Tenant,

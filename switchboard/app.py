@@ -14,7 +14,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from schema.schema import schema
+from switchboard.audit import AuditLog
 from switchboard.auth import Authenticator
+from switchboard.context import Services
 from switchboard.db import Database, create_engine
 from switchboard.graphql_http import GraphQLEndpoint
 from switchboard.settings import Settings
@@ -36,7 +38,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     redis_url = settings.redis_url or os.environ["REDIS_URL"]
     db = Database(create_engine(settings, database_url))
     redis = create_redis(redis_url)
-    endpoint = GraphQLEndpoint(settings, db, Authenticator(settings, db, redis), schema)
+    services = Services(db=db, redis=redis, audit=AuditLog(db))
+    endpoint = GraphQLEndpoint(settings, services, Authenticator(settings, db, redis), schema)
 
     async def graphql(request: Request) -> Response:
         return await endpoint(request)
@@ -51,7 +54,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 1000)
+        services.audit.start()
         yield
+        await services.audit.stop()  # a normal shutdown writes every queued audit entry
         await redis.aclose()
         await db.dispose()
 
@@ -63,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    app.state.services = services
     app.state.db = db
     app.state.redis = redis
     app.state.settings = settings

@@ -1,20 +1,40 @@
-"""The context of one GraphQL operation: who asks, in which tenant, and its loaders."""
+"""The context of one GraphQL operation: who asks, in which tenant, and what it may use."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
+
 from domain.access import Principal
 from loaders import Loaders
+from switchboard.audit import AuditLog
 from switchboard.db import Database
+
+
+@dataclass(slots=True)
+class Services:
+    """What a gateway process holds for every request: the database, Redis, the audit log."""
+
+    db: Database
+    redis: Redis
+    audit: AuditLog
 
 
 @dataclass(slots=True)
 class RequestContext:
     principal: Principal
-    db: Database
+    services: Services
     loaders: Loaders
 
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
     @classmethod
-    def for_principal(cls, principal: Principal, db: Database) -> RequestContext:
-        return cls(principal=principal, db=db, loaders=Loaders(db, principal.tenant_id))
+    def for_principal(cls, principal: Principal, services: Services) -> RequestContext:
+        return cls(
+            principal=principal,
+            services=services,
+            loaders=Loaders(services.db, principal.tenant_id),
+        )

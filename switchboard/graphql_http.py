@@ -22,8 +22,8 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from domain.errors import DomainError
 from switchboard.auth import Authenticator
-from switchboard.context import RequestContext
-from switchboard.db import Database, StatementCounter, current_counter
+from switchboard.context import RequestContext, Services
+from switchboard.db import StatementCounter, current_counter
 from switchboard.documents import DocumentCache
 from switchboard.settings import Settings
 
@@ -55,12 +55,12 @@ class GraphQLEndpoint:
     def __init__(
         self,
         settings: Settings,
-        db: Database,
+        services: Services,
         authenticator: Authenticator,
         schema: Any,
     ) -> None:
         self.settings = settings
-        self.db = db
+        self.services = services
         self.authenticator = authenticator
         self.schema = schema
         self.documents = DocumentCache(schema._schema)
@@ -120,7 +120,7 @@ class GraphQLEndpoint:
             raise RequestError(
                 400, "BAD_REQUEST", "Subscriptions run over the websocket at /graphql."
             )
-        context = RequestContext.for_principal(principal, self.db)
+        context = RequestContext.for_principal(principal, self.services)
         try:
             result = execute(
                 self.schema._schema,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
@@ -17,7 +18,7 @@ from graphql import (
 from graphql.utilities.print_schema import print_input_value
 
 from schema.schema import schema
-from tests.contract import CONTRACT_DIR, query_operations
+from tests.contract import CONTRACT_DIR, operation_files
 
 CONTRACT = build_schema((CONTRACT_DIR / "schema.graphql").read_text())
 OURS: GraphQLSchema = schema._schema
@@ -52,10 +53,12 @@ def _kind(named: GraphQLNamedType) -> str:
     return next((kind.__name__ for kind in kinds if isinstance(named, kind)), "scalar")
 
 
-def test_every_type_reachable_from_query_is_served_exactly() -> None:
-    assert CONTRACT.query_type is not None
+@pytest.mark.parametrize("root", ["Query", "Mutation"])
+def test_every_type_reachable_from_the_root_is_served_exactly(root: str) -> None:
+    root_type = CONTRACT.get_type(root)
+    assert isinstance(root_type, GraphQLObjectType)
     problems = []
-    for name, expected in _reachable(CONTRACT.query_type).items():
+    for name, expected in _reachable(root_type).items():
         actual = OURS.get_type(name)
         if actual is None or _kind(actual) != _kind(expected):
             problems.append(f"{name}: missing or of another kind")
@@ -93,8 +96,8 @@ def test_every_type_reachable_from_query_is_served_exactly() -> None:
     assert problems == []
 
 
-def test_every_dashboard_and_mobile_query_validates() -> None:
-    operations = query_operations("dashboard", "mobile")
-    assert len(operations) >= 9
-    for name, text in operations.items():
-        assert validate(OURS, parse(text)) == [], name
+def test_every_query_and_mutation_the_clients_send_validates() -> None:
+    paths = operation_files("dashboard", "mobile", "agent")
+    assert len(paths) >= 20
+    for path in paths:
+        assert validate(OURS, parse(path.read_text())) == [], path.name

@@ -1,0 +1,50 @@
+"""Tenant events: recorded in the same transaction as the change they describe.
+
+An event names its type and the objects it concerns; the live-events feature resolves those
+objects when it delivers the event, so an event never carries stale copies.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+EVENT_TYPES = (
+    "APPROVAL_CREATED",
+    "APPROVAL_RESOLVED",
+    "ACTIVITY_STATUS_CHANGED",
+    "AGENT_STATUS_CHANGED",
+    "CAMPAIGN_UPDATED",
+    "SPEND_UPDATED",
+    "ESCALATION_CREATED",
+)
+
+
+async def record_event(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    type_: str,
+    *,
+    approval_id: uuid.UUID | None = None,
+    activity_id: uuid.UUID | None = None,
+    agent_id: uuid.UUID | None = None,
+    campaign_id: uuid.UUID | None = None,
+) -> None:
+    assert type_ in EVENT_TYPES, type_
+    await conn.execute(
+        text(
+            "INSERT INTO tenant_events "
+            "(tenant_id, type, approval_id, activity_id, agent_id, campaign_id) "
+            "VALUES (:tenant_id, :type, :approval_id, :activity_id, :agent_id, :campaign_id)"
+        ),
+        {
+            "tenant_id": tenant_id,
+            "type": type_,
+            "approval_id": approval_id,
+            "activity_id": activity_id,
+            "agent_id": agent_id,
+            "campaign_id": campaign_id,
+        },
+    )
