@@ -8,7 +8,6 @@ normal shutdown `stop` drains the queue before the process exits, so nothing is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -46,10 +45,13 @@ INSERT_SQL = text(
 )
 
 
+_STOP = object()  # queued by `stop`: write what came before it, then end
+
+
 class AuditLog:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
     def record(self, entry: AuditEntry) -> None:
@@ -59,41 +61,47 @@ class AuditLog:
         self._writer = asyncio.create_task(self._run(), name="audit-log-writer")
 
     async def stop(self) -> None:
-        """Write everything still queued, then stop the writer."""
+        """Write everything recorded so far, then end the writer (never cancelled mid-batch)."""
         if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-        while not self._queue.empty():
-            await self._write(self._take_batch())
+            self._queue.put_nowait(_STOP)
+            await self._writer
+            self._writer = None
 
     async def flush(self) -> None:
-        """Wait until every entry recorded so far is written (tests, shutdown)."""
+        """Wait until every entry recorded so far is written (tests)."""
         await self._queue.join()
 
     async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            batch = [first, *self._take_batch()]
+        stopping = False
+        while not stopping:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            stopping = any(item is _STOP for item in batch)
+            entries = [item for item in batch if item is not _STOP]
+            await self._write(entries, give_up=stopping)
+            for _ in batch:
+                self._queue.task_done()
+            if stopping and not self._queue.empty():
+                stopping = False  # entries behind the stop mark: write them too
+                self._queue.put_nowait(_STOP)
+
+    async def _write(self, batch: list[AuditEntry], give_up: bool) -> None:
+        """Insert the batch; retried with a pause while running, tried twice at shutdown."""
+        attempts = 0
+        while batch:
+            attempts += 1
             try:
-                await self._write(batch)
+                await self._insert(batch)
+                return
             except Exception:
-                log.exception("audit log batch of %d entries failed; retrying", len(batch))
-                await asyncio.sleep(1.0)  # back off, then put them back in front
-                for entry in batch:
-                    self._queue.put_nowait(entry)
-                for _ in batch:
-                    self._queue.task_done()
+                if give_up and attempts >= 2:
+                    log.exception("audit log: %d entries could not be written", len(batch))
+                    return
+                log.exception("audit log: batch of %d entries failed; retrying", len(batch))
+                await asyncio.sleep(min(30.0, 0.5 * 2**attempts))
 
-    def _take_batch(self) -> list[AuditEntry]:
-        batch = []
-        while len(batch) < MAX_BATCH and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-        return batch
-
-    async def _write(self, batch: list[AuditEntry]) -> None:
-        if not batch:
-            return
+    async def _insert(self, batch: list[AuditEntry]) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
                 INSERT_SQL,
@@ -110,5 +118,3 @@ class AuditLog:
                     "ats": [e.at for e in batch],
                 },
             )
-        for _ in batch:
-            self._queue.task_done()
