@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from domain.errors import BadUserInput
 from domain.ids import to_global_id
 from domain.spend import SpendWindow, role_label, spend_window
 from schema import types as t
@@ -88,7 +89,10 @@ async def load_spend(
             row = found.get(key)
             totals[(dimension, key, start, end)] = (
                 t.SpendSummary(
-                    total_usd=row[1], input_tokens=row[2], output_tokens=row[3], call_count=row[4]
+                    total_usd=row[1],
+                    input_tokens=_as_int(row[2]),
+                    output_tokens=_as_int(row[3]),
+                    call_count=_as_int(row[4]),
                 )
                 if row
                 else t.SpendSummary(total_usd=ZERO, input_tokens=0, output_tokens=0, call_count=0)
@@ -156,7 +160,21 @@ def _bucket(key: str, label: str, row: Any) -> t.SpendBucket:
         key=key,
         label=label,
         total_usd=row[-4],
-        input_tokens=row[-3],
-        output_tokens=row[-2],
-        call_count=row[-1],
+        input_tokens=_as_int(row[-3]),
+        output_tokens=_as_int(row[-2]),
+        call_count=_as_int(row[-1]),
     )
+
+
+# The contract types token and call counts as GraphQL Int, which is 32-bit; a sum beyond it
+# cannot be represented. Say so plainly instead of failing inside serialisation.
+MAX_INT = 2**31 - 1
+
+
+def _as_int(value: int) -> int:
+    if value > MAX_INT:
+        raise BadUserInput(
+            "This window's token or call count exceeds what the API's Int can carry "
+            "(2,147,483,647); ask for a shorter window."
+        )
+    return int(value)

@@ -178,3 +178,34 @@ async def test_figures_that_break_a_rule_are_refused_and_nothing_is_written(
         async with engine.begin() as conn:
             await record_llm_call(conn, stable_id(SLUG, "tenant"), bad)
     assert await db_conn.fetchval("SELECT count(*) FROM llm_calls") == before
+
+
+async def test_token_sums_beyond_the_contracts_int_are_a_clear_error(
+    engine: AsyncEngine, db_conn: asyncpg.Connection, gql: Any, token: Any
+) -> None:
+    # Its own tenant: two calls of 2**31 - 1 input tokens each sum past the 32-bit Int.
+    slug = "massive"
+    async with engine.begin() as conn:
+        await seed_demo(conn, {slug: ("Massive Dynamic", None)})
+    tenant_id = stable_id(slug, "tenant")
+    activity = (
+        await db_conn.fetch(
+            "SELECT a.id, g.model FROM activities a JOIN agents g ON g.id = a.agent_id "
+            "WHERE a.tenant_id = $1 LIMIT 1",
+            tenant_id,
+        )
+    )[0]
+    at = dt.datetime(2026, 1, 15, 12, 30, tzinfo=dt.UTC)
+    huge = dataclasses.replace(_call(activity, random.Random(3)), input_tokens=2**31 - 1)
+    async with engine.begin() as conn:
+        for _ in range(2):
+            assert await record_llm_call(conn, tenant_id, huge, at) is not None
+    response = await gql(
+        '{ tenant { spend(from: "2026-01-15T00:00:00Z", to: "2026-01-16T00:00:00Z") '
+        "{ inputTokens } } }",
+        token=token(slug),
+    )
+    body = response.json()
+    assert response.status_code == 200
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+    assert "shorter window" in body["errors"][0]["message"]
