@@ -243,7 +243,7 @@ async def bench_record_call(
 
     samples = await time_runs(record, runs)
     print(
-        f"| record one LLM call (call + 4 rollup rows + 3 costs, one transaction) "
+        f"| record one LLM call (call + 8 rollup rows + 3 costs, one transaction) "
         f"| – | – | {statistics.median(samples):.3f} ms | {percentile(samples, 0.99):.3f} ms | 1 |"
     )
     # Leave the bench data as it was: remove the calls and rebuild the tenant's rollups.
