@@ -74,6 +74,9 @@ class Operation:
     client: str  # dashboard | mobile: the folder, and the token's audience
     name: str
     document: str
+    persisted_id: str | None = (
+        None  # mobile operations go by their manifest id, as the app sends them
+    )
 
 
 @dataclass
@@ -91,6 +94,8 @@ class Result:
 
 
 def load_operations(root: Path) -> list[Operation]:
+    manifest = orjson.loads((root / "mobile" / "persisted-query-manifest.json").read_bytes())
+    persisted = {entry["name"]: entry["id"] for entry in manifest["operations"]}
     operations = []
     for client in CLIENTS:
         for path in sorted((root / client).glob("*.graphql")):
@@ -101,7 +106,11 @@ def load_operations(root: Path) -> list[Operation]:
             if len(definitions) != 1 or definitions[0].operation is not OperationType.QUERY:
                 continue
             name = definitions[0].name.value if definitions[0].name else path.stem
-            operations.append(Operation(client, name, document))
+            operations.append(
+                Operation(
+                    client, name, document, persisted.get(name) if client == "mobile" else None
+                )
+            )
     return operations
 
 
@@ -114,11 +123,14 @@ def tokens_for(slug: str, settings: Settings) -> dict[str, str]:
 def post(
     http: httpx.Client, token: str, operation: Operation | None, variables: dict[str, Any]
 ) -> httpx.Response:
-    body = {
-        "query": operation.document if operation else LOOKUP,
-        "variables": variables,
-        "operationName": operation.name if operation else None,
-    }
+    body: dict[str, Any] = {"variables": variables}
+    if operation and operation.persisted_id:
+        body["extensions"] = {
+            "persistedQuery": {"version": 1, "sha256Hash": operation.persisted_id}
+        }
+    else:
+        body["query"] = operation.document if operation else LOOKUP
+        body["operationName"] = operation.name if operation else None
     return http.post(
         "/graphql",
         content=orjson.dumps(body),

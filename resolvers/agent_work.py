@@ -1,11 +1,34 @@
 """The agent runtimes' mutations: progress of an activity, and one LLM call made for it.
 
-Being built together with the job worker, which reports through the same domain code.
+Only agent tokens, and only for activities of their own agent: another agent's activity in
+the same tenant is a FORBIDDEN user error, another tenant's or an unknown one NOT_FOUND.
+Both go through domain/runs.py, the code the job worker runs, so an external runtime moves
+an activity exactly as the built-in ones do:
+- reportActivityProgress: `status` follows the agent's part of the state machine
+  (QUEUED → RUNNING; RUNNING → AWAITING_APPROVAL, FAILED or ESCALATED), anything else is
+  INVALID_STATE; `chunk` is appended to a RUNNING activity's output (after the status
+  change, so the first report may start the run and carry text) and streamed.
+- recordLlmCall: a RUNNING activity's call, written with every spend rollup in one
+  statement; then the budgets are checked, as before the next turn: when one is spent the
+  activity stops FAILED with BUDGET_EXCEEDED (the call itself is kept: it was made).
+Every accepted call writes an audit row (off the response's path).
 """
 
 from __future__ import annotations
 
-from domain.errors import Forbidden
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+
+from domain import runs
+from domain.errors import BadUserInput, Rejected
+from domain.ids import to_global_id
+from domain.llm_calls import NewLlmCall
+from loaders.shapes import ACTIVITY_COLUMNS, activity_from_row
+from resolvers.common import Problems, audit, input_id, require_agent
+from schema import types as t
 from schema.mutations import (
     ActivityPayload,
     ActivityProgressInput,
@@ -14,10 +37,208 @@ from schema.mutations import (
 )
 from schema.types import Info
 
+OWN_ACTIVITY_SQL = text(
+    "SELECT agent_id, status, campaign_id FROM activities WHERE id = :id AND tenant_id = :t"
+)
+
+
+async def _own_activity(conn: Any, info: Info, activity_id: uuid.UUID, lock: bool) -> Any:
+    principal = info.context.principal
+    sql = OWN_ACTIVITY_SQL.text + (" FOR UPDATE" if lock else "")
+    row = (await conn.execute(text(sql), {"id": activity_id, "t": principal.tenant_id})).first()
+    if row is None:
+        raise Rejected("NOT_FOUND", "No activity has this ID.", "input", "activityId")
+    if row[0] != principal.subject_id:
+        raise Rejected(
+            "FORBIDDEN", "This activity belongs to another agent.", "input", "activityId"
+        )
+    return row
+
+
+def _enum_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
 
 async def report_activity_progress(info: Info, input: ActivityProgressInput) -> ActivityPayload:
-    raise Forbidden("Not available yet.")
+    require_agent(info)
+    problems = Problems()
+    activity_id = input_id(problems, "Activity", input.activity_id, "input", "activityId")
+    status = _enum_value(input.status)
+    chunk = input.chunk or None
+    reason = input.failure_reason
+    if chunk is not None and len(chunk) > runs.MAX_CHUNK:
+        problems.add(
+            "INVALID", f"A chunk holds at most {runs.MAX_CHUNK} characters.", "input", "chunk"
+        )
+    if reason is not None and status not in ("FAILED", "ESCALATED"):
+        problems.add(
+            "INVALID",
+            "`failureReason` goes with status FAILED or ESCALATED.",
+            "input",
+            "failureReason",
+        )
+    if reason is not None and len(reason) > runs.MAX_FAILURE_REASON:
+        problems.add(
+            "INVALID",
+            f"A failure reason holds at most {runs.MAX_FAILURE_REASON} characters.",
+            "input",
+            "failureReason",
+        )
+    if status is None and chunk is None:
+        problems.add("INVALID", "Report a `chunk`, a `status`, or both.", "input")
+    if problems or activity_id is None:
+        return ActivityPayload(activity=None, user_errors=problems.errors)
+    tenant_id = info.context.principal.tenant_id
+    if status is None and chunk is not None:
+        # The common report, a chunk for a running activity of one's own: one statement.
+        # When it changes nothing, the checked path below says why.
+        rows = await info.context.db.fetch(
+            runs.APPEND_SQL,
+            runs.append_params(tenant_id, activity_id, chunk, info.context.principal.subject_id),
+        )
+        if rows:
+            return await _reported(info, activity_id, rows[0], chunk, None, None)
+    try:
+        async with info.context.db.transaction() as conn:
+            _, current, _ = await _own_activity(conn, info, activity_id, lock=True)
+            if status is not None and status not in runs.AGENT_TRANSITIONS.get(current, ()):
+                raise Rejected(
+                    "INVALID_STATE",
+                    f"A {current} activity cannot become {status}.",
+                    "input",
+                    "status",
+                )
+            running = current
+            if status == "RUNNING" and current == "QUEUED":
+                if await runs.start_run(conn, tenant_id, activity_id, restart=False) is None:
+                    raise Rejected(
+                        "INVALID_STATE", "This activity cannot start.", "input", "status"
+                    )
+                running = "RUNNING"
+            if chunk is not None:
+                if running != "RUNNING":
+                    raise Rejected(
+                        "INVALID_STATE",
+                        f"A {current} activity takes no output.",
+                        "input",
+                        "chunk",
+                    )
+                if await runs.append_output(conn, tenant_id, activity_id, chunk) is None:
+                    raise Rejected(
+                        "INVALID",
+                        f"The output would exceed {runs.MAX_OUTPUT} characters.",
+                        "input",
+                        "chunk",
+                    )
+            if status == "AWAITING_APPROVAL":
+                await runs.finish_run(conn, await runs.load_run(conn, tenant_id, activity_id))
+            elif status in ("FAILED", "ESCALATED"):
+                default = "Reported by the agent." if status == "FAILED" else "Needs a person."
+                await runs.fail_run(conn, tenant_id, activity_id, reason or default, status=status)
+            row = (
+                await conn.execute(
+                    text(f"SELECT {ACTIVITY_COLUMNS} FROM activities t WHERE t.id = :id"),
+                    {"id": activity_id},
+                )
+            ).one()
+    except Rejected as rejected:
+        problems.add(rejected.code, rejected.message, *rejected.field)
+        return ActivityPayload(activity=None, user_errors=problems.errors)
+    return await _reported(info, activity_id, row, chunk, status, current)
+
+
+async def _reported(
+    info: Info,
+    activity_id: uuid.UUID,
+    row: Any,
+    chunk: str | None,
+    status: str | None,
+    previous: str | None,
+) -> ActivityPayload:
+    """After the commit: stream what changed, audit, answer."""
+    redis = info.context.services.redis
+    if chunk is not None:
+        await runs.publish_stream(redis, activity_id, text_chunk=chunk)
+    if status is not None and status != previous:
+        await runs.publish_stream(redis, activity_id, status=row[3])
+    audit(
+        info,
+        "reportActivityProgress",
+        "Activity",
+        activity_id,
+        {"status": status, "chunkLength": len(chunk or "")},
+    )
+    return ActivityPayload(activity=activity_from_row(row), user_errors=[])
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPayload:
-    raise Forbidden("Not available yet.")
+    require_agent(info)
+    problems = Problems()
+    activity_id = input_id(problems, "Activity", input.activity_id, "input", "activityId")
+    call = NewLlmCall(
+        activity_id=activity_id or uuid.UUID(int=0),
+        provider=input.provider,
+        model=input.model,
+        input_tokens=input.input_tokens,
+        output_tokens=input.output_tokens,
+        cost_usd=input.cost_usd,
+        latency_ms=input.latency_ms,
+    )
+    try:
+        call.check()
+    except BadUserInput as bad:
+        named = re.search(r"`(\w+)`", bad.message)
+        problems.add("INVALID", bad.message, "input", *([_camel(named[1])] if named else []))
+    if problems or activity_id is None:
+        return LlmCallPayload(llm_call=None, user_errors=problems.errors)
+    tenant_id = info.context.principal.tenant_id
+    exceeded = None
+    try:
+        async with info.context.db.transaction() as conn:
+            agent_id, status, campaign_id = await _own_activity(conn, info, activity_id, False)
+            if status != "RUNNING":
+                raise Rejected(
+                    "INVALID_STATE",
+                    f"A {status} activity takes no LLM calls.",
+                    "input",
+                    "activityId",
+                )
+            recorded = await runs.record_call(conn, tenant_id, call, campaign_id)
+            if recorded is None:  # deleted meanwhile: as unknown
+                raise Rejected("NOT_FOUND", "No activity has this ID.", "input", "activityId")
+            exceeded = await runs.enforce_budgets(
+                conn, tenant_id, campaign_id, agent_id, activity_id
+            )
+    except Rejected as rejected:
+        problems.add(rejected.code, rejected.message, *rejected.field)
+        return LlmCallPayload(llm_call=None, user_errors=problems.errors)
+    if exceeded:
+        await runs.publish_stream(info.context.services.redis, activity_id, status="FAILED")
+    audit(
+        info,
+        "recordLlmCall",
+        "LlmCall",
+        recorded.id,
+        {"activityId": to_global_id("Activity", activity_id), "costUsd": str(call.cost_usd)},
+    )
+    return LlmCallPayload(
+        llm_call=t.LlmCall(
+            id=to_global_id("LlmCall", recorded.id),
+            provider=call.provider,
+            model=call.model,
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            cost_usd=call.cost_usd,
+            latency_ms=call.latency_ms,
+            created_at=recorded.created_at,
+            activity_id=activity_id,
+        ),
+        user_errors=[],
+    )

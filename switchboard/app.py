@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from schema.schema import schema
@@ -18,7 +19,12 @@ from switchboard.audit import AuditLog
 from switchboard.auth import Authenticator
 from switchboard.context import Services
 from switchboard.db import Database, create_engine
+from switchboard.edge.compression import CompressionMiddleware
+from switchboard.edge.invalidation import invalidate_on_commit
 from switchboard.graphql_http import GraphQLEndpoint
+from switchboard.observability import health, logs, metrics, operations, tracing
+from switchboard.observability.middleware import ObservabilityMiddleware
+from switchboard.observability.redis import TracedRedis
 from switchboard.settings import Settings
 
 REDIS_TIMEOUT_S = 0.5
@@ -26,7 +32,8 @@ REDIS_TIMEOUT_S = 0.5
 
 def create_redis(url: str) -> Redis:
     # Short timeouts: a slow or absent Redis must never hold a request for long.
-    return Redis.from_url(
+    # TracedRedis: a span per command when the request's trace records (observability).
+    return TracedRedis.from_url(
         url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
     )
 
@@ -36,16 +43,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     database_url = settings.database_url or os.environ["DATABASE_URL"]
     redis_url = settings.redis_url or os.environ["REDIS_URL"]
+    # Observability: JSON logs with secrets redacted (a test run's logging is its runner's),
+    # and tracing from the OTEL_* variables.
+    logs.register_secret(settings.jwt_secret)
+    logs.register_url_password(database_url)
+    logs.register_url_password(redis_url)
+    if settings.mode != "test":
+        logs.configure_logging(settings.log_level, settings.log_format)
+    tracing.configure_from_env(trace_resolvers=settings.trace_resolvers)
     db = Database(create_engine(settings, database_url))
     redis = create_redis(redis_url)
     services = Services(db=db, redis=redis, audit=AuditLog(db))
+    # Committed tenant events invalidate the response cache (switchboard/edge/invalidation.py).
+    invalidations = invalidate_on_commit(db.engine, redis)
     endpoint = GraphQLEndpoint(settings, services, Authenticator(settings, db, redis), schema)
 
     async def graphql(request: Request) -> Response:
-        return await endpoint(request)
+        return await operations.observe(endpoint, request)  # span, duration, errors by code
 
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+    readiness = health.Readiness(db, redis, database_url, ttl_s=settings.readiness_cache_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -57,19 +73,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services.audit.start()
         yield
         await services.audit.stop()  # a normal shutdown writes every queued audit entry
+        await invalidations.drain()  # invalidations of the last commits reach Redis
         await redis.aclose()
         await db.dispose()
+        tracing.flush()
+        metrics.process_exiting()
 
     app = Starlette(
         routes=[
             # Every method reaches the endpoint, which answers 405 in the contract's format.
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/healthz", health.healthz, methods=["GET"]),
+            Route("/readyz", readiness.endpoint, methods=["GET"]),
+            Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(ObservabilityMiddleware),  # outermost: spans and HTTP metrics
+            # gzip/brotli for bodies over compression_min_bytes; never websockets or streams.
+            Middleware(CompressionMiddleware, minimum_size=settings.compression_min_bytes),
+        ],
     )
     app.state.services = services
     app.state.db = db
     app.state.redis = redis
     app.state.settings = settings
+    app.state.graphql = endpoint  # its documents, rate limiter and response cache
+    app.state.invalidations = invalidations
     return app

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -20,6 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from domain.ids import to_global_id
 from switchboard.auth import issue_token
 from switchboard.migrate import upgrade_to_head
+from switchboard.observability.logs import configure_logging
+from switchboard.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from switchboard.seed import DEMO_TENANTS, PEOPLE, database_is_empty, seed_demo, stable_id
 from switchboard.services import EmbeddedServices, export_urls, start_services
 from switchboard.settings import Settings
@@ -44,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="gateway processes")
 
+    # --- jobs (tasks/): `switchboard worker`, and the one `serve` starts beside the gateway ---
+    serve.add_argument(
+        "--no-worker", action="store_true", help="do not start a job worker beside the gateway"
+    )
+    worker = commands.add_parser("worker", help="run a job worker (agent work)")
+    worker.add_argument("--slots", type=int, help="jobs run at once (SWITCHBOARD_WORKER_SLOTS)")
+    # --- end jobs ---
+
     commands.add_parser("migrate", help="bring the database to the newest schema")
 
     seed = commands.add_parser("seed", help="load demo or benchmark data")
@@ -59,10 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until it expires")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     if args.command == "serve":
-        return _serve(settings, args.host, args.port, args.workers)
+        # Observability: the server's and its workers' logs are JSON lines, secrets redacted;
+        # every process of the deployment writes its metrics to one folder.
+        configure_logging(settings.log_level, settings.log_format, secrets=[settings.jwt_secret])
+        _share_metrics(settings, sys.argv[1:] if argv is None else argv)
+        return _serve(settings, args.host, args.port, args.workers, not args.no_worker)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "worker":  # jobs (tasks/)
+        return _worker(settings, args.slots)
     with services(settings) as running:
         if args.command == "migrate":
             upgrade_to_head(running.database_url)
@@ -79,23 +97,80 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+def _serve(settings: Settings, host: str, port: int, workers: int, job_worker: bool = True) -> int:
     import uvicorn
 
     with services(settings) as running:
         upgrade_to_head(running.database_url)
         asyncio.run(_seed_demo(running.database_url, only_if_empty=True))
-        _print_demo_tokens(settings, host, port)
+        if settings.development:  # tokens never go to a production server's output
+            _print_demo_tokens(settings, host, port)
+        _start_job_worker(running, job_worker)  # jobs (tasks/): stopped before the servers
         uvicorn.run(
             "switchboard.app:create_app",
             factory=True,
             host=host,
             port=port,
             workers=workers,
-            log_level="info",
+            log_level=logging.getLogger().level,
+            log_config=None,  # uvicorn's loggers propagate to the JSON handler
             timeout_keep_alive=30,
         )
     return 0
+
+
+# --- jobs (tasks/): the worker command, and the worker process `serve` runs ---
+
+
+def _worker(settings: Settings, slots: int | None) -> int:
+    from tasks.worker import main as worker_main
+
+    if slots is not None:
+        os.environ["SWITCHBOARD_WORKER_SLOTS"] = str(slots)
+    with services(settings):
+        return worker_main()
+
+
+def _start_job_worker(running: EmbeddedServices, enabled: bool) -> None:
+    """One `switchboard worker` in its own process (the URLs reach it through the
+    environment). It is stopped (SIGTERM; SIGKILL after 20 s) when the services stop, before
+    the servers it uses."""
+    import subprocess
+
+    if not enabled:
+        return
+    process = subprocess.Popen([sys.executable, "-m", "switchboard.cli", "worker"])
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    running._stoppers.append(stop)
+
+
+# --- end jobs ---
+
+
+def _share_metrics(settings: Settings, argv: list[str]) -> None:
+    """Observability: Prometheus multiprocess mode for every process `serve` runs (gateway
+    workers, the job worker), so /metrics adds them all up (observability/metrics.py).
+
+    The variable must be set before prometheus_client is imported, which this process has
+    done already: the first time, `serve` empties the folder, sets PROMETHEUS_MULTIPROC_DIR
+    and executes itself again (same process id); then it only clears other processes'
+    files left from an earlier run."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
+        prepare_multiprocess_dir(Path(folder), keep_pid=os.getpid())
+        return
+    prepare_multiprocess_dir(settings.state_dir / "prometheus")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "switchboard.cli", *argv])
 
 
 async def _seed_demo(database_url: str, only_if_empty: bool) -> None:

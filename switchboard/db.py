@@ -25,6 +25,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import TextClause
 
+from switchboard.observability.database import ObservedPool, instrument_engine
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ current_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.C
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
     engine = create_async_engine(
         url,
+        poolclass=ObservedPool,  # observability: counts requests waiting for a connection
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
@@ -57,6 +59,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
     _install_idle_timeout(engine, settings.db_idle_timeout_s)
     _install_statement_counter(engine)
     _install_slow_statement_log(engine, settings.db_slow_statement_ms)
+    instrument_engine(engine)  # observability: statement spans and durations, pool gauges
     return engine
 
 

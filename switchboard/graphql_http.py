@@ -1,15 +1,20 @@
 """GraphQL over HTTP at /graphql, as the contract's README describes it.
 
-One request goes: read the GraphQL request (GET or POST JSON) → authenticate → take the
-parsed and validated document from the cache → execute → answer with orjson. Every
-failure answers with the contract's error code and HTTP status; nothing unexpected leaks
-(outside development mode its message is replaced, and it is logged here instead).
+One request goes: read the GraphQL request (GET or POST JSON, within the size limits) →
+authenticate → rate limit (`edge.ratelimit`) → find the document (`edge.persisted`:
+APQ and trusted documents) → take it parsed, validated and analysed from the cache →
+check the operation limits (`edge.limits`) → execute, with mobileHome, spend and
+spendReport served from the response cache (`edge.response_cache`) → answer with orjson,
+an ETag (GET), Server-Timing and X-Response-Time. Compression is the app's middleware.
+
+Every failure answers with the contract's error code and HTTP status; nothing unexpected
+leaks (outside development mode its message is replaced, and it is logged here instead),
+including failures outside execution, which answer INTERNAL_SERVER_ERROR with 500.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,17 +25,26 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
+from domain.access import Principal
 from domain.errors import DomainError
 from switchboard.auth import Authenticator
 from switchboard.context import RequestContext, Services
 from switchboard.db import StatementCounter, current_counter
 from switchboard.documents import DocumentCache
-from switchboard.settings import Settings
+from switchboard.edge import etag
+from switchboard.edge.breaker import RedisBreaker
+from switchboard.edge.limits import TOO_COMPLEX, OperationLimits
+from switchboard.edge.persisted import PersistedQueries, PersistedQueryError
+from switchboard.edge.ratelimit import Decision, RateLimiter
+from switchboard.edge.response_cache import CacheRequest, ResponseCache, caching_executor
+from switchboard.edge.timing import ServerTiming
+from switchboard.observability import operations as observed
+from switchboard.settings import DEFAULT_MANIFEST, Settings
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1_000_000
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+MASKED = "Internal server error."
 
 
 class RequestError(Exception):
@@ -46,9 +60,10 @@ class RequestError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class GraphQLRequest:
-    query: str
+    query: str | None  # None: a persisted query named in `extensions`
     variables: dict[str, Any] | None
     operation_name: str | None
+    extensions: dict[str, Any] | None = None
 
 
 class GraphQLEndpoint:
@@ -63,44 +78,131 @@ class GraphQLEndpoint:
         self.services = services
         self.authenticator = authenticator
         self.schema = schema
-        self.documents = DocumentCache(schema._schema)
+        self.limits = OperationLimits(
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+            max_cost=settings.max_cost,
+        )
+        self.documents = DocumentCache(
+            schema._schema, limits=self.limits, introspection=settings.development
+        )
+        self.breaker = RedisBreaker(settings.redis_retry_s)
+        self.persisted = PersistedQueries(
+            services.redis,
+            self.breaker,
+            settings.pq_manifests,
+            ttl_s=settings.apq_ttl_s,
+            optional=(DEFAULT_MANIFEST,),
+        )
+        # Trusted documents are parsed, validated and analysed now, before any request.
+        for operation in self.persisted.trusted.values():
+            self.documents.pin(operation.body)
+        self.rate_limiter = (
+            RateLimiter(
+                services.redis,
+                self.breaker,
+                {
+                    "dashboard": settings.rate_limit_dashboard,
+                    "mobile": settings.rate_limit_mobile,
+                    "agent": settings.rate_limit_agent,
+                    "anonymous": settings.rate_limit_anonymous,
+                },
+                settings.rate_limit_window_s,
+            )
+            if settings.rate_limit_enabled
+            else None
+        )
+        self.response_cache = (
+            ResponseCache(
+                services.redis,
+                self.breaker,
+                {"home": settings.cache_home_ttl_s, "spend": settings.cache_spend_ttl_s},
+            )
+            if settings.response_cache_enabled
+            else None
+        )
+        base = schema.execution_context_class
+        self.executor_class = caching_executor(base) if self.response_cache else base
 
     async def __call__(self, request: Request) -> Response:
-        started = time.perf_counter()
+        timing = ServerTiming()
         counter = StatementCounter()
         current_counter.set(counter)
         media_type = _response_media_type(request)
+        headers: dict[str, str] = {}
         try:
             if (
                 request.method == "GET"
                 and _wants_html(request)
                 and "query" not in request.query_params
+                and "extensions" not in request.query_params
             ):
                 if not self.settings.development:
                     raise RequestError(404, "NOT_FOUND", "GraphiQL is off in production.")
                 return HTMLResponse(get_graphql_ide_html())
-            graphql_request = await _read_request(request)
-            principal = await self.authenticator.authenticate(request.headers.get("authorization"))
-            status, payload = await self._run(request, graphql_request, principal, media_type)
+            graphql_request = await _read_request(request, self.settings)
+            principal = await self._authenticate(request)
+            timing.mark("auth")
+            if self.rate_limiter is not None:
+                _refuse_over_limit(
+                    await self.rate_limiter.hit_tenant(principal.tenant_id.hex, principal.audience)
+                )
+                timing.mark("rl")
+            status, payload = await self._run(request, graphql_request, principal, timing)
         except RequestError as error:
             status, payload = error.status, _errors_payload(error.code, error.message)
-            response = _json_response(status, payload, media_type, error.headers)
+            headers = error.headers
         except DomainError as error:  # authentication
             status = 401 if error.code == "UNAUTHENTICATED" else 400
-            response = _json_response(
-                status, _errors_payload(error.code, error.message), media_type
-            )
-        else:
-            response = _json_response(status, payload, media_type)
+            payload = _errors_payload(error.code, error.message)
+        except Exception as error:
+            log.exception("unexpected error outside execution")
+            message = f"{type(error).__name__}: {error}" if self.settings.development else MASKED
+            status, payload = 500, _errors_payload("INTERNAL_SERVER_ERROR", message)
+        observed.result(status, payload)  # observability: errors by code
+        body = orjson.dumps(payload)
+        if request.method == "GET" and status == 200:
+            tag = etag.etag_of(body)
+            headers.update({"etag": tag, "cache-control": etag.CACHE_CONTROL, "vary": etag.VARY})
+            if etag.matches(request.headers.get("if-none-match"), tag):
+                status, body = 304, b""
+        response = Response(body, status_code=status, media_type=media_type, headers=headers)
         if self.settings.development:
             response.headers["x-sql-statements"] = str(counter.count)
-        response.headers["x-response-time"] = f"{(time.perf_counter() - started) * 1000:.2f}ms"
+        response.headers["server-timing"] = timing.header()
+        response.headers["x-response-time"] = f"{timing.total_ms():.2f}ms"
         return response
 
+    async def _authenticate(self, request: Request) -> Principal:
+        """The token's principal; a request without a valid one counts against its IP."""
+        try:
+            return await self.authenticator.authenticate(request.headers.get("authorization"))
+        except DomainError:
+            if self.rate_limiter is not None:
+                address = request.client.host if request.client else "unknown"
+                _refuse_over_limit(await self.rate_limiter.hit_ip(address))
+            raise
+
     async def _run(
-        self, request: Request, graphql_request: GraphQLRequest, principal: Any, media_type: str
+        self,
+        request: Request,
+        graphql_request: GraphQLRequest,
+        principal: Principal,
+        timing: ServerTiming,
     ) -> tuple[int, dict[str, Any]]:
-        prepared = self.documents.get(graphql_request.query)
+        try:
+            resolved = await self.persisted.resolve(
+                graphql_request.query, graphql_request.extensions, principal.audience
+            )
+        except PersistedQueryError as error:
+            raise RequestError(error.status, error.code, error.message) from None
+        prepare_seconds = self.documents.prepare_seconds
+        prepared = self.documents.get(resolved.text)
+        timing.mark("doc")
+        timing.add("parse", self.documents.prepare_seconds - prepare_seconds)
+        if prepared.too_complex:
+            raise RequestError(400, TOO_COMPLEX, prepared.too_complex)
         if prepared.parse_errors:
             return 400, _formatted(prepared.parse_errors, "GRAPHQL_PARSE_FAILED", self.settings)
         if prepared.validation_errors:
@@ -112,6 +214,8 @@ class GraphQLEndpoint:
             raise RequestError(
                 400, "GRAPHQL_VALIDATION_FAILED", "No single operation matches `operationName`."
             )
+        # observability: the operation's name, type and hash on its span and metrics
+        observed.identify(operation, resolved.text, principal, prepared.sha256)
         if operation.operation is not OperationType.QUERY and request.method == "GET":
             raise RequestError(
                 405, "METHOD_NOT_ALLOWED", "Only queries may be sent with GET.", {"allow": "POST"}
@@ -120,7 +224,25 @@ class GraphQLEndpoint:
             raise RequestError(
                 400, "BAD_REQUEST", "Subscriptions run over the websocket at /graphql."
             )
+        analysis = prepared.analysis(operation)
+        if analysis is not None:
+            violation = analysis.violation(graphql_request.variables, self.limits)
+            if violation is not None:
+                raise RequestError(400, TOO_COMPLEX, violation)
+        if resolved.register and resolved.sha256:
+            await self.persisted.register(resolved.sha256, resolved.text)
+        cache_request = None
+        if self.response_cache is not None and operation.operation is OperationType.QUERY:
+            cache_request = CacheRequest(
+                cache=self.response_cache,
+                tenant_hex=principal.tenant_id.hex,
+                role=principal.role or "AGENT",
+                document_sha=prepared.sha256,
+                operation_name=operation.name.value if operation.name else None,
+                variables=graphql_request.variables,
+            )
         context = RequestContext.for_principal(principal, self.services)
+        extra = {"response_cache": cache_request} if cache_request is not None else {}
         try:
             result = execute(
                 self.schema._schema,
@@ -128,51 +250,82 @@ class GraphQLEndpoint:
                 context_value=context,
                 variable_values=graphql_request.variables,
                 operation_name=graphql_request.operation_name,
-                executor_class=self.schema.execution_context_class,
+                executor_class=self.executor_class,
+                hide_suggestions=not self.settings.development,
+                middleware=observed.resolver_middleware(),  # None unless resolver spans are on
+                **extra,
             )
             if not isinstance(result, ExecutionResult):
                 result = await result
         finally:
             context.loaders.close()
+        timing.mark("exec")
+        if cache_request is not None and cache_request.outcomes:
+            timing.note("cache", " ".join(cache_request.outcomes))
         return _result_payload(result, self.settings)
 
 
-async def _read_request(request: Request) -> GraphQLRequest:
+def _refuse_over_limit(decision: Decision) -> None:
+    if not decision.allowed:
+        raise RequestError(
+            429,
+            "RATE_LIMITED",
+            f"Too many requests; retry in {decision.retry_after_s} s.",
+            {"retry-after": str(decision.retry_after_s)},
+        )
+
+
+async def _read_request(request: Request, settings: Settings) -> GraphQLRequest:
+    limit = settings.max_body_bytes
     if request.method == "GET":
+        if len(request.url.query) > limit:
+            raise RequestError(413, "BAD_REQUEST", f"The query string exceeds {limit} bytes.")
         params = request.query_params
         return _graphql_request(
             params.get("query"),
             _json_param(params.get("variables"), "variables"),
             params.get("operationName"),
+            _json_param(params.get("extensions"), "extensions"),
+            settings,
         )
     if request.method != "POST":
         raise RequestError(405, "METHOD_NOT_ALLOWED", "Use GET or POST.", {"allow": "GET, POST"})
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise RequestError(415, "BAD_REQUEST", "Send the request as application/json.")
-    body = await _read_body(request)
+    body = await _read_body(request, limit)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise RequestError(400, "BAD_REQUEST", "The request body is not valid JSON.") from None
     if isinstance(payload, list):
-        raise RequestError(400, "BAD_REQUEST", "Batched requests are not supported.")
+        # Batching is refused rather than capped: one operation per request keeps rate
+        # limits, status codes, caching and ETags per operation.
+        raise RequestError(
+            400,
+            "BAD_REQUEST",
+            "Batched requests (a JSON array) are not supported: send one operation per request.",
+        )
     if not isinstance(payload, dict):
         raise RequestError(400, "BAD_REQUEST", "The request body must be a JSON object.")
     return _graphql_request(
-        payload.get("query"), payload.get("variables"), payload.get("operationName")
+        payload.get("query"),
+        payload.get("variables"),
+        payload.get("operationName"),
+        payload.get("extensions"),
+        settings,
     )
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestError(413, "BAD_REQUEST", f"The body exceeds {MAX_BODY_BYTES} bytes.")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, "BAD_REQUEST", f"The body exceeds {limit} bytes.")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise RequestError(413, "BAD_REQUEST", f"The body exceeds {MAX_BODY_BYTES} bytes.")
+        if size > limit:
+            raise RequestError(413, "BAD_REQUEST", f"The body exceeds {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -186,17 +339,28 @@ def _json_param(raw: str | None, name: str) -> Any:
         raise RequestError(400, "BAD_REQUEST", f"`{name}` is not valid JSON.") from None
 
 
-def _graphql_request(query: Any, variables: Any, operation_name: Any) -> GraphQLRequest:
-    if not isinstance(query, str) or not query.strip():
+def _graphql_request(
+    query: Any, variables: Any, operation_name: Any, extensions: Any, settings: Settings
+) -> GraphQLRequest:
+    if extensions is not None and not isinstance(extensions, dict):
+        raise RequestError(400, "BAD_REQUEST", "`extensions` must be a JSON object.")
+    persisted = extensions is not None and "persistedQuery" in extensions
+    if not (query is None and persisted) and (not isinstance(query, str) or not query.strip()):
         raise RequestError(400, "BAD_REQUEST", "`query` must be a non-empty string.")
     if variables is not None and not isinstance(variables, dict):
         raise RequestError(400, "BAD_REQUEST", "`variables` must be a JSON object.")
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestError(400, "BAD_REQUEST", "`operationName` must be a string.")
-    if "\x00" in query or "\\u0000" in query or _holds_nul(variables):
+    if variables and len(orjson.dumps(variables)) > settings.max_variables_bytes:
+        raise RequestError(
+            413, "BAD_REQUEST", f"`variables` exceed {settings.max_variables_bytes} bytes."
+        )
+    if (query is not None and ("\x00" in query or "\\u0000" in query)) or _holds_nul(variables):
         # PostgreSQL text cannot hold U+0000; refuse it here rather than fail in a query.
         raise RequestError(200, "BAD_USER_INPUT", "Text may not contain the NUL character.")
-    return GraphQLRequest(query=query, variables=variables, operation_name=operation_name)
+    return GraphQLRequest(
+        query=query, variables=variables, operation_name=operation_name, extensions=extensions
+    )
 
 
 def _holds_nul(value: Any) -> bool:
@@ -269,11 +433,3 @@ def _response_media_type(request: Request) -> str:
 
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
-
-
-def _json_response(
-    status: int, payload: dict[str, Any], media_type: str, headers: Mapping[str, str] | None = None
-) -> Response:
-    return Response(
-        orjson.dumps(payload), status_code=status, media_type=media_type, headers=headers
-    )

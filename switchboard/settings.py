@@ -11,6 +11,10 @@ STATE_DIR = Path(os.environ.get("SWITCHBOARD_STATE_DIR", PROJECT_DIR / ".switchb
 
 # Development-only default; `switchboard serve` prints it so demo tokens can be minted.
 DEV_JWT_SECRET = "switchboard-dev-secret-change-me-0123456789"
+# The mobile app's trusted documents, from the contract beside the project.
+DEFAULT_MANIFEST = (
+    PROJECT_DIR.parent / "shared/contract/operations/mobile/persisted-query-manifest.json"
+)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -19,6 +23,19 @@ def _env_int(name: str, default: int) -> int:
 
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_optional_bool(name: str) -> bool | None:
+    raw = os.environ.get(name, "").strip().lower()
+    return None if raw == "" else raw in ("1", "true", "yes", "on")
+
+
+def _env_paths(name: str) -> list[Path]:
+    return [Path(p) for p in os.environ.get(name, "").split(os.pathsep) if p]
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,42 @@ class Settings:
     membership_cache_ttl_s: int = 300
     token_cache_ttl_s: int = 30
     state_dir: Path = field(default=STATE_DIR)
+    # Observability (switchboard/observability/); tracing itself reads the OTEL_* variables.
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+    trace_resolvers: bool = False  # a span per resolver that awaits: costly, opt-in
+    readiness_cache_s: float = 10.0
+
+    # Edge (switchboard/edge/): persisted queries, limits, rate limits, response cache
+    pq_manifests: tuple[Path, ...] = (DEFAULT_MANIFEST,)
+    apq_ttl_s: int = 7 * 86400
+    max_body_bytes: int = 1_000_000
+    max_variables_bytes: int = 256_000
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 3000
+    max_cost: int = 100_000
+    rate_limit: bool | None = None  # None: on, except in test mode
+    rate_limit_window_s: float = 60.0
+    rate_limit_dashboard: int = 3000  # per tenant and window
+    rate_limit_mobile: int = 3000
+    rate_limit_agent: int = 6000
+    rate_limit_anonymous: int = 60  # per IP and window, requests without a valid token
+    response_cache: bool | None = None  # None: on, except in test mode
+    cache_home_ttl_s: int = 60
+    cache_spend_ttl_s: int = 300
+    compression_min_bytes: int = 1024
+    redis_retry_s: float = 2.0  # after a Redis failure, the edge skips Redis this long
+
+    @property
+    def rate_limit_enabled(self) -> bool:
+        # Tests exercise it with apps of their own; the shared test app sends bursts.
+        return self.rate_limit if self.rate_limit is not None else self.mode != "test"
+
+    @property
+    def response_cache_enabled(self) -> bool:
+        # Tests arrange rows straight in the database, past the writes that invalidate.
+        return self.response_cache if self.response_cache is not None else self.mode != "test"
 
     @property
     def development(self) -> bool:
@@ -66,6 +119,29 @@ class Settings:
             "db_statement_timeout_ms": _env_int("SWITCHBOARD_DB_STATEMENT_TIMEOUT_MS", 10_000),
             "db_slow_statement_ms": _env_float("SWITCHBOARD_DB_SLOW_STATEMENT_MS", 100.0),
             "state_dir": STATE_DIR,
+            "log_level": env.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
+            "log_format": env.get("SWITCHBOARD_LOG_FORMAT", "json").lower(),
+            "trace_resolvers": _env_bool("SWITCHBOARD_TRACE_RESOLVERS"),
+            "readiness_cache_s": _env_float("SWITCHBOARD_READINESS_CACHE_S", 10.0),
+            "pq_manifests": (DEFAULT_MANIFEST, *_env_paths("SWITCHBOARD_PQ_MANIFESTS")),
+            "apq_ttl_s": _env_int("SWITCHBOARD_APQ_TTL_S", 7 * 86400),
+            "max_body_bytes": _env_int("SWITCHBOARD_MAX_BODY_BYTES", 1_000_000),
+            "max_variables_bytes": _env_int("SWITCHBOARD_MAX_VARIABLES_BYTES", 256_000),
+            "max_depth": _env_int("SWITCHBOARD_MAX_DEPTH", 12),
+            "max_aliases": _env_int("SWITCHBOARD_MAX_ALIASES", 30),
+            "max_tokens": _env_int("SWITCHBOARD_MAX_TOKENS", 3000),
+            "max_cost": _env_int("SWITCHBOARD_MAX_COST", 100_000),
+            "rate_limit": _env_optional_bool("SWITCHBOARD_RATE_LIMIT"),
+            "rate_limit_window_s": _env_float("SWITCHBOARD_RATE_LIMIT_WINDOW_S", 60.0),
+            "rate_limit_dashboard": _env_int("SWITCHBOARD_RATE_LIMIT_DASHBOARD", 3000),
+            "rate_limit_mobile": _env_int("SWITCHBOARD_RATE_LIMIT_MOBILE", 3000),
+            "rate_limit_agent": _env_int("SWITCHBOARD_RATE_LIMIT_AGENT", 6000),
+            "rate_limit_anonymous": _env_int("SWITCHBOARD_RATE_LIMIT_ANONYMOUS", 60),
+            "response_cache": _env_optional_bool("SWITCHBOARD_RESPONSE_CACHE"),
+            "cache_home_ttl_s": _env_int("SWITCHBOARD_CACHE_HOME_TTL_S", 60),
+            "cache_spend_ttl_s": _env_int("SWITCHBOARD_CACHE_SPEND_TTL_S", 300),
+            "compression_min_bytes": _env_int("SWITCHBOARD_COMPRESSION_MIN_BYTES", 1024),
+            "redis_retry_s": _env_float("SWITCHBOARD_REDIS_RETRY_S", 2.0),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

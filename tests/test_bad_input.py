@@ -21,6 +21,7 @@ from asgi_lifespan import LifespanManager
 from switchboard.app import create_app
 from switchboard.settings import Settings
 from tests.conftest import agent_gid, tenant_gid
+from tests.edge_support import PRODUCTION_SECRET, production_token
 
 QUEUE = """query($first: Int, $after: String) {
   approvalQueue(first: $first, after: $after) { edges { node { id } } } }"""
@@ -516,6 +517,7 @@ async def production(servers: Any) -> AsyncIterator[httpx.AsyncClient]:
         redis_url=servers.redis_url,
         mode="production",
         db_statement_timeout_ms=100,
+        jwt_secret=PRODUCTION_SECRET,  # production accepts HS256 only with an operator's secret
     )
     application = create_app(settings)
     async with LifespanManager(application):
@@ -524,16 +526,21 @@ async def production(servers: Any) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
+@pytest.fixture
+def prod_auth() -> dict[str, str]:
+    return {"authorization": f"Bearer {production_token('acme')}"}
+
+
 async def test_production_hides_an_unexpected_error(
-    production: httpx.AsyncClient, auth: dict[str, str], db_conn: asyncpg.Connection
+    production: httpx.AsyncClient, prod_auth: dict[str, str], db_conn: asyncpg.Connection
 ) -> None:
     """A read that PostgreSQL cancels (the table is locked past the statement timeout)."""
-    assert (await _json(production, {"query": "{ viewer { id } }"}, auth)).status_code == 200
+    assert (await _json(production, {"query": "{ viewer { id } }"}, prod_auth)).status_code == 200
     async with db_conn.transaction():
         await db_conn.execute("LOCK TABLE tenants IN ACCESS EXCLUSIVE MODE")
-        response = await _json(production, {"query": "{ tenant { id name } }"}, auth)
+        response = await _json(production, {"query": "{ tenant { id name } }"}, prod_auth)
         both = f'{{ viewer {{ id }} node(id: "{tenant_gid("acme")}") {{ id }} }}'
-        partial = await _json(production, {"query": both}, auth)
+        partial = await _json(production, {"query": both}, prod_auth)
     assert response.status_code == 500, response.text
     body = response.json()
     assert body["data"] is None
@@ -549,16 +556,24 @@ async def test_production_hides_an_unexpected_error(
     assert [e["extensions"]["code"] for e in partial.json()["errors"]] == ["INTERNAL_SERVER_ERROR"]
     assert partial.json()["errors"][0]["message"] == error["message"]
     # And afterwards the gateway answers as ever.
-    after = await _json(production, {"query": "{ tenant { id } }"}, auth)
+    after = await _json(production, {"query": "{ tenant { id } }"}, prod_auth)
     assert after.json() == {"data": {"tenant": {"id": tenant_gid("acme")}}}
 
 
 async def test_production_still_says_what_is_wrong_with_a_request(
-    production: httpx.AsyncClient, auth: dict[str, str]
+    production: httpx.AsyncClient, prod_auth: dict[str, str]
 ) -> None:
-    _only(await _json(production, {"query": "{ viewer {"}, auth), 400, "GRAPHQL_PARSE_FAILED")
-    _only(await _json(production, {"query": "{ nope }"}, auth), 400, "GRAPHQL_VALIDATION_FAILED")
-    response = await _gql_vars(production, auth, QUEUE, {"first": 101})
+    _only(
+        await _json(production, {"query": "{ viewer {"}, prod_auth),
+        400,
+        "GRAPHQL_PARSE_FAILED",
+    )
+    _only(
+        await _json(production, {"query": "{ nope }"}, prod_auth),
+        400,
+        "GRAPHQL_VALIDATION_FAILED",
+    )
+    response = await _gql_vars(production, prod_auth, QUEUE, {"first": 101})
     _user_input(response)
     assert "101" in response.json()["errors"][0]["message"]
     graphiql = await production.get("/graphql", headers={"accept": "text/html"})

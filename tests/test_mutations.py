@@ -22,18 +22,22 @@ TENANT = stable_id(SLUG, "tenant")
 CREATE = """mutation($input: CreateCampaignInput!) { createCampaign(input: $input) {
   campaign { id name goal status budgetCapUsd startsOn endsOn }
   userErrors { field message code } } }"""
-UPDATE = """mutation($id: ID!, $input: UpdateCampaignInput!) { updateCampaign(id: $id, input: $input) {
+UPDATE = """mutation($id: ID!, $input: UpdateCampaignInput!) {
+  updateCampaign(id: $id, input: $input) {
   campaign { id name goal status budgetCapUsd } userErrors { field message code } } }"""
 SUBMIT = """mutation($id: ID!) { submitCampaign(id: $id) {
   campaign { id status } userErrors { field message code } } }"""
 RESOLVE = """mutation($input: ResolveApprovalInput!) { resolveApproval(input: $input) {
   approval { id status comment resolvedBy { id } activity { id status } }
   userErrors { field message code } } }"""
-SET_STATUS = """mutation($id: ID!, $status: AgentStatus!) { setAgentStatus(id: $id, status: $status) {
+SET_STATUS = """mutation($id: ID!, $status: AgentStatus!) {
+  setAgentStatus(id: $id, status: $status) {
   agent { id status } userErrors { field message code } } }"""
-SET_PREFERENCE = """mutation($key: String!, $value: JSON!) { setPreference(key: $key, value: $value) {
+SET_PREFERENCE = """mutation($key: String!, $value: JSON!) {
+  setPreference(key: $key, value: $value) {
   preference { key value updatedAt } userErrors { field message code } } }"""
-CREATE_DELIVERABLE = """mutation($input: CreateDeliverableInput!) { createDeliverable(input: $input) {
+CREATE_DELIVERABLE = """mutation($input: CreateDeliverableInput!) {
+  createDeliverable(input: $input) {
   deliverable { id title kind status campaign { id } } userErrors { field message code } } }"""
 
 

@@ -1,0 +1,153 @@
+"""The database seen from outside: a span per SQL statement, statement durations, and the
+connection pool's gauges. `switchboard.db.create_engine` installs it on every engine.
+
+- Span: named by the statement's first keyword (`SELECT`), with `db.system.name`,
+  `db.operation.name` and `db.query.text` (the statement with its placeholders, never the
+  values), a child of whatever span is current (the GraphQL operation, a job), only when
+  that span records, and made after the request's answer has gone (`tracing.child_span`).
+  A failed statement's span carries the error.
+- `switchboard_db_statement_duration_seconds{operation}`: every statement, from the
+  cursor's execute to its result, as SQLAlchemy's cursor events see it.
+- Pool gauges, updated at every checkout and checkin: connections in use and open
+  (summed over this process's engines), and requests waiting for a connection
+  (`ObservedPool`, the engine's pool class, counts callers blocked in the pool's queue).
+
+Why not opentelemetry-instrumentation-sqlalchemy or -asyncpg: the first (0.66b1) refuses
+SQLAlchemy 2.1 and instruments nothing; the second patches asyncpg globally, reports the
+pool's own BEGIN/ROLLBACK/SHOW round trips as spans of their own and makes spans even when
+nothing records. The cursor events below are the ones the statement counter already uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from switchboard.observability import metrics
+from switchboard.observability.tracing import child_span, recording_parent
+
+_KEYWORDS = frozenset(
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT", "ROLLBACK", "SET"}
+    | {"SHOW", "COPY", "EXPLAIN", "CREATE", "ALTER", "DROP", "TRUNCATE", "VACUUM", "ANALYZE"}
+)
+_ATTRIBUTE = "_switchboard_observed"
+# Per engine (id of its sync Engine): (connections in use, connections open).
+_pool_counts: dict[int, tuple[int, int]] = {}
+
+
+class ObservedPool(AsyncAdaptedQueuePool):
+    """The asyncio queue pool, counting callers that have to wait for a connection."""
+
+    def _do_get(self) -> Any:
+        if self._max_overflow > -1 and self._overflow >= self._max_overflow and self._pool.empty():
+            metrics.DB_POOL_WAITING.inc()
+            try:
+                return super()._do_get()
+            finally:
+                metrics.DB_POOL_WAITING.dec()
+        return super()._do_get()
+
+
+# SQLAlchemy names a pool's logger after its class, and keeps its own loggers at WARNING
+# (its pool logs a line per checkout at DEBUG): so does this pool's.
+logging.getLogger(f"{ObservedPool.__module__}.{ObservedPool.__name__}").setLevel(logging.WARNING)
+
+
+def instrument_engine(engine: AsyncEngine) -> None:
+    """Statement spans and durations, and pool gauges, for `engine`. Install it last."""
+    sync_engine = engine.sync_engine
+    key = id(sync_engine)
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _started(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if context is not None:
+            parent = recording_parent()
+            started_ns = time.time_ns() if parent is not None else 0
+            setattr(context, _ATTRIBUTE, (time.perf_counter(), parent, started_ns))
+
+    @event.listens_for(sync_engine, "after_cursor_execute")
+    def _finished(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        observed = getattr(context, _ATTRIBUTE, None)
+        if observed is not None:
+            setattr(context, _ATTRIBUTE, None)
+            _observe(observed, statement, None)
+
+    @event.listens_for(sync_engine, "handle_error")
+    def _failed(exception_context: Any) -> None:
+        context = exception_context.execution_context
+        observed = getattr(context, _ATTRIBUTE, None) if context is not None else None
+        if observed is not None:
+            setattr(context, _ATTRIBUTE, None)
+            error = exception_context.original_exception
+            _observe(observed, exception_context.statement or "", error)
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        pool = sync_engine.pool
+        _set_pool_counts(key, pool.checkedout(), pool.size() + pool.overflow())
+
+    @event.listens_for(sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        pool = sync_engine.pool
+        # The checkin event comes before the connection is back in the pool's queue.
+        _set_pool_counts(key, max(pool.checkedout() - 1, 0), pool.size() + pool.overflow())
+
+    @event.listens_for(sync_engine, "engine_disposed")
+    def _disposed(_: Any) -> None:
+        _pool_counts.pop(key, None)
+        _publish_pool_counts()
+
+
+def _observe(observed: tuple[float, Any, int], statement: str, error: Any) -> None:
+    started, parent, started_ns = observed
+    elapsed = time.perf_counter() - started
+    keyword = _keyword(statement)
+    _duration(keyword).observe(elapsed)
+    if parent is not None:
+        child_span(
+            keyword,
+            SpanKind.CLIENT,
+            parent,
+            started_ns,
+            started_ns + int(elapsed * 1e9),
+            {
+                "db.system.name": "postgresql",
+                "db.operation.name": keyword,
+                "db.query.text": statement,
+            },
+            error,
+        )
+
+
+def _set_pool_counts(key: int, in_use: int, open_: int) -> None:
+    if _pool_counts.get(key) != (in_use, open_):
+        _pool_counts[key] = (in_use, open_)
+        _publish_pool_counts()
+
+
+def _publish_pool_counts() -> None:
+    metrics.DB_POOL_IN_USE.set(sum(in_use for in_use, _ in _pool_counts.values()))
+    metrics.DB_POOL_OPEN.set(sum(open_ for _, open_ in _pool_counts.values()))
+
+
+@functools.lru_cache(maxsize=2048)
+def _keyword(statement: str) -> str:
+    head = statement.lstrip().split(None, 1)
+    keyword = head[0].upper().rstrip(";") if head else ""
+    return keyword if keyword in _KEYWORDS else "OTHER"
+
+
+@functools.lru_cache(maxsize=64)
+def _duration(keyword: str) -> Any:
+    return metrics.DB_STATEMENT_DURATION.labels(keyword)

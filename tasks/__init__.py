@@ -1,0 +1,11 @@
+"""Agent work: the job queue (Taskiq on a Redis broker of our own), the worker, the agent
+runtimes and the scheduled jobs.
+
+- `tasks.queue`: what the mutations call after their transaction commits
+  (`enqueue_activity`, `agent_status_changed`).
+- `tasks.broker`: the broker: strict priorities, per-agent concurrency caps, leases,
+  deduplication, delayed retries (`tasks/lua.py` holds its Redis scripts).
+- `tasks.jobs`: the Taskiq tasks and the retry / dead-letter middleware.
+- `tasks.worker`: `switchboard worker`: reconciler, heartbeats, scheduled jobs, receiver.
+- `tasks.runtimes`: the agent runtimes (simulated, OpenAI-compatible) behind one interface.
+"""

@@ -1,0 +1,380 @@
+"""A Taskiq broker on Redis with strict priorities, per-agent concurrency caps, leases,
+deduplication and delayed retries (taskiq-redis's brokers have none of the first two).
+
+How a job moves (the scripts are in tasks/lua.py; each step is one atomic script):
+
+    enqueue ──▶ ready ──claim──▶ running ──ack──▶ (gone)
+                  ▲                 │ ├──retry──▶ delayed ──(due)──▶ ready
+                  │                 │ └──dead───▶ (gone, counted, recorded)
+                  └──lease expired / release (worker stopped)──┘
+
+Priorities. Priority 1 is the most urgent, 10 the least. A job's score is
+`priority * 2^40 + sequence`, so the smallest score is the most urgent and, within one
+priority, the oldest. Each agent keeps its ready jobs in a sorted set; a second sorted set
+holds every agent that may start a job right now (configured, not PAUSED, fewer running
+jobs than its cap) scored by its best ready job. A claim takes the first agent of that set
+and the first job of that agent, in one script, so:
+
+    a waiting job with a smaller number always starts before any waiting job with a larger
+    number *among the jobs that may run*. A job of a PAUSED agent, or of an agent already
+    running `concurrency` jobs, waits without holding up other agents' jobs; it takes its
+    turn, by priority, as soon as its agent may run again. A retry waiting out its backoff
+    is not waiting to start until it is due.
+
+A worker claims only when it has a free slot (Taskiq's receiver asks for the next message
+only then, with no prefetch), so a worker never sits on a job that another could start.
+
+Acknowledgement. A claimed job is leased for `lease_s` (30 s by default); the worker renews
+the leases of its running jobs every `lease_s / 3`. A worker that dies stops renewing, and
+the next claim after the lease ran out puts the job back in its original place. Every
+delivery is numbered, and ack/retry/release only act on the delivery the worker holds, so a
+worker that lost its lease cannot settle a job that another worker runs now (it also
+cancels its own run when the heartbeat reports the loss).
+
+Idle workers block on a Redis list (BLPOP) that enqueue, ack and resume push to, so an
+idle worker starts a new job within a round trip; they also look every `poll_s` for retries
+that became due and leases that ran out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+from taskiq.abc.broker import AsyncBroker
+from taskiq.acks import AckableMessage
+from taskiq.message import BrokerMessage, TaskiqMessage
+
+from tasks import lua
+from tasks.config import JobSettings
+
+log = logging.getLogger(__name__)
+
+
+class _Script:
+    """One Lua script, run by its SHA (loaded on first use on each server)."""
+
+    def __init__(self, body: str) -> None:
+        self.body = lua.COMMON + body
+        self.sha = hashlib.sha1(self.body.encode()).hexdigest()
+
+    async def __call__(self, redis: Redis, *args: Any) -> Any:
+        try:
+            return await redis.evalsha(self.sha, 0, *args)
+        except NoScriptError:
+            return await redis.eval(self.body, 0, *args)
+
+
+ENQUEUE = _Script(lua.ENQUEUE)
+CLAIM = _Script(lua.CLAIM)
+ACK = _Script(lua.ACK)
+RETRY = _Script(lua.RETRY)
+DEAD = _Script(lua.DEAD)
+RELEASE = _Script(lua.RELEASE)
+HEARTBEAT = _Script(lua.HEARTBEAT)
+CONFIGURE = _Script(lua.CONFIGURE)
+CANCEL_AGENT = _Script(lua.CANCEL_AGENT)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class JobStore:
+    """The queue's operations on one Redis; usable without a running broker (the gateway
+    enqueues through it)."""
+
+    def __init__(self, prefix: str = "sb:q:") -> None:
+        self.prefix = prefix
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    async def enqueue(
+        self,
+        redis: Redis,
+        *,
+        job_id: str,
+        agent_id: str,
+        tenant_id: str,
+        priority: int,
+        message: bytes,
+        dedup_key: str | None = None,
+    ) -> int:
+        """1: enqueued; 0: this job exists already; -1: dropped (its dedup key waits)."""
+        if not 1 <= priority <= 10:
+            raise ValueError(f"priority must be 1..10, got {priority}")
+        return int(
+            await ENQUEUE(
+                redis,
+                self.prefix,
+                job_id,
+                agent_id,
+                tenant_id,
+                priority,
+                message,
+                dedup_key or "",
+                now_ms(),
+            )
+        )
+
+    async def claim(
+        self, redis: Redis, worker: str, lease_ms: int, tenants: tuple[str, ...] = ()
+    ) -> list[Any]:
+        reply = await CLAIM(redis, self.prefix, now_ms(), worker, lease_ms, len(tenants), *tenants)
+        is_job = reply[0] == b"job"
+        # A job's message (third item) stays bytes.
+        return [v if is_job and i == 2 else _text(v) for i, v in enumerate(reply)]
+
+    async def ack(self, redis: Redis, job_id: str, delivery: int) -> bool:
+        return bool(await ACK(redis, self.prefix, job_id, delivery))
+
+    async def retry(self, redis: Redis, job_id: str, delivery: int, due_ms: int) -> int:
+        return int(await RETRY(redis, self.prefix, job_id, delivery, due_ms))
+
+    async def dead(self, redis: Redis, job_id: str, delivery: int, record: dict[str, Any]) -> bool:
+        return bool(await DEAD(redis, self.prefix, job_id, delivery, orjson.dumps(record)))
+
+    async def release(self, redis: Redis, job_id: str, delivery: int) -> bool:
+        return bool(await RELEASE(redis, self.prefix, job_id, delivery))
+
+    async def heartbeat(self, redis: Redis, lease_ms: int, held: dict[str, int]) -> list[str]:
+        if not held:
+            return []
+        args: list[Any] = []
+        for job_id, delivery in held.items():
+            args += [job_id, delivery]
+        return [_text(j) for j in await HEARTBEAT(redis, self.prefix, now_ms() + lease_ms, *args)]
+
+    async def configure(
+        self, redis: Redis, agent_id: str, tenant_id: str, cap: int, paused: bool
+    ) -> None:
+        await CONFIGURE(redis, self.prefix, agent_id, tenant_id, max(cap, 1), int(paused))
+
+    async def cancel_agent(self, redis: Redis, agent_id: str) -> list[str]:
+        return [_text(j) for j in await CANCEL_AGENT(redis, self.prefix, agent_id)]
+
+    async def existing(self, redis: Redis, job_ids: list[str]) -> set[str]:
+        """Which of these jobs Redis holds (in any state)."""
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(self.key(f"j:{job_id}"))
+            found = await pipe.execute()
+        return {job_id for job_id, hit in zip(job_ids, found, strict=True) if hit}
+
+    async def take_dropped(self, redis: Redis, count: int = 500) -> list[str]:
+        return [_text(j) for j in await redis.spop(self.key("dropped"), count) or []]
+
+    async def dead_letter_count(self, redis: Redis) -> int:
+        return int(await redis.get(self.key("dead_letters")) or 0)
+
+    async def stats(self, redis: Redis) -> dict[str, int]:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.key("eligible"))
+            pipe.zcard(self.key("leases"))
+            pipe.zcard(self.key("delayed"))
+            pipe.get(self.key("dead_letters"))
+            eligible, running, delayed, dead = await pipe.execute()
+        return {
+            "eligible_agents": eligible,
+            "running": running,
+            "delayed": delayed,
+            "dead_letters": int(dead or 0),
+        }
+
+
+@dataclass
+class Delivery:
+    """A job this worker holds: which delivery of it, and what it knows of it."""
+
+    job_id: str
+    delivery: int
+    attempts: int
+    agent_id: str
+    tenant_id: str
+    enqueued_ms: int
+    claimed_ms: int
+    task: asyncio.Task[Any] | None = None
+    settled: bool = False
+
+
+AgentLoader = Callable[[list[str]], Awaitable[None]]
+
+
+class PriorityBroker(AsyncBroker):
+    """Taskiq's broker interface over `JobStore`. `kick` enqueues a message whose labels
+    carry `agent_id`, `tenant_id`, `priority` (and optionally `dedup_key`); `listen` yields
+    claimed jobs as ackable messages."""
+
+    def __init__(self, settings: JobSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or JobSettings()
+        self.store = JobStore(self.settings.prefix)
+        self.redis: Redis | None = None
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.held: dict[str, Delivery] = {}
+        # Loads the caps and PAUSED state of agents Redis does not know yet (the worker
+        # sets it: it reads the database).
+        self.configure_agents: AgentLoader | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.listener: AsyncGenerator[bytes | AckableMessage, None] | None = None
+        self.stopping = False
+
+    def connect(self, redis: Redis, settings: JobSettings | None = None) -> None:
+        self.redis = redis
+        if settings is not None:
+            self.settings = settings
+            self.store = JobStore(settings.prefix)
+
+    def encode(self, message: TaskiqMessage) -> bytes:
+        return self.formatter.dumps(message).message
+
+    async def startup(self) -> None:
+        await super().startup()
+        if self.is_worker_process and self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._renew_leases(), name="job-heartbeat")
+
+    async def shutdown(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        await super().shutdown()
+
+    async def kick(self, message: BrokerMessage) -> None:
+        assert self.redis is not None, "connect() the broker to Redis first"
+        labels = message.labels
+        await self.store.enqueue(
+            self.redis,
+            job_id=message.task_id,
+            agent_id=str(labels["agent_id"]),
+            tenant_id=str(labels["tenant_id"]),
+            priority=int(labels.get("priority", 5)),
+            message=message.message,
+            dedup_key=labels.get("dedup_key") or None,
+        )
+
+    def listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:
+        self.listener = self._listen()
+        return self.listener
+
+    async def _listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:
+        assert self.redis is not None, "connect() the broker to Redis first"
+        redis, settings = self.redis, self.settings
+        lease_ms = int(settings.lease_s * 1000)
+        tenants = tuple(t.hex for t in settings.tenants or ())
+        # The receiver cancels this generator when the worker stops; the flag also ends it
+        # (within one poll) should a cancellation be lost inside the Redis client.
+        while not self.stopping:
+            claimed = await self.store.claim(redis, self.worker_id, lease_ms, tenants)
+            kind = claimed[0]
+            if kind == "job":
+                _, job_id, data, delivery, attempts, agent_id, tenant_id, enqueued = claimed
+                held = Delivery(
+                    job_id=job_id,
+                    delivery=int(delivery),
+                    attempts=int(attempts),
+                    agent_id=agent_id,
+                    tenant_id=tenant_id,
+                    enqueued_ms=int(enqueued),
+                    claimed_ms=now_ms(),
+                )
+                self.held[job_id] = held
+                yield AckableMessage(data=data, ack=self._acker(held))
+            elif kind == "configure":
+                if self.configure_agents is None:
+                    raise RuntimeError("the broker has no agent loader")
+                await self.configure_agents(claimed[1:])
+            else:
+                await self._wait(claimed[1], claimed[2])
+
+    async def _wait(self, next_delayed: str, next_lease: str) -> None:
+        """Block on the wake list until something may start, or until the next retry is
+        due or lease runs out (at most `poll_s`)."""
+        assert self.redis is not None
+        timeout = self.settings.poll_s
+        now = now_ms()
+        for due in (next_delayed, next_lease):
+            if due:
+                timeout = min(timeout, max((int(float(due)) - now) / 1000, 0.0))
+        if timeout <= 0.005:
+            return
+        # Shielded: a stopping worker cancels this wait, and a cancellation that lands inside
+        # the Redis client's read can be turned into a timeout and retried there (the wait
+        # then outlives the stop); the shield lets the short BLPOP finish on its own.
+        await asyncio.shield(self.redis.blpop([self.store.key("wake")], timeout=timeout))
+
+    def _acker(self, held: Delivery) -> Callable[[], Awaitable[None]]:
+        async def ack() -> None:
+            await self.settle(held, "ack")
+
+        return ack
+
+    async def settle(self, held: Delivery, how: str, **kwargs: Any) -> Any:
+        """ack, retry (due_ms=…), dead (record=…) or release a held delivery, once."""
+        assert self.redis is not None
+        if held.settled:
+            return None
+        held.settled = True
+        self.held.pop(held.job_id, None)
+        if how == "ack":
+            return await self.store.ack(self.redis, held.job_id, held.delivery)
+        if how == "retry":
+            return await self.store.retry(self.redis, held.job_id, held.delivery, kwargs["due_ms"])
+        if how == "dead":
+            return await self.store.dead(self.redis, held.job_id, held.delivery, kwargs["record"])
+        if how == "release":
+            return await self.store.release(self.redis, held.job_id, held.delivery)
+        raise ValueError(how)
+
+    async def release_all(self) -> int:
+        """Hand every held job back (a stopping worker), in its place in the queue."""
+        released = 0
+        for held in list(self.held.values()):
+            if held.task is not None and not held.task.done():
+                held.task.cancel()
+            with contextlib.suppress(Exception):
+                released += bool(await self.settle(held, "release"))
+        return released
+
+    async def _renew_leases(self) -> None:
+        assert self.redis is not None
+        lease_ms = int(self.settings.lease_s * 1000)
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            held = {job: d.delivery for job, d in self.held.items() if not d.settled}
+            try:
+                lost = await self.store.heartbeat(self.redis, lease_ms, held)
+            except Exception:
+                log.exception("lease renewal failed; retrying")
+                continue
+            for job_id in lost:
+                delivery = self.held.pop(job_id, None)
+                if delivery is None:
+                    continue
+                delivery.settled = True  # another worker has it now: never settle it here
+                log.warning("lost the lease of job %s; stopping its run", job_id)
+                if delivery.task is not None and not delivery.task.done():
+                    delivery.task.cancel()
+
+
+# The process's broker. Tasks register on it (tasks/jobs.py); the gateway uses it only to
+# encode messages, the worker connects it to Redis and listens.
+broker = PriorityBroker()

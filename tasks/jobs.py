@@ -1,0 +1,145 @@
+"""The Taskiq tasks the worker runs, and the middleware that retries or dead-letters them.
+
+- `switchboard.run_activity`: one activity's run (tasks/runner.py).
+- `switchboard.probe`: does nothing but note when it started (benchmarks, health checks).
+
+Retries: a run that raises is tried again after `retry_base_s * 2^(n-1)` seconds (capped at
+`retry_max_s`), half of it fixed and half random ("equal jitter"), up to `max_retries`
+times (3); meanwhile the activity is QUEUED and the job waits in the delayed set. After the
+last retry the job is dead-lettered: the activity FAILED with the error as its reason, the
+agent ERROR, a new ESCALATED activity for a person with an ESCALATION_CREATED event, the
+Redis and Prometheus dead-letter counters up by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from typing import Any
+
+from taskiq import Context, TaskiqDepends
+from taskiq.abc.middleware import TaskiqMiddleware
+from taskiq.message import TaskiqMessage
+from taskiq.result import TaskiqResult
+
+from domain import runs
+from tasks import metrics, runner
+from tasks.broker import broker, now_ms
+from tasks.config import JobSettings
+from tasks.queue import RUN_ACTIVITY, enqueue_rows
+
+log = logging.getLogger(__name__)
+
+PROBE = "switchboard.probe"
+# Taskiq injects the task's context through this default.
+CONTEXT = TaskiqDepends()
+
+
+def backoff_s(retry: int, settings: JobSettings, rng: random.Random | None = None) -> float:
+    """The wait before retry number `retry` (1, 2, 3, …): exponential, with equal jitter."""
+    ceiling = min(settings.retry_max_s, settings.retry_base_s * 2 ** (retry - 1))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+def _hold_current_task(context: Context) -> Any:
+    held = broker.held.get(context.message.task_id)
+    if held is not None:
+        held.task = asyncio.current_task()
+        metrics.PICKUP_SECONDS.observe(max(held.claimed_ms - held.enqueued_ms, 0) / 1000)
+    return held
+
+
+@broker.task(task_name=RUN_ACTIVITY)
+async def run_activity(activity_id: str, tenant_id: str, context: Context = CONTEXT) -> str:
+    held = _hold_current_task(context)
+    state = context.state
+    tenant = uuid.UUID(tenant_id)
+
+    async def enqueue(rows: list[Any], tenant_id: uuid.UUID) -> None:
+        await enqueue_rows(state.redis, rows, tenant_id)
+
+    outcome = await runner.execute(
+        state.db,
+        state.redis,
+        state.jobs,
+        uuid.UUID(activity_id),
+        tenant,
+        enqueue,
+        restart=held is None or held.delivery > 1,
+    )
+    metrics.JOB_RUNS.labels(outcome.status).inc()
+    log.info("activity %s: %s after %d turns", activity_id, outcome.status, outcome.turns)
+    return outcome.status
+
+
+@broker.task(task_name=PROBE)
+async def probe(key: str, context: Context = CONTEXT) -> None:
+    held = _hold_current_task(context)
+    if held is not None:
+        await context.state.redis.hset(
+            key, held.job_id, f"{held.enqueued_ms},{held.claimed_ms},{now_ms()}"
+        )
+
+
+class RetryMiddleware(TaskiqMiddleware):
+    """On a failed run: a delayed retry, or the dead letter after the last one."""
+
+    async def on_error(
+        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
+    ) -> None:
+        held = broker.held.get(message.task_id)
+        if held is None or held.settled or message.task_name != RUN_ACTIVITY:
+            return
+        if isinstance(exception, asyncio.CancelledError):
+            return  # the worker is stopping, or lost the lease: handed back elsewhere
+        state = self.broker.state
+        settings: JobSettings = state.jobs
+        activity_id = uuid.UUID(message.kwargs["activity_id"])
+        tenant_id = uuid.UUID(message.kwargs["tenant_id"])
+        reason = f"{type(exception).__name__}: {exception}"
+        try:
+            if held.attempts < settings.max_retries:
+                retry = held.attempts + 1
+                delay = backoff_s(retry, settings)
+                async with state.db.transaction() as conn:
+                    await runs.requeue(conn, tenant_id, activity_id)
+                await broker.settle(held, "retry", due_ms=now_ms() + int(delay * 1000))
+                await runs.publish_stream(state.redis, activity_id, status="QUEUED")
+                metrics.JOB_RETRIES.inc()
+                log.warning(
+                    "activity %s failed (%s); retry %d/%d in %.2f s",
+                    activity_id,
+                    reason,
+                    retry,
+                    settings.max_retries,
+                    delay,
+                )
+                return
+            attempts = held.attempts + 1
+            full_reason = f"{reason} (after {attempts} attempts)"
+            async with state.db.transaction() as conn:
+                escalation = await runs.dead_letter(conn, tenant_id, activity_id, full_reason)
+            await broker.settle(
+                held,
+                "dead",
+                record={
+                    "job": held.job_id,
+                    "tenant": held.tenant_id,
+                    "agent": held.agent_id,
+                    "reason": full_reason,
+                    "at": now_ms(),
+                    "escalation": escalation.hex if escalation else None,
+                },
+            )
+            await runs.publish_stream(state.redis, activity_id, status="FAILED")
+            metrics.DEAD_LETTERS.inc()
+            log.error("activity %s dead-lettered: %s", activity_id, full_reason)
+        except Exception:
+            # Could not record the failure: hand the job back; it runs again.
+            log.exception("could not retry or dead-letter activity %s", activity_id)
+            await broker.settle(held, "release")
+
+
+broker.add_middlewares(RetryMiddleware())

@@ -1,0 +1,183 @@
+"""What the mutations call after their transaction commits, and the worker's bookkeeping
+between the database and the queue.
+
+- `enqueue_activity`: one job per activity (the job's ID is the activity's), at its
+  priority; False when dropped because a job with the same dedup key is waiting.
+- `agent_status_changed`: PAUSED holds the agent's waiting jobs, IDLE (or any other
+  status) lets them run, TERMINATED cancels them and their activities.
+- `reconcile`: QUEUED activities with no job in Redis (a crash between a commit and its
+  enqueue, or a Redis that lost its data) get their jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from taskiq.message import TaskiqMessage
+
+from domain import runs
+from switchboard.db import Database
+from tasks.broker import JobStore, broker
+from tasks.config import JobSettings
+
+log = logging.getLogger(__name__)
+
+RUN_ACTIVITY = "switchboard.run_activity"
+# Only activities QUEUED at least this long are reconciled: younger ones may be between
+# their commit and their enqueue right now.
+RECONCILE_MIN_AGE_S = 10
+
+
+def _store() -> JobStore:
+    return broker.store
+
+
+def activity_message(activity_id: uuid.UUID, tenant_id: uuid.UUID, priority: int) -> bytes:
+    return broker.encode(
+        TaskiqMessage(
+            task_id=activity_id.hex,
+            task_name=RUN_ACTIVITY,
+            labels={"priority": priority},
+            args=[],
+            kwargs={"activity_id": str(activity_id), "tenant_id": str(tenant_id)},
+        )
+    )
+
+
+async def enqueue_activity(
+    redis: Redis,
+    *,
+    activity_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    priority: int,
+    dedup_key: str | None = None,
+) -> bool:
+    """Queue the activity's job. False when it was dropped: a job with the same dedup key
+    (`{tenantId}:{templateId}:{periodKey}`) is waiting. The dropped activity is cancelled
+    by a worker (so the reconciler never brings it back). Enqueueing an activity whose job
+    exists already changes nothing and answers True."""
+    result = await _store().enqueue(
+        redis,
+        job_id=activity_id.hex,
+        agent_id=agent_id.hex,
+        tenant_id=tenant_id.hex,
+        priority=priority,
+        message=activity_message(activity_id, tenant_id, priority),
+        dedup_key=dedup_key,
+    )
+    return result >= 0
+
+
+async def enqueue_rows(redis: Redis, rows: Sequence[Any], tenant_id: uuid.UUID) -> None:
+    """Jobs for activity rows of ACTIVITY_COLUMNS (id, deliverable, agent, …, priority)."""
+    for row in rows:
+        await enqueue_activity(
+            redis, activity_id=row[0], tenant_id=tenant_id, agent_id=row[2], priority=row[5]
+        )
+
+
+async def agent_status_changed(
+    redis: Redis,
+    db: Database,
+    *,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    status: str,
+    concurrency: int,
+) -> None:
+    """Tell the queue an agent's status (or cap) changed. PAUSED: its waiting jobs stay
+    queued and none starts; IDLE and the rest: they run again, up to `concurrency` at once;
+    TERMINATED: its waiting jobs are removed and their activities CANCELLED (running ones
+    stop at their next turn)."""
+    store = _store()
+    if status == "TERMINATED":
+        async with db.transaction() as conn:
+            await runs.cancel_waiting(conn, tenant_id, agent_id)
+        cancelled = await store.cancel_agent(redis, agent_id.hex)
+        # Not held: a stray job of a terminated agent runs and cancels itself at its start.
+        await store.configure(redis, agent_id.hex, tenant_id.hex, concurrency, paused=False)
+        for job_id in cancelled:
+            await runs.publish_stream(redis, uuid.UUID(job_id), status="CANCELLED")
+        return
+    await store.configure(
+        redis, agent_id.hex, tenant_id.hex, concurrency, paused=status == "PAUSED"
+    )
+
+
+async def configure_agents(
+    redis: Redis, db: Database, agent_ids: Sequence[str] | None, settings: JobSettings
+) -> int:
+    """Load caps and PAUSED/TERMINATED state from the database into the queue: for the
+    given agents (hex ids), or for every agent of the tenants this worker serves."""
+    if agent_ids is not None:
+        ids = [uuid.UUID(a) for a in agent_ids]
+        rows = await db.fetch(
+            "SELECT id, tenant_id, concurrency, status FROM agents "
+            "WHERE id = ANY(CAST(:ids AS uuid[]))",
+            {"ids": ids},
+        )
+        known = {r[0] for r in rows}
+        for missing in set(ids) - known:
+            # No such agent: its jobs can never run; they end when their activity is not
+            # found. A cap of 1 lets them drain.
+            await _store().configure(redis, missing.hex, "", 1, paused=False)
+    elif settings.tenants:
+        rows = await db.fetch(
+            "SELECT id, tenant_id, concurrency, status FROM agents "
+            "WHERE tenant_id = ANY(CAST(:t AS uuid[]))",
+            {"t": list(settings.tenants)},
+        )
+    else:
+        rows = await db.fetch("SELECT id, tenant_id, concurrency, status FROM agents")
+    for agent_id, tenant_id, concurrency, status in rows:
+        # A terminated agent's stray jobs run (and cancel themselves at start).
+        await _store().configure(
+            redis, agent_id.hex, tenant_id.hex, concurrency, paused=status == "PAUSED"
+        )
+    return len(rows)
+
+
+async def reconcile(redis: Redis, db: Database, settings: JobSettings) -> int:
+    """Enqueue QUEUED activities (older than a few seconds) that have no job in Redis, oldest
+    first; returns how many."""
+    await cancel_dropped(redis, db)
+    scope = "AND a.tenant_id = ANY(CAST(:t AS uuid[]))" if settings.tenants else ""
+    rows = await db.fetch(
+        "SELECT a.id, a.tenant_id, a.agent_id, a.priority FROM activities a "
+        f"WHERE a.status = 'QUEUED' AND a.created_at < now() - make_interval(secs => :age) {scope} "
+        "ORDER BY a.created_at, a.id",
+        {"t": list(settings.tenants or ()), "age": RECONCILE_MIN_AGE_S},
+    )
+    enqueued = 0
+    for start in range(0, len(rows), 500):
+        batch = rows[start : start + 500]
+        existing = await _store().existing(redis, [r[0].hex for r in batch])
+        for activity_id, tenant_id, agent_id, priority in batch:
+            if activity_id.hex in existing:
+                continue
+            enqueued += await enqueue_activity(
+                redis,
+                activity_id=activity_id,
+                tenant_id=tenant_id,
+                agent_id=agent_id,
+                priority=priority,
+            )
+    if enqueued:
+        log.info("reconciler: enqueued %d stranded activities", enqueued)
+    return enqueued
+
+
+async def cancel_dropped(redis: Redis, db: Database) -> int:
+    """Activities whose jobs were dropped as duplicates are CANCELLED."""
+    cancelled = 0
+    while dropped := await _store().take_dropped(redis):
+        async with db.transaction() as conn:
+            cancelled += await runs.cancel_activities(
+                conn, [uuid.UUID(j) for j in dropped], "DUPLICATE"
+            )
+    return cancelled

@@ -1,0 +1,198 @@
+"""`switchboard worker`: one worker process.
+
+On start it loads every agent's cap and PAUSED state into the queue, cancels activities
+whose jobs were dropped as duplicates, and enqueues QUEUED activities that have no job
+(the reconciler). Then Taskiq's receiver runs up to `worker_slots` jobs at once, asking the
+broker for the next job only when a slot is free. Beside it:
+- the lease heartbeat (in the broker);
+- the scheduled jobs, every `expiry_interval_s` (60 s) in one worker at a time (a Redis
+  lock): overdue approvals EXPIRED and escalated, the reconciler again, agents re-synced;
+- a look every second for dropped duplicates to cancel.
+
+SIGTERM / SIGINT: no new jobs; running ones get `shutdown_grace_s` to finish, then they are
+handed back to the queue in their place (no attempt used) and start over elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from redis.asyncio import Redis
+from taskiq.acks import AcknowledgeType
+from taskiq.receiver import Receiver
+
+from domain import runs
+from switchboard.db import Database, create_engine
+from switchboard.settings import Settings
+from tasks import jobs  # noqa: F401  (registers the tasks and the retry middleware)
+from tasks.broker import broker
+from tasks.config import JobSettings
+from tasks.queue import cancel_dropped, configure_agents, reconcile
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_LOCK = "lock:scheduled"
+
+
+async def run_scheduled(redis: Redis, db: Database, settings: JobSettings) -> int:
+    """The every-minute job: expire overdue approvals, reconcile, re-sync agents. Returns
+    how many approvals expired."""
+    expired_total = 0
+    while True:
+        async with db.transaction() as conn:
+            expired = await runs.expire_approvals(conn, list(settings.tenants or ()) or None)
+        expired_total += len(expired)
+        if len(expired) < 500:
+            break
+    if expired_total:
+        log.info("expired %d overdue approvals", expired_total)
+    await reconcile(redis, db, settings)
+    await configure_agents(redis, db, None, settings)
+    return expired_total
+
+
+async def _maintenance(redis: Redis, db: Database, settings: JobSettings) -> None:
+    loop = asyncio.get_running_loop()
+    next_scheduled = loop.time()
+    lock_ms = max(int(settings.expiry_interval_s * 900), 100)
+    # Workers serving the same tenants share one lock; a worker dedicated to some tenants
+    # does not hold up the scheduled job of the others.
+    scope = ",".join(sorted(t.hex for t in settings.tenants)) if settings.tenants else "all"
+    lock_key = broker.store.key(f"{SCHEDULER_LOCK}:{hashlib.sha1(scope.encode()).hexdigest()[:12]}")
+    while True:
+        try:
+            await cancel_dropped(redis, db)
+            if settings.scheduler and loop.time() >= next_scheduled:
+                next_scheduled = loop.time() + settings.expiry_interval_s
+                # One worker at a time: the lock lasts most of an interval and is not
+                # released, so the job runs about once per interval across the fleet.
+                if await redis.set(lock_key, broker.worker_id, nx=True, px=lock_ms):
+                    await run_scheduled(redis, db, settings)
+        except Exception:
+            log.exception("worker maintenance failed; trying again")
+        await asyncio.sleep(min(1.0, settings.expiry_interval_s))
+
+
+def _dump_tasks() -> None:
+    """Log where each task waits (the whole await chain, not only its outer frame)."""
+    for task in asyncio.all_tasks():
+        lines, awaited = [], task.get_coro()
+        while awaited is not None and len(lines) < 30:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+            if frame is not None:
+                lines.append(f"\n    {frame.f_code.co_filename}:{frame.f_lineno}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+        log.warning("task %s:%s", task.get_name(), "".join(lines))
+    awaited = broker.listener
+    lines = []
+    while awaited is not None and len(lines) < 30:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is not None:
+            lines.append(f"\n    {frame.f_code.co_filename}:{frame.f_lineno}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+    log.warning("broker listener:%s", "".join(lines))
+
+
+async def run_worker(
+    settings: Settings, job_settings: JobSettings, stop: asyncio.Event | None = None
+) -> None:
+    database_url = settings.database_url or os.environ["DATABASE_URL"]
+    redis_url = settings.redis_url or os.environ["REDIS_URL"]
+    db = Database(create_engine(settings, database_url))
+    redis = Redis.from_url(
+        redis_url,
+        socket_timeout=job_settings.poll_s + 10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+
+    async def mark_stopping() -> None:
+        await stop.wait()
+        broker.stopping = True
+        log.info("worker %s stopping", broker.worker_id)
+
+    watcher = asyncio.create_task(mark_stopping(), name="stop-watcher")
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # what is this worker doing?
+
+    broker.connect(redis, job_settings)
+    broker.is_worker_process = True
+    broker.state.db = db
+    broker.state.redis = redis
+    broker.state.jobs = job_settings
+
+    async def configure(agent_ids: list[str]) -> None:
+        await configure_agents(redis, db, agent_ids, job_settings)
+
+    broker.configure_agents = configure
+    await broker.startup()
+    await configure_agents(redis, db, None, job_settings)
+    await reconcile(redis, db, job_settings)
+    maintenance = asyncio.create_task(_maintenance(redis, db, job_settings), name="maintenance")
+    metrics_port = os.environ.get("SWITCHBOARD_WORKER_METRICS_PORT")
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(int(metrics_port), addr="127.0.0.1")
+
+    log.info(
+        "worker %s ready: %d slots, lease %.1f s, tenants %s",
+        broker.worker_id,
+        job_settings.worker_slots,
+        job_settings.lease_s,
+        "all" if not job_settings.tenants else ",".join(str(t) for t in job_settings.tenants),
+    )
+    print(f"worker ready {broker.worker_id}", flush=True)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        receiver = Receiver(
+            broker,
+            executor=executor,
+            max_async_tasks=job_settings.worker_slots,
+            max_prefetch=0,
+            run_startup=False,
+            ack_type=AcknowledgeType.WHEN_EXECUTED,
+            wait_tasks_timeout=job_settings.shutdown_grace_s,
+        )
+        try:
+            await receiver.listen(stop)
+        finally:
+            running = [d.task for d in broker.held.values() if d.task is not None]
+            released = await broker.release_all()
+            if running:
+                await asyncio.wait(running, timeout=5)
+            if released:
+                log.info("handed %d running jobs back to the queue", released)
+            for task in (maintenance, watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await broker.shutdown()
+            await redis.aclose()
+            await db.dispose()
+            log.info("worker %s stopped", broker.worker_id)
+
+
+def main() -> int:
+    """`switchboard worker` (DATABASE_URL and REDIS_URL point at the servers)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("taskiq").setLevel(logging.WARNING)
+    asyncio.run(run_worker(Settings.from_env(), JobSettings.from_env()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
