@@ -2,6 +2,7 @@
 
 - `tracing`: the OpenTelemetry tracer provider (OTLP export configured by the standard
   OTEL_* variables, nothing exported by default) and the span helpers the others use;
+- `export`: OTLP encoding and sending in a child process, off the requests' interpreter;
 - `metrics`: every Prometheus instrument (names, labels, buckets), `/metrics`, and the
   multiprocess set-up for several worker processes;
 - `middleware`: the ASGI middleware: a span per HTTP request and websocket connection,
