@@ -201,6 +201,9 @@ class Worker:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+        # pytest shows captured output for failing tests only; the file goes either way.
+        print(f"--- worker {self.process.pid} ---\n{self.output()[-6000:]}")
+        self.log_path.unlink(missing_ok=True)
 
 
 async def activity_status(db: asyncpg.Connection, activity_id: uuid.UUID) -> str:
