@@ -36,15 +36,17 @@ from schema.mutations import (
     RecordLlmCallInput,
 )
 from schema.types import Info
+from switchboard.observability import llm
 
 OWN_ACTIVITY_SQL = text(
-    "SELECT agent_id, status, campaign_id FROM activities WHERE id = :id AND tenant_id = :t"
+    "SELECT a.agent_id, a.status, a.campaign_id, g.role FROM activities a "
+    "JOIN agents g ON g.id = a.agent_id WHERE a.id = :id AND a.tenant_id = :t"
 )
 
 
 async def _own_activity(conn: Any, info: Info, activity_id: uuid.UUID, lock: bool) -> Any:
     principal = info.context.principal
-    sql = OWN_ACTIVITY_SQL.text + (" FOR UPDATE" if lock else "")
+    sql = OWN_ACTIVITY_SQL.text + (" FOR UPDATE OF a" if lock else "")
     row = (await conn.execute(text(sql), {"id": activity_id, "t": principal.tenant_id})).first()
     if row is None:
         raise Rejected("NOT_FOUND", "No activity has this ID.", "input", "activityId")
@@ -102,7 +104,7 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
             return await _reported(info, activity_id, rows[0], chunk, None, None)
     try:
         async with info.context.db.transaction() as conn:
-            _, current, _ = await _own_activity(conn, info, activity_id, lock=True)
+            _, current, _, _ = await _own_activity(conn, info, activity_id, lock=True)
             if status is not None and status not in runs.AGENT_TRANSITIONS.get(current, ()):
                 raise Rejected(
                     "INVALID_STATE",
@@ -202,7 +204,9 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     exceeded = None
     try:
         async with info.context.db.transaction() as conn:
-            agent_id, status, campaign_id = await _own_activity(conn, info, activity_id, False)
+            agent_id, status, campaign_id, role = await _own_activity(
+                conn, info, activity_id, False
+            )
             if status != "RUNNING":
                 raise Rejected(
                     "INVALID_STATE",
@@ -219,6 +223,10 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return LlmCallPayload(llm_call=None, user_errors=problems.errors)
+    # Committed: spent (the agent label is the agent's role).
+    llm.record_llm_spend(
+        tenant_id, role, call.model, call.cost_usd, call.input_tokens, call.output_tokens
+    )
     if exceeded:
         await runs.publish_stream(info.context.services.redis, activity_id, status="FAILED")
     audit(

@@ -8,7 +8,15 @@ Retries: a run that raises is tried again after `retry_base_s * 2^(n-1)` seconds
 times (3); meanwhile the activity is QUEUED and the job waits in the delayed set. After the
 last retry the job is dead-lettered: the activity FAILED with the error as its reason, the
 agent ERROR, a new ESCALATED activity for a person with an ESCALATION_CREATED event, the
-Redis and Prometheus dead-letter counters up by one.
+Redis dead-letter counter (fleet-wide, `JobStore.dead_letter_count`) and
+`switchboard_job_dead_letters_total{task="run_activity", role}` up by one.
+
+Metrics and traces (switchboard/observability/jobs.py): each run of `run_activity` is a
+`job run_activity` span continuing the enqueuing request's trace (the message's labels
+carry it, tasks/queue.py), and feeds `switchboard_job_wait_seconds{role, priority}` (from
+the job becoming ready in Redis to its run), `switchboard_job_run_seconds{role, priority}`
+and `switchboard_jobs_finished_total{role, priority, outcome}` (ok, retry, error,
+cancelled).
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ from taskiq.message import TaskiqMessage
 from taskiq.result import TaskiqResult
 
 from domain import runs
-from tasks import metrics, runner
+from switchboard.db import Database
+from switchboard.observability import jobs as observed
+from tasks import runner
 from tasks.broker import broker, now_ms
 from tasks.config import JobSettings
 from tasks.queue import RUN_ACTIVITY, enqueue_rows
@@ -33,6 +43,7 @@ from tasks.queue import RUN_ACTIVITY, enqueue_rows
 log = logging.getLogger(__name__)
 
 PROBE = "switchboard.probe"
+JOB_TASK = "run_activity"  # the `task` label of the job metrics and the span's name
 # Taskiq injects the task's context through this default.
 CONTEXT = TaskiqDepends()
 
@@ -47,8 +58,32 @@ def _hold_current_task(context: Context) -> Any:
     held = broker.held.get(context.message.task_id)
     if held is not None:
         held.task = asyncio.current_task()
-        metrics.PICKUP_SECONDS.observe(max(held.claimed_ms - held.enqueued_ms, 0) / 1000)
     return held
+
+
+# Agent ID (hex) → role: an agent's role never changes, so one query per agent and process.
+_roles: dict[str, str] = {}
+
+
+async def agent_role(db: Database, agent_id: str | None) -> str:
+    if not agent_id:
+        return "none"
+    role = _roles.get(agent_id)
+    if role is None:
+        rows = await db.fetch("SELECT role FROM agents WHERE id = :id", {"id": uuid.UUID(agent_id)})
+        role = str(rows[0][0]) if rows else "none"
+        if len(_roles) < 100_000:
+            _roles[agent_id] = role
+    return role
+
+
+def _job_labels(context: Context, held: Any) -> dict[str, Any]:
+    """The message's labels (trace context, priority), the wait counted from the moment
+    Redis made the job ready (its enqueue, or the end of a retry's backoff)."""
+    labels = dict(context.message.labels)
+    if held is not None and held.enqueued_ms > 0:
+        labels[observed.ENQUEUED_AT] = str(held.enqueued_ms * 1_000_000)
+    return labels
 
 
 @broker.task(task_name=RUN_ACTIVITY)
@@ -60,16 +95,29 @@ async def run_activity(activity_id: str, tenant_id: str, context: Context = CONT
     async def enqueue(rows: list[Any], tenant_id: uuid.UUID) -> None:
         await enqueue_rows(state.redis, rows, tenant_id)
 
-    outcome = await runner.execute(
-        state.db,
-        state.redis,
-        state.jobs,
-        uuid.UUID(activity_id),
-        tenant,
-        enqueue,
-        restart=held is None or held.delivery > 1,
-    )
-    metrics.JOB_RUNS.labels(outcome.status).inc()
+    labels = _job_labels(context, held)
+    role = await agent_role(state.db, held.agent_id if held is not None else None)
+    run = observed.start(JOB_TASK, labels, role, labels.get("priority", "none"))
+    run.attach()
+    try:
+        outcome = await runner.execute(
+            state.db,
+            state.redis,
+            state.jobs,
+            uuid.UUID(activity_id),
+            tenant,
+            enqueue,
+            restart=held is None or held.delivery > 1,
+        )
+    except asyncio.CancelledError:
+        run.finish("cancelled")
+        raise
+    except Exception as error:
+        # What RetryMiddleware.on_error does next: a retry, or the dead letter.
+        retry = held is not None and held.attempts < state.jobs.max_retries
+        run.finish("retry" if retry else "error", error)
+        raise
+    run.finish("cancelled" if outcome.status == "CANCELLED" else "ok")
     log.info("activity %s: %s after %d turns", activity_id, outcome.status, outcome.turns)
     return outcome.status
 
@@ -107,7 +155,6 @@ class RetryMiddleware(TaskiqMiddleware):
                     await runs.requeue(conn, tenant_id, activity_id)
                 await broker.settle(held, "retry", due_ms=now_ms() + int(delay * 1000))
                 await runs.publish_stream(state.redis, activity_id, status="QUEUED")
-                metrics.JOB_RETRIES.inc()
                 log.warning(
                     "activity %s failed (%s); retry %d/%d in %.2f s",
                     activity_id,
@@ -134,7 +181,7 @@ class RetryMiddleware(TaskiqMiddleware):
                 },
             )
             await runs.publish_stream(state.redis, activity_id, status="FAILED")
-            metrics.DEAD_LETTERS.inc()
+            observed.dead_lettered(JOB_TASK, await agent_role(state.db, held.agent_id), reason)
             log.error("activity %s dead-lettered: %s", activity_id, full_reason)
         except Exception:
             # Could not record the failure: hand the job back; it runs again.

@@ -21,6 +21,7 @@ from taskiq.message import TaskiqMessage
 
 from domain import runs
 from switchboard.db import Database
+from switchboard.observability import jobs as observed
 from tasks.broker import JobStore, broker
 from tasks.config import JobSettings
 
@@ -37,11 +38,13 @@ def _store() -> JobStore:
 
 
 def activity_message(activity_id: uuid.UUID, tenant_id: uuid.UUID, priority: int) -> bytes:
+    """The job's message. Its labels carry the current trace context (the job's span
+    continues the enqueuing request's trace) and the priority."""
     return broker.encode(
         TaskiqMessage(
             task_id=activity_id.hex,
             task_name=RUN_ACTIVITY,
-            labels={"priority": priority},
+            labels={**observed.enqueue_labels(), "priority": priority},
             args=[],
             kwargs={"activity_id": str(activity_id), "tenant_id": str(tenant_id)},
         )

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from domain import runs
 from domain.llm_calls import NewLlmCall
 from switchboard.db import Database
+from switchboard.observability import llm
 from tasks.config import JobSettings
 from tasks.runtimes import Message, Runtime, first_messages, runtime_for
 
@@ -68,6 +69,13 @@ class OutputStream:
         )
         if not rows:
             raise RunStopped("the activity is no longer running")
+        if not self.first_written:
+            # This run's first token (start_run cleared firstTokenAt): time since dispatch.
+            dispatched_at, first_token_at = rows[0][10], rows[0][11]
+            if dispatched_at is not None and first_token_at is not None:
+                llm.observe_time_to_first_token(
+                    (first_token_at - dispatched_at).total_seconds(), self.run.role, self.run.model
+                )
         self.first_written = True
         await runs.publish_stream(self.redis, self.run.activity_id, text_chunk=chunk)
 
@@ -114,7 +122,7 @@ async def execute(
             result = await runtime.turn(run, messages, turns, stream.push)
             await stream.flush()
             async with db.transaction() as conn:
-                await runs.record_call(
+                recorded = await runs.record_call(
                     conn,
                     tenant_id,
                     NewLlmCall(
@@ -127,6 +135,15 @@ async def execute(
                         latency_ms=result.latency_ms,
                     ),
                     run.campaign_id,
+                )
+            if recorded is not None:  # committed: spent
+                llm.record_llm_spend(
+                    tenant_id,
+                    run.role,
+                    result.model,
+                    result.cost_usd,
+                    result.input_tokens,
+                    result.output_tokens,
                 )
             if result.done:
                 break

@@ -9,6 +9,13 @@ broker for the next job only when a slot is free. Beside it:
   lock): overdue approvals EXPIRED and escalated, the reconciler again, agents re-synced;
 - a look every second for dropped duplicates to cancel.
 
+Observability: tracing from the OTEL_* environment (`tracing.configure_from_env`), so each
+job's span continues the enqueuing request's trace. Metrics (switchboard/observability/
+jobs.py): under `switchboard serve` the worker writes them to PROMETHEUS_MULTIPROC_DIR and
+the gateway's /metrics adds them up; a standalone `switchboard worker` serves them itself
+on 127.0.0.1:SWITCHBOARD_WORKER_METRICS_PORT when that is set (all processes' values when
+PROMETHEUS_MULTIPROC_DIR is set too).
+
 SIGTERM / SIGINT: no new jobs; running ones get `shutdown_grace_s` to finish, then they are
 handed back to the queue in their place (no attempt used) and start over elsewhere.
 """
@@ -29,6 +36,7 @@ from taskiq.receiver import Receiver
 
 from domain import runs
 from switchboard.db import Database, create_engine
+from switchboard.observability import metrics, tracing
 from switchboard.settings import Settings
 from tasks import jobs  # noqa: F401  (registers the tasks and the retry middleware)
 from tasks.broker import broker
@@ -143,9 +151,7 @@ async def run_worker(
     maintenance = asyncio.create_task(_maintenance(redis, db, job_settings), name="maintenance")
     metrics_port = os.environ.get("SWITCHBOARD_WORKER_METRICS_PORT")
     if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(int(metrics_port), addr="127.0.0.1")
+        metrics.serve_metrics(int(metrics_port))
 
     log.info(
         "worker %s ready: %d slots, lease %.1f s, tenants %s",
@@ -181,6 +187,8 @@ async def run_worker(
             await broker.shutdown()
             await redis.aclose()
             await db.dispose()
+            metrics.process_exiting()
+            tracing.flush()
             log.info("worker %s stopped", broker.worker_id)
 
 
@@ -190,6 +198,7 @@ def main() -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("taskiq").setLevel(logging.WARNING)
+    tracing.configure_from_env()
     asyncio.run(run_worker(Settings.from_env(), JobSettings.from_env()))
     return 0
 

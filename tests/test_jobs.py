@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from domain.ids import to_global_id
@@ -276,9 +277,17 @@ async def test_retries_with_backoff_then_the_dead_letter(
     )
     assert await STORE.dead_letter_count(redis) == dead_before + 1
     async with httpx.AsyncClient() as http:
-        scraped = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
-    assert "switchboard_dead_letters_total 1.0" in scraped
-    assert "switchboard_job_retries_total 3.0" in scraped
+        scraped = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(
+                (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+            )
+            for sample in family.samples
+        }
+    dead = {("task", "run_activity"), ("role", "COPYWRITER")}
+    assert scraped[("switchboard_job_dead_letters_total", frozenset(dead))] == 1
+    retried = {("role", "COPYWRITER"), ("priority", "2"), ("outcome", "retry")}
+    assert scraped[("switchboard_jobs_finished_total", frozenset(retried))] == 3
     assert "retry 3/3" in worker.output()
 
 

@@ -24,8 +24,9 @@ a key wait for the one computing it (single flight); across processes a lock
 `lock_wait_s`, then compute themselves.
 
 Hit rate: `stats` counts in this process (`cache_stats()` gives every live cache's
-counts and hit rate, for metrics); the hash `rc:stats` counts hits and misses of every
-instance, per group (`shared_stats`).
+counts and hit rate); each hit and miss also goes to Prometheus as
+`switchboard_cache_requests_total{cache="response", result}` (observability/cache.py); the
+hash `rc:stats` counts hits and misses of every instance, per group (`shared_stats`).
 
 Redis down: the cache is bypassed (counted as `bypass`); requests compute as if uncached.
 """
@@ -49,6 +50,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from switchboard.edge.breaker import RedisBreaker
+from switchboard.observability import cache as observed_cache
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +244,10 @@ class ResponseCache:
             return None, _MISS
         if raw is None:
             self.stats.misses += 1
+            observed_cache.record("response", hit=False)
             return generation.decode(), _MISS
         self.stats.hits += 1
+        observed_cache.record("response", hit=True)
         return generation.decode(), orjson.loads(raw)
 
     async def _store(self, key: str, group: str, value: Any) -> None:

@@ -45,7 +45,8 @@ Several processes: prometheus_client's multiprocess mode. `switchboard serve` em
 imports prometheus_client (`prepare_multiprocess_dir`; it executes itself again to do so);
 every process it runs (the gateway workers, however many, and the job worker) writes its
 values to memory-mapped files there, and `/metrics`, whichever worker answers it, adds up
-all of them. Gauges are `livesum` (the sum over live
+all of them. A standalone `switchboard worker` (no gateway beside it) serves its own on
+127.0.0.1:SWITCHBOARD_WORKER_METRICS_PORT (`serve_metrics`). Gauges are `livesum` (the sum over live
 processes): a worker marks its files dead when it shuts down (`process_exiting`), and a
 scrape marks dead the files of workers that died without shutting down. To run uvicorn or
 gunicorn with several workers yourself, set PROMETHEUS_MULTIPROC_DIR to a folder that is
@@ -266,6 +267,19 @@ def exposition() -> bytes:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=path)
     return generate_latest(registry)
+
+
+def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:
+    """The exposition on its own HTTP port, from a thread (a process with no `/metrics` of its
+    own: a standalone job worker, SWITCHBOARD_WORKER_METRICS_PORT)."""
+    from prometheus_client import start_http_server
+
+    path = multiprocess_dir()
+    registry = REGISTRY
+    if path is not None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=path)
+    start_http_server(port, addr=addr, registry=registry)
 
 
 async def metrics_endpoint(request: Request) -> Response:
