@@ -37,18 +37,15 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
+from gateway import start_gateway, stop_gateway  # perf/gateway.py, beside this script
 
 from domain.ids import to_global_id
 from switchboard.auth import issue_token
@@ -59,56 +56,11 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "perf" / "results"
 SECRET = "bench-edge-production-secret-0123456789abcdef"
 DATA_SETS = {"demo": "acme", "bench": "bench"}
-STARTUP_TIMEOUT_S = 180.0
 
 
 def manifest_id(name: str) -> str:
     operations = orjson.loads(DEFAULT_MANIFEST.read_bytes())["operations"]
     return next(op["id"] for op in operations if op["name"] == name)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_gateway(
-    state_dir: Path, log: Path, env_overrides: dict[str, str], workers: int
-) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {**os.environ, "SWITCHBOARD_STATE_DIR": str(state_dir), **env_overrides}
-    command = [sys.executable, "-m", "switchboard.cli", "serve"]
-    command += ["--port", str(port), "--workers", str(workers)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"The gateway exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process, port
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    stop_gateway(process)
-    raise RuntimeError(f"The gateway did not answer /healthz in {STARTUP_TIMEOUT_S:.0f} s")
-
-
-def stop_gateway(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def nearest_rank(values: list[float], fraction: float) -> float:

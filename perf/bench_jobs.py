@@ -37,7 +37,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,8 @@ from taskiq.message import TaskiqMessage
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from gateway import free_port  # noqa: E402
 
 from domain.ids import to_global_id  # noqa: E402
 from domain.work import create_activity, create_deliverable  # noqa: E402
@@ -97,12 +98,6 @@ def summary(values: list[float]) -> dict[str, float]:
         "p99": round(pct(values, 99), 2),
         "max": round(max(values), 2),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- data

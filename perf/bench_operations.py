@@ -30,8 +30,6 @@ import argparse
 import datetime as dt
 import math
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +42,7 @@ from typing import Any
 import httpx
 import orjson
 import psutil
+from gateway import start_gateway, stop_gateway  # perf/gateway.py, beside this script
 from graphql import OperationDefinitionNode, OperationType, parse
 
 from domain.ids import to_global_id
@@ -56,7 +55,6 @@ OPERATIONS = REPO.parent / "shared" / "contract" / "operations"
 RESULTS = REPO / "perf" / "results"
 DATA_SETS = {"demo": "acme", "bench": "bench"}
 CLIENTS = ("dashboard", "mobile")
-STARTUP_TIMEOUT_S = 180.0
 
 LOOKUP = """
 query BenchLookup {
@@ -234,48 +232,6 @@ def measure(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_gateway(state_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "SWITCHBOARD_STATE_DIR": str(state_dir)}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"The gateway exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    stop_gateway(process)
-    raise RuntimeError(f"The gateway did not answer /healthz in {STARTUP_TIMEOUT_S:.0f} s")
-
-
-def stop_gateway(process: subprocess.Popen[bytes]) -> None:
-    # SIGINT, as Ctrl-C would: uvicorn shuts down and `serve` stops the servers it started.
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def markdown(results: list[Result]) -> str:
     lines = [
         "| data | operation | server median ms | server p99 ms | client median ms "
@@ -315,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     log = Path(tempfile.gettempdir()) / f"switchboard-bench-gateway-{os.getpid()}.log"
     if url is None:
         print(f"Starting the gateway (state {state_dir}, log {log})…", file=sys.stderr)
-        process, url = start_gateway(state_dir, log)
+        process, port = start_gateway(state_dir, log)
+        url = f"http://127.0.0.1:{port}"
     results: list[Result] = []
     rss: dict[str, float] = {}
     try:

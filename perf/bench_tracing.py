@@ -58,6 +58,7 @@ import httpx
 import orjson
 import psutil
 from asgi_lifespan import LifespanManager
+from gateway import free_port  # perf/gateway.py, beside this script
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -163,12 +164,6 @@ def run_sink(port: int) -> None:
             pass
 
     http.server.ThreadingHTTPServer(("127.0.0.1", port), Sink).serve_forever()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout_s: float = 60.0) -> None:

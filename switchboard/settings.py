@@ -17,19 +17,19 @@ DEFAULT_MANIFEST = (
 )
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def _env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-def _env_bool(name: str) -> bool:
+def env_bool(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _env_optional_bool(name: str) -> bool | None:
+def env_optional_bool(name: str) -> bool | None:
     raw = os.environ.get(name, "").strip().lower()
     return None if raw == "" else raw in ("1", "true", "yes", "on")
 
@@ -111,37 +111,37 @@ class Settings:
             "jwt_secret": env.get("SWITCHBOARD_JWT_SECRET", DEV_JWT_SECRET),
             "jwks_url": env.get("SWITCHBOARD_JWKS_URL") or None,
             "jwt_issuer": env.get("SWITCHBOARD_JWT_ISSUER") or None,
-            "db_pool_size": _env_int("SWITCHBOARD_DB_POOL_SIZE", 10),
-            "db_max_overflow": _env_int("SWITCHBOARD_DB_MAX_OVERFLOW", 10),
-            "db_pool_timeout_s": _env_float("SWITCHBOARD_DB_POOL_TIMEOUT_S", 5.0),
-            "db_idle_timeout_s": _env_float("SWITCHBOARD_DB_IDLE_TIMEOUT_S", 300.0),
-            "db_connect_timeout_s": _env_float("SWITCHBOARD_DB_CONNECT_TIMEOUT_S", 5.0),
-            "db_statement_timeout_ms": _env_int("SWITCHBOARD_DB_STATEMENT_TIMEOUT_MS", 10_000),
-            "db_slow_statement_ms": _env_float("SWITCHBOARD_DB_SLOW_STATEMENT_MS", 100.0),
+            "db_pool_size": env_int("SWITCHBOARD_DB_POOL_SIZE", 10),
+            "db_max_overflow": env_int("SWITCHBOARD_DB_MAX_OVERFLOW", 10),
+            "db_pool_timeout_s": env_float("SWITCHBOARD_DB_POOL_TIMEOUT_S", 5.0),
+            "db_idle_timeout_s": env_float("SWITCHBOARD_DB_IDLE_TIMEOUT_S", 300.0),
+            "db_connect_timeout_s": env_float("SWITCHBOARD_DB_CONNECT_TIMEOUT_S", 5.0),
+            "db_statement_timeout_ms": env_int("SWITCHBOARD_DB_STATEMENT_TIMEOUT_MS", 10_000),
+            "db_slow_statement_ms": env_float("SWITCHBOARD_DB_SLOW_STATEMENT_MS", 100.0),
             "state_dir": STATE_DIR,
             "log_level": env.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
             "log_format": env.get("SWITCHBOARD_LOG_FORMAT", "json").lower(),
-            "trace_resolvers": _env_bool("SWITCHBOARD_TRACE_RESOLVERS"),
-            "readiness_cache_s": _env_float("SWITCHBOARD_READINESS_CACHE_S", 10.0),
+            "trace_resolvers": env_bool("SWITCHBOARD_TRACE_RESOLVERS"),
+            "readiness_cache_s": env_float("SWITCHBOARD_READINESS_CACHE_S", 10.0),
             "pq_manifests": (DEFAULT_MANIFEST, *_env_paths("SWITCHBOARD_PQ_MANIFESTS")),
-            "apq_ttl_s": _env_int("SWITCHBOARD_APQ_TTL_S", 7 * 86400),
-            "max_body_bytes": _env_int("SWITCHBOARD_MAX_BODY_BYTES", 1_000_000),
-            "max_variables_bytes": _env_int("SWITCHBOARD_MAX_VARIABLES_BYTES", 256_000),
-            "max_depth": _env_int("SWITCHBOARD_MAX_DEPTH", 12),
-            "max_aliases": _env_int("SWITCHBOARD_MAX_ALIASES", 30),
-            "max_tokens": _env_int("SWITCHBOARD_MAX_TOKENS", 3000),
-            "max_cost": _env_int("SWITCHBOARD_MAX_COST", 100_000),
-            "rate_limit": _env_optional_bool("SWITCHBOARD_RATE_LIMIT"),
-            "rate_limit_window_s": _env_float("SWITCHBOARD_RATE_LIMIT_WINDOW_S", 60.0),
-            "rate_limit_dashboard": _env_int("SWITCHBOARD_RATE_LIMIT_DASHBOARD", 3000),
-            "rate_limit_mobile": _env_int("SWITCHBOARD_RATE_LIMIT_MOBILE", 3000),
-            "rate_limit_agent": _env_int("SWITCHBOARD_RATE_LIMIT_AGENT", 6000),
-            "rate_limit_anonymous": _env_int("SWITCHBOARD_RATE_LIMIT_ANONYMOUS", 60),
-            "response_cache": _env_optional_bool("SWITCHBOARD_RESPONSE_CACHE"),
-            "cache_home_ttl_s": _env_int("SWITCHBOARD_CACHE_HOME_TTL_S", 60),
-            "cache_spend_ttl_s": _env_int("SWITCHBOARD_CACHE_SPEND_TTL_S", 300),
-            "compression_min_bytes": _env_int("SWITCHBOARD_COMPRESSION_MIN_BYTES", 1024),
-            "redis_retry_s": _env_float("SWITCHBOARD_REDIS_RETRY_S", 2.0),
+            "apq_ttl_s": env_int("SWITCHBOARD_APQ_TTL_S", 7 * 86400),
+            "max_body_bytes": env_int("SWITCHBOARD_MAX_BODY_BYTES", 1_000_000),
+            "max_variables_bytes": env_int("SWITCHBOARD_MAX_VARIABLES_BYTES", 256_000),
+            "max_depth": env_int("SWITCHBOARD_MAX_DEPTH", 12),
+            "max_aliases": env_int("SWITCHBOARD_MAX_ALIASES", 30),
+            "max_tokens": env_int("SWITCHBOARD_MAX_TOKENS", 3000),
+            "max_cost": env_int("SWITCHBOARD_MAX_COST", 100_000),
+            "rate_limit": env_optional_bool("SWITCHBOARD_RATE_LIMIT"),
+            "rate_limit_window_s": env_float("SWITCHBOARD_RATE_LIMIT_WINDOW_S", 60.0),
+            "rate_limit_dashboard": env_int("SWITCHBOARD_RATE_LIMIT_DASHBOARD", 3000),
+            "rate_limit_mobile": env_int("SWITCHBOARD_RATE_LIMIT_MOBILE", 3000),
+            "rate_limit_agent": env_int("SWITCHBOARD_RATE_LIMIT_AGENT", 6000),
+            "rate_limit_anonymous": env_int("SWITCHBOARD_RATE_LIMIT_ANONYMOUS", 60),
+            "response_cache": env_optional_bool("SWITCHBOARD_RESPONSE_CACHE"),
+            "cache_home_ttl_s": env_int("SWITCHBOARD_CACHE_HOME_TTL_S", 60),
+            "cache_spend_ttl_s": env_int("SWITCHBOARD_CACHE_SPEND_TTL_S", 300),
+            "compression_min_bytes": env_int("SWITCHBOARD_COMPRESSION_MIN_BYTES", 1024),
+            "redis_retry_s": env_float("SWITCHBOARD_REDIS_RETRY_S", 2.0),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

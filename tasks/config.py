@@ -6,13 +6,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
-
-def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+from switchboard.settings import env_float, env_int
 
 
 @dataclass(frozen=True)
@@ -61,25 +55,25 @@ class JobSettings:
         tenants = env.get("SWITCHBOARD_WORKER_TENANTS", "").strip()
         values: dict[str, object] = {
             "prefix": env.get("SWITCHBOARD_QUEUE_PREFIX", "sb:q:"),
-            "worker_slots": _int("SWITCHBOARD_WORKER_SLOTS", 8),
-            "lease_s": _float("SWITCHBOARD_JOB_LEASE_S", 30.0),
-            "max_retries": _int("SWITCHBOARD_JOB_MAX_RETRIES", 3),
-            "retry_base_s": _float("SWITCHBOARD_JOB_RETRY_BASE_S", 2.0),
-            "retry_max_s": _float("SWITCHBOARD_JOB_RETRY_MAX_S", 300.0),
-            "poll_s": _float("SWITCHBOARD_WORKER_POLL_S", 1.0),
-            "shutdown_grace_s": _float("SWITCHBOARD_WORKER_GRACE_S", 10.0),
-            "expiry_interval_s": _float("SWITCHBOARD_APPROVAL_EXPIRY_INTERVAL_S", 60.0),
+            "worker_slots": env_int("SWITCHBOARD_WORKER_SLOTS", 8),
+            "lease_s": env_float("SWITCHBOARD_JOB_LEASE_S", 30.0),
+            "max_retries": env_int("SWITCHBOARD_JOB_MAX_RETRIES", 3),
+            "retry_base_s": env_float("SWITCHBOARD_JOB_RETRY_BASE_S", 2.0),
+            "retry_max_s": env_float("SWITCHBOARD_JOB_RETRY_MAX_S", 300.0),
+            "poll_s": env_float("SWITCHBOARD_WORKER_POLL_S", 1.0),
+            "shutdown_grace_s": env_float("SWITCHBOARD_WORKER_GRACE_S", 10.0),
+            "expiry_interval_s": env_float("SWITCHBOARD_APPROVAL_EXPIRY_INTERVAL_S", 60.0),
             "scheduler": env.get("SWITCHBOARD_WORKER_SCHEDULER", "1") != "0",
             "tenants": tuple(uuid.UUID(t) for t in tenants.split(",")) if tenants else None,
-            "sim_token_delay_ms": _float("SWITCHBOARD_SIM_TOKEN_DELAY_MS", 25.0),
-            "sim_tokens_per_turn": _int("SWITCHBOARD_SIM_TOKENS_PER_TURN", 60),
-            "stream_flush_ms": _float("SWITCHBOARD_STREAM_FLUSH_MS", 100.0),
+            "sim_token_delay_ms": env_float("SWITCHBOARD_SIM_TOKEN_DELAY_MS", 25.0),
+            "sim_tokens_per_turn": env_int("SWITCHBOARD_SIM_TOKENS_PER_TURN", 60),
+            "stream_flush_ms": env_float("SWITCHBOARD_STREAM_FLUSH_MS", 100.0),
             "ollama_base_url": env.get("SWITCHBOARD_OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1"),
             "openai_compat_base_url": env.get(
                 "SWITCHBOARD_OPENAI_COMPAT_BASE_URL", "http://127.0.0.1:8080/v1"
             ),
             "openai_compat_api_key": env.get("SWITCHBOARD_OPENAI_COMPAT_API_KEY") or None,
-            "llm_timeout_s": _float("SWITCHBOARD_LLM_TIMEOUT_S", 120.0),
+            "llm_timeout_s": env_float("SWITCHBOARD_LLM_TIMEOUT_S", 120.0),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,63 @@
+"""A gateway for benchmarks: `switchboard serve` in a process of its own on a free port.
+
+The benchmarks measure the gateway as people run it, so they start it the way the README
+does and stop it the way Ctrl-C would (SIGINT: uvicorn shuts down, and `serve` stops the
+worker and the embedded servers it started).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_S = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_gateway(
+    state_dir: Path, log: Path, env: Mapping[str, str] | None = None, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start `switchboard serve` and wait until /healthz answers; returns (process, port)."""
+    port = free_port()
+    environment = {**os.environ, **(env or {}), "SWITCHBOARD_STATE_DIR": str(state_dir)}
+    command = [sys.executable, "-m", "switchboard.cli", "serve"]
+    command += ["--port", str(port), "--workers", str(workers)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"The gateway exited with {process.returncode}; see {log}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process, port
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)  # polling a process's start-up, not synchronising with it
+    stop_gateway(process)
+    raise RuntimeError(f"The gateway did not answer /healthz in {STARTUP_TIMEOUT_S:.0f} s")
+
+
+def stop_gateway(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        process.wait(timeout=30)
