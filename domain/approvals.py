@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import Rejected
-from domain.events import record_event
+from domain.events import activity_status_changed, record_event
 from domain.work import create_activity
 from loaders.shapes import APPROVAL_COLUMNS
 
@@ -116,14 +116,7 @@ async def resolve_approval(
         activity_id=approval[1],
         campaign_id=campaign_id,
     )
-    await record_event(
-        conn,
-        tenant_id,
-        "ACTIVITY_STATUS_CHANGED",
-        activity_id=approval[1],
-        agent_id=agent_id,
-        campaign_id=campaign_id,
-    )
+    await activity_status_changed(conn, tenant_id, approval[1], agent_id, campaign_id)
     revision = None
     if decision == "REQUEST_REVISION":
         role = (

@@ -48,3 +48,21 @@ async def record_event(
             "campaign_id": campaign_id,
         },
     )
+
+
+async def activity_status_changed(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    activity_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+) -> None:
+    """The event of every change of an activity's status."""
+    await record_event(
+        conn,
+        tenant_id,
+        "ACTIVITY_STATUS_CHANGED",
+        activity_id=activity_id,
+        agent_id=agent_id,
+        campaign_id=campaign_id,
+    )

@@ -29,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.budgets import BUDGET_EXCEEDED, check_budgets
-from domain.events import record_event
+from domain.events import activity_status_changed, record_event
 from domain.llm_calls import NewLlmCall, RecordedCall, record_llm_call
 from loaders.shapes import ACTIVITY_COLUMNS
 
@@ -159,14 +159,7 @@ async def start_run(
         await cancel_if_terminated(conn, tenant_id, activity_id)
         return None
     run = _run(row)
-    await record_event(
-        conn,
-        tenant_id,
-        "ACTIVITY_STATUS_CHANGED",
-        activity_id=activity_id,
-        agent_id=run.agent_id,
-        campaign_id=run.campaign_id,
-    )
+    await activity_status_changed(conn, tenant_id, activity_id, run.agent_id, run.campaign_id)
     changed = (
         await conn.execute(
             text(
@@ -198,14 +191,7 @@ async def cancel_if_terminated(
     ).first()
     if row is None:
         return False
-    await record_event(
-        conn,
-        tenant_id,
-        "ACTIVITY_STATUS_CHANGED",
-        activity_id=activity_id,
-        agent_id=row[0],
-        campaign_id=row[1],
-    )
+    await activity_status_changed(conn, tenant_id, activity_id, row[0], row[1])
     return True
 
 
@@ -224,14 +210,7 @@ async def cancel_waiting(
         )
     ).all()
     for activity_id, campaign_id in rows:
-        await record_event(
-            conn,
-            tenant_id,
-            "ACTIVITY_STATUS_CHANGED",
-            activity_id=activity_id,
-            agent_id=agent_id,
-            campaign_id=campaign_id,
-        )
+        await activity_status_changed(conn, tenant_id, activity_id, agent_id, campaign_id)
     return [r[0] for r in rows]
 
 
@@ -252,14 +231,7 @@ async def cancel_activities(
         )
     ).all()
     for activity_id, tenant_id, agent_id, campaign_id in rows:
-        await record_event(
-            conn,
-            tenant_id,
-            "ACTIVITY_STATUS_CHANGED",
-            activity_id=activity_id,
-            agent_id=agent_id,
-            campaign_id=campaign_id,
-        )
+        await activity_status_changed(conn, tenant_id, activity_id, agent_id, campaign_id)
     return len(rows)
 
 
@@ -373,14 +345,7 @@ async def fail_run(
     ).first()
     if row is None:
         return None
-    await record_event(
-        conn,
-        tenant_id,
-        "ACTIVITY_STATUS_CHANGED",
-        activity_id=activity_id,
-        agent_id=row[2],
-        campaign_id=row[-1],
-    )
+    await activity_status_changed(conn, tenant_id, activity_id, row[2], row[-1])
     if status == "ESCALATED":
         await record_event(
             conn,
@@ -407,14 +372,7 @@ async def requeue(conn: AsyncConnection, tenant_id: uuid.UUID, activity_id: uuid
     ).first()
     if row is None:
         return False
-    await record_event(
-        conn,
-        tenant_id,
-        "ACTIVITY_STATUS_CHANGED",
-        activity_id=activity_id,
-        agent_id=row[0],
-        campaign_id=row[1],
-    )
+    await activity_status_changed(conn, tenant_id, activity_id, row[0], row[1])
     await _agent_idle_unless_busy(conn, tenant_id, row[0])
     return True
 
@@ -438,13 +396,8 @@ async def finish_run(conn: AsyncConnection, run: Run) -> Any | None:
     ).first()
     if updated is None:
         raise LookupError("the activity is no longer running")
-    await record_event(
-        conn,
-        run.tenant_id,
-        "ACTIVITY_STATUS_CHANGED",
-        activity_id=run.activity_id,
-        agent_id=run.agent_id,
-        campaign_id=run.campaign_id,
+    await activity_status_changed(
+        conn, run.tenant_id, run.activity_id, run.agent_id, run.campaign_id
     )
     approval_id = None
     if planner:
@@ -595,14 +548,7 @@ async def expire_approvals(
             campaign_id=campaign_id,
         )
         if agent_id is not None:
-            await record_event(
-                conn,
-                tenant_id,
-                "ACTIVITY_STATUS_CHANGED",
-                activity_id=activity_id,
-                agent_id=agent_id,
-                campaign_id=campaign_id,
-            )
+            await activity_status_changed(conn, tenant_id, activity_id, agent_id, campaign_id)
         await record_event(
             conn,
             tenant_id,

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import Rejected
-from domain.events import record_event
+from domain.events import activity_status_changed
 from loaders.shapes import ACTIVITY_COLUMNS, DELIVERABLE_COLUMNS
 
 MAX_TITLE = 300
@@ -160,12 +160,5 @@ async def create_activity(
             text("UPDATE deliverables SET status = 'IN_PROGRESS' WHERE id = :id"),
             {"id": deliverable_id},
         )
-    await record_event(
-        conn,
-        tenant_id,
-        "ACTIVITY_STATUS_CHANGED",
-        activity_id=row[0],
-        agent_id=agent_id,
-        campaign_id=campaign_id,
-    )
+    await activity_status_changed(conn, tenant_id, row[0], agent_id, campaign_id)
     return row
