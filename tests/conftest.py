@@ -9,6 +9,7 @@ The gateway runs in-process behind httpx's ASGI transport with its real lifespan
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -180,3 +181,32 @@ def gql(client: httpx.AsyncClient) -> Any:
         )
 
     return post
+
+
+async def drop_tenant(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> None:
+    """Delete every row of the tenant, whatever tables hold a `tenant_id` (children first)."""
+    users = [
+        r[0]
+        for r in await conn.fetch("SELECT user_id FROM memberships WHERE tenant_id = $1", tenant_id)
+    ]
+    pending = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = 'tenant_id' "
+            "AND table_schema = current_schema() AND table_name <> 'tenants' "
+            "AND table_name IN (SELECT table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' AND table_schema = current_schema())"
+        )
+    ]
+    for _ in range(len(pending) + 1):  # a table still referenced waits for the next pass
+        referenced = []
+        for table in pending:
+            try:
+                await conn.execute(f'DELETE FROM "{table}" WHERE tenant_id = $1', tenant_id)
+            except asyncpg.ForeignKeyViolationError:
+                referenced.append(table)
+        pending = referenced
+    assert not pending, pending
+    await conn.execute("DELETE FROM preferences WHERE user_id = ANY($1::uuid[])", users)
+    await conn.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", users)
+    await conn.execute("DELETE FROM tenants WHERE id = $1", tenant_id)

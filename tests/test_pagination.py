@@ -28,6 +28,7 @@ import pytest
 from domain.ids import to_global_id
 from switchboard.auth import issue_token
 from switchboard.settings import Settings
+from tests.conftest import drop_tenant
 
 US = dt.timedelta(microseconds=1)
 T0 = dt.datetime(2026, 3, 14, 15, 9, 26, 535897, tzinfo=dt.UTC)
@@ -186,35 +187,6 @@ async def create_world(conn: asyncpg.Connection, settings: Settings) -> World:
     world.activity = await world.activity_at(long_ago, world.deliverable, world.agent)
     world.other_activity = await world.activity_at(long_ago + US, world.deliverable, world.agent)
     return world
-
-
-async def drop_tenant(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> None:
-    """Delete every row of the tenant, whatever tables hold a `tenant_id` (children first)."""
-    users = [
-        r[0]
-        for r in await conn.fetch("SELECT user_id FROM memberships WHERE tenant_id = $1", tenant_id)
-    ]
-    pending = [
-        r[0]
-        for r in await conn.fetch(
-            "SELECT table_name FROM information_schema.columns WHERE column_name = 'tenant_id' "
-            "AND table_schema = current_schema() AND table_name <> 'tenants' "
-            "AND table_name IN (SELECT table_name FROM information_schema.tables "
-            "WHERE table_type = 'BASE TABLE' AND table_schema = current_schema())"
-        )
-    ]
-    for _ in range(len(pending) + 1):  # a table still referenced waits for the next pass
-        referenced = []
-        for table in pending:
-            try:
-                await conn.execute(f'DELETE FROM "{table}" WHERE tenant_id = $1', tenant_id)
-            except asyncpg.ForeignKeyViolationError:
-                referenced.append(table)
-        pending = referenced
-    assert not pending, pending
-    await conn.execute("DELETE FROM preferences WHERE user_id = ANY($1::uuid[])", users)
-    await conn.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", users)
-    await conn.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
 
 
 @pytest.fixture
