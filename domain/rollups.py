@@ -7,6 +7,12 @@ all of them for one tenant from the raw rows (after a bulk load); each recorded 
 updates them in its own transaction.
 """
 
+# The rows of each rollup a call (alias `c`) adds to: its tenant, agent, model and campaign.
+DIMENSIONS = """CROSS JOIN LATERAL (VALUES
+        ('TENANT', ''), ('AGENT', c.agent_id::text), ('MODEL', c.model),
+        ('CAMPAIGN', c.campaign_id::text)
+    ) AS d(dimension, key)"""
+
 REBUILD_SQL = [
     # Two rebuilds of one tenant at once would collide on the rows they insert: queue them.
     "SELECT pg_advisory_xact_lock("
@@ -16,16 +22,13 @@ REBUILD_SQL = [
     "ANALYZE llm_calls, activities, deliverables, campaigns",
     "DELETE FROM llm_spend_hourly WHERE tenant_id = :tenant_id",
     "DELETE FROM llm_spend_daily WHERE tenant_id = :tenant_id",
-    """
+    f"""
     INSERT INTO llm_spend_hourly
         (tenant_id, dimension, key, hour, total_usd, input_tokens, output_tokens, call_count)
     SELECT c.tenant_id, d.dimension, d.key, date_trunc('hour', c.created_at, 'UTC'),
            sum(c.cost_usd), sum(c.input_tokens), sum(c.output_tokens), count(*)
     FROM llm_calls c
-    CROSS JOIN LATERAL (VALUES
-        ('TENANT', ''), ('AGENT', c.agent_id::text), ('MODEL', c.model),
-        ('CAMPAIGN', c.campaign_id::text)
-    ) AS d(dimension, key)
+    {DIMENSIONS}
     WHERE c.tenant_id = :tenant_id
     GROUP BY 1, 2, 3, 4
     """,
@@ -63,7 +66,7 @@ REBUILD_SQL = [
 # activity, deliverable and campaign. Rows are locked in the same order by every call, so
 # concurrent calls queue on the rows they share instead of deadlocking. Returns no row when
 # the activity is not the tenant's.
-RECORD_CALL_SQL = """
+RECORD_CALL_TEMPLATE = """
 WITH call AS (
     INSERT INTO llm_calls (id, tenant_id, activity_id, agent_id, campaign_id, provider, model,
                            input_tokens, output_tokens, cost_usd, latency_ms, created_at)
@@ -73,36 +76,8 @@ WITH call AS (
     WHERE a.id = :activity_id AND a.tenant_id = :tenant_id
     RETURNING id, tenant_id, activity_id, agent_id, campaign_id, model, input_tokens,
               output_tokens, cost_usd, created_at
-), hourly AS (
-    INSERT INTO llm_spend_hourly AS h
-        (tenant_id, dimension, key, hour, total_usd, input_tokens, output_tokens, call_count)
-    SELECT c.tenant_id, d.dimension, d.key, date_trunc('hour', c.created_at, 'UTC'),
-           c.cost_usd, c.input_tokens, c.output_tokens, 1
-    FROM call c
-    CROSS JOIN LATERAL (VALUES
-        ('TENANT', ''), ('AGENT', c.agent_id::text), ('MODEL', c.model),
-        ('CAMPAIGN', c.campaign_id::text)
-    ) AS d(dimension, key)
-    ON CONFLICT (tenant_id, dimension, key, hour) DO UPDATE SET
-        total_usd = h.total_usd + EXCLUDED.total_usd,
-        input_tokens = h.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = h.output_tokens + EXCLUDED.output_tokens,
-        call_count = h.call_count + EXCLUDED.call_count
-), daily AS (
-    INSERT INTO llm_spend_daily AS r
-        (tenant_id, dimension, key, day, total_usd, input_tokens, output_tokens, call_count)
-    SELECT c.tenant_id, d.dimension, d.key, date_trunc('day', c.created_at, 'UTC'),
-           c.cost_usd, c.input_tokens, c.output_tokens, 1
-    FROM call c
-    CROSS JOIN LATERAL (VALUES
-        ('TENANT', ''), ('AGENT', c.agent_id::text), ('MODEL', c.model),
-        ('CAMPAIGN', c.campaign_id::text)
-    ) AS d(dimension, key)
-    ON CONFLICT (tenant_id, dimension, key, day) DO UPDATE SET
-        total_usd = r.total_usd + EXCLUDED.total_usd,
-        input_tokens = r.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = r.output_tokens + EXCLUDED.output_tokens,
-        call_count = r.call_count + EXCLUDED.call_count
+), hourly AS ({HOURLY}
+), daily AS ({DAILY}
 ), activity AS (
     UPDATE activities a SET cost_usd = a.cost_usd + c.cost_usd
     FROM call c WHERE a.id = c.activity_id
@@ -116,3 +91,25 @@ WITH call AS (
 )
 SELECT id, created_at FROM call
 """
+
+
+def _rollup_upsert(table: str, column: str, unit: str) -> str:
+    """Add the call (alias `c`) to its four rows of one rollup table."""
+    return f"""
+    INSERT INTO {table} AS r
+        (tenant_id, dimension, key, {column}, total_usd, input_tokens, output_tokens, call_count)
+    SELECT c.tenant_id, d.dimension, d.key, date_trunc('{unit}', c.created_at, 'UTC'),
+           c.cost_usd, c.input_tokens, c.output_tokens, 1
+    FROM call c
+    {DIMENSIONS}
+    ON CONFLICT (tenant_id, dimension, key, {column}) DO UPDATE SET
+        total_usd = r.total_usd + EXCLUDED.total_usd,
+        input_tokens = r.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = r.output_tokens + EXCLUDED.output_tokens,
+        call_count = r.call_count + EXCLUDED.call_count"""
+
+
+RECORD_CALL_SQL = RECORD_CALL_TEMPLATE.format(
+    HOURLY=_rollup_upsert("llm_spend_hourly", "hour", "hour"),
+    DAILY=_rollup_upsert("llm_spend_daily", "day", "day"),
+)
