@@ -2,6 +2,9 @@
 
 An event names its type and the objects it concerns; the live-events feature resolves those
 objects when it delivers the event, so an event never carries stale copies.
+`tenant_events` is an outbox: switchboard/live/relay.py moves its rows into the tenant's
+Redis stream after they commit. (An activity's stream events need no call here: triggers
+on `activities` write them, see migrations/versions/0005_live_outbox.py.)
 """
 
 from __future__ import annotations
@@ -11,15 +14,20 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-EVENT_TYPES = (
-    "APPROVAL_CREATED",
-    "APPROVAL_RESOLVED",
-    "ACTIVITY_STATUS_CHANGED",
-    "AGENT_STATUS_CHANGED",
-    "CAMPAIGN_UPDATED",
-    "SPEND_UPDATED",
-    "ESCALATION_CREATED",
-)
+from domain.enums import TenantEventType
+
+EVENT_TYPES = frozenset(TenantEventType)
+
+Position = tuple[int, int]
+
+
+def parse_position(value: str) -> Position:
+    """An event's position in its log (a Redis stream entry ID, `<ms>-<seq>`) as a
+    comparable pair; ValueError for anything else."""
+    ms, sep, seq = value.partition("-")
+    if not (sep and ms.isdigit() and seq.isdigit()) or len(value) > 42:
+        raise ValueError(value)
+    return int(ms), int(seq)
 
 
 async def record_event(

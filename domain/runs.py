@@ -39,9 +39,6 @@ APPROVAL_TTL = dt.timedelta(hours=48)
 MAX_CHUNK = 64_000
 MAX_OUTPUT = 1_000_000
 MAX_FAILURE_REASON = 2_000
-# Activity stream entries are kept this long for replays (`after`) by subscribers.
-STREAM_TTL_S = 24 * 3600
-STREAM_MAXLEN = 10_000
 
 # Risk of a finished activity's approval: the higher of what its deliverable's kind and its
 # agent's role carry. Paid ads and emails reach customers or spend money: HIGH.
@@ -613,35 +610,3 @@ async def plan_campaign(conn: AsyncConnection, run: Run) -> list[Any]:
             log.info("planner stopped planning %s: %s", run.campaign_id, rejected.message)
             break
     return created
-
-
-def stream_key(activity_id: uuid.UUID) -> str:
-    """The Redis stream of one activity's TOKEN and STATUS entries (for activityStream)."""
-    return f"sb:stream:activity:{activity_id.hex}"
-
-
-async def publish_stream(
-    redis: Any,
-    activity_id: uuid.UUID,
-    *,
-    text_chunk: str | None = None,
-    status: str | None = None,
-) -> None:
-    """Stream a chunk (kind TOKEN) or a status (kind STATUS) of an activity to Redis, kept
-    24 h for replays. The database holds the truth; a failed publish is only logged."""
-    fields: dict[str, str] = {
-        "kind": "TOKEN" if text_chunk is not None else "STATUS",
-        "at": dt.datetime.now(dt.UTC).isoformat(),
-    }
-    if text_chunk is not None:
-        fields["text"] = text_chunk
-    if status is not None:
-        fields["status"] = status
-    key = stream_key(activity_id)
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, fields, maxlen=STREAM_MAXLEN, approximate=True)
-            pipe.expire(key, STREAM_TTL_S)
-            await pipe.execute()
-    except Exception as error:  # never fail the work for its live view
-        log.warning("could not stream to %s: %s", key, error)

@@ -37,7 +37,7 @@ LLM_CALL_COLUMNS = (
     "t.id, t.activity_id, t.provider, t.model, t.input_tokens, t.output_tokens, t.cost_usd, "
     "t.latency_ms, t.created_at"
 )
-SKILL_COLUMNS = "t.id, t.name, t.role, t.content"
+SKILL_COLUMNS = "t.id, t.name, t.role, t.content, t.summary"
 
 
 def tenant_from_row(r: Any) -> t.Tenant:
@@ -146,4 +146,16 @@ def llm_call_from_row(r: Any) -> t.LlmCall:
 
 
 def skill_from_row(r: Any) -> t.Skill:
-    return t.Skill(id=to_global_id("Skill", r[0]), name=r[1], role=r[2], content=r[3])
+    return t.Skill(id=to_global_id("Skill", r[0]), name=r[1], role=r[2], content=r[3], summary=r[4])
+
+
+def skill_from_record(r: Any) -> t.Skill:
+    """A Skill from anything with its fields as attributes: a search hit (the index's
+    payload carries every field, so a search reads no row) or a domain.skills.SkillRow."""
+    return t.Skill(
+        id=to_global_id("Skill", r.id),
+        name=r.name,
+        role=r.role,
+        content=r.content,
+        summary=r.summary,
+    )

@@ -101,7 +101,7 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
             runs.append_params(tenant_id, activity_id, chunk, info.context.principal.subject_id),
         )
         if rows:
-            return await _reported(info, activity_id, rows[0], chunk, None, None)
+            return _reported(info, activity_id, rows[0], chunk, None)
     try:
         async with info.context.db.transaction() as conn:
             _, current, _, _ = await _own_activity(conn, info, activity_id, lock=True)
@@ -148,23 +148,13 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return ActivityPayload(activity=None, user_errors=problems.errors)
-    return await _reported(info, activity_id, row, chunk, status, current)
+    return _reported(info, activity_id, row, chunk, status)
 
 
-async def _reported(
-    info: Info,
-    activity_id: uuid.UUID,
-    row: Any,
-    chunk: str | None,
-    status: str | None,
-    previous: str | None,
+def _reported(
+    info: Info, activity_id: uuid.UUID, row: Any, chunk: str | None, status: str | None
 ) -> ActivityPayload:
-    """After the commit: stream what changed, audit, answer."""
-    redis = info.context.services.redis
-    if chunk is not None:
-        await runs.publish_stream(redis, activity_id, text_chunk=chunk)
-    if status is not None and status != previous:
-        await runs.publish_stream(redis, activity_id, status=row[3])
+    """After the commit (the outbox streams what changed): audit, answer."""
     audit(
         info,
         "reportActivityProgress",
@@ -201,7 +191,6 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     if problems or activity_id is None:
         return LlmCallPayload(llm_call=None, user_errors=problems.errors)
     tenant_id = info.context.principal.tenant_id
-    exceeded = None
     try:
         async with info.context.db.transaction() as conn:
             agent_id, status, campaign_id, role = await _own_activity(
@@ -217,9 +206,8 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
             recorded = await runs.record_call(conn, tenant_id, call, campaign_id)
             if recorded is None:  # deleted meanwhile: as unknown
                 raise Rejected("NOT_FOUND", "No activity has this ID.", "input", "activityId")
-            exceeded = await runs.enforce_budgets(
-                conn, tenant_id, campaign_id, agent_id, activity_id
-            )
+            # A budget now exceeded fails the activity in this transaction.
+            await runs.enforce_budgets(conn, tenant_id, campaign_id, agent_id, activity_id)
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return LlmCallPayload(llm_call=None, user_errors=problems.errors)
@@ -227,8 +215,6 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     llm.record_llm_spend(
         tenant_id, role, call.model, call.cost_usd, call.input_tokens, call.output_tokens
     )
-    if exceeded:
-        await runs.publish_stream(info.context.services.redis, activity_id, status="FAILED")
     audit(
         info,
         "recordLlmCall",

@@ -1,5 +1,5 @@
-"""The people's mutations: campaigns, deliverables, dispatching work, approvals, agents and
-preferences.
+"""The people's mutations: campaigns, deliverables, dispatching work, approvals, agents,
+preferences and skills.
 
 Each resolver checks the role, turns input IDs into UUIDs, runs the domain rule in one
 transaction (a `Rejected` rule rolls it back and becomes a user error), enqueues any job
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import strawberry
 
-from domain import agents, approvals, budgets, campaigns, preferences, work
+from domain import agents, approvals, budgets, campaigns, preferences, skills, work
 from domain.errors import Rejected
 from loaders import shapes
 from resolvers.common import ADMINS, MARKETERS, USERS, Problems, audit, input_id, require_role
@@ -280,3 +280,47 @@ async def set_preference(info: Info, key: str, value: JSON) -> m.PreferencePaylo
     return m.PreferencePayload(
         preference=t.Preference(key=row[0], value=row[1], updated_at=row[2]), user_errors=[]
     )
+
+
+# ---------------------------------------------------------------- skills
+
+
+async def create_skill(info: Info, input: m.CreateSkillInput) -> m.SkillPayload:
+    """A skill of the caller's tenant (global skills come from `switchboard skills`)."""
+    require_role(info, ADMINS)
+    problems = Problems()
+    tenant_id = info.context.principal.tenant_id
+    fields = {
+        "name": input.name,
+        "summary": input.summary,
+        "content": input.content,
+        "role": input.role,
+    }
+    row = await _write(info, problems, lambda conn: skills.create_skill(conn, tenant_id, fields))
+    if row is None:
+        return m.SkillPayload(skill=None, user_errors=problems.errors)
+    await info.context.services.skills.changed([row.id])  # after the commit: every process
+    audit(info, "createSkill", "Skill", row.id)
+    return m.SkillPayload(skill=shapes.skill_from_record(row), user_errors=[])
+
+
+async def update_skill(info: Info, id: strawberry.ID, input: m.UpdateSkillInput) -> m.SkillPayload:
+    require_role(info, ADMINS)
+    problems = Problems()
+    skill_id = input_id(problems, "Skill", id, "id")
+    changes = {
+        column: getattr(input, column)
+        for column in ("name", "summary", "content", "role")
+        if _given(getattr(input, column))
+    }
+    tenant_id = info.context.principal.tenant_id
+    row = await _write(
+        info,
+        problems,
+        lambda conn: skills.update_skill(conn, tenant_id, skill_id, changes),  # type: ignore[arg-type]
+    )
+    if row is None:
+        return m.SkillPayload(skill=None, user_errors=problems.errors)
+    await info.context.services.skills.changed([row.id])
+    audit(info, "updateSkill", "Skill", row.id, {"changed": sorted(changes)})
+    return m.SkillPayload(skill=shapes.skill_from_record(row), user_errors=[])

@@ -9,17 +9,14 @@ from typing import Any
 
 import strawberry
 
+from domain import skills
 from domain.access import require_member
-from domain.errors import BadUserInput
 from domain.ids import parse_global_id
 from domain.pagination import page_args
 from domain.spend import month_window, role_label
 from loaders import shapes
 from schema import types as t
 from schema.types import Info
-
-MAX_SKILL_QUERY = 1000
-MAX_SKILL_RESULTS = 50
 
 
 async def viewer(info: Info) -> t.Viewer:
@@ -117,25 +114,9 @@ async def mobile_home(info: Info) -> t.MobileHome:
 async def skill_search(
     info: Info, query: str, role: t.AgentRole | None = None, first: int | None = 5
 ) -> list[t.SkillMatch]:
-    """Interim ranking with PostgreSQL full-text search, until skill search moves to Qdrant."""
-    if not query.strip() or len(query) > MAX_SKILL_QUERY:
-        raise BadUserInput(f"`query` must hold 1 to {MAX_SKILL_QUERY} characters.")
-    first = 5 if first is None else first
-    if not 1 <= first <= MAX_SKILL_RESULTS:
-        raise BadUserInput(f"`first` must be between 1 and {MAX_SKILL_RESULTS}.")
-    role_filter = "AND t.role = :role" if role is not None else ""
-    rows = await info.context.db.fetch(
-        f"""SELECT {shapes.SKILL_COLUMNS},
-                   ts_rank(to_tsvector('english', t.name || ' ' || t.content),
-                           plainto_tsquery('english', :query)) AS score
-            FROM skills t
-            WHERE (t.tenant_id = :tenant_id OR t.tenant_id IS NULL) {role_filter}
-            ORDER BY score DESC, t.name LIMIT :first""",
-        {
-            "tenant_id": info.context.principal.tenant_id,
-            "query": query,
-            "role": str(role) if role is not None else None,
-            "first": first,
-        },
+    """Qdrant search over the tenant's own and the global skills (switchboard/skill_search/)."""
+    query, first = skills.search_terms(query, first)
+    hits = await info.context.services.skills.search(
+        info.context.principal.tenant_id, query, None if role is None else str(role), first
     )
-    return [t.SkillMatch(skill=shapes.skill_from_row(row), score=float(row[4])) for row in rows]
+    return [t.SkillMatch(skill=shapes.skill_from_record(hit), score=hit.score) for hit in hits]

@@ -97,6 +97,25 @@ class RecordLlmCallInput:
     latency_ms: int
 
 
+@strawberry.input
+class CreateSkillInput:
+    name: str
+    summary: str = strawberry.field(description="One line, shown in agents' skill manifests.")
+    content: str = strawberry.field(description="Markdown instructions for an agent.")
+    role: t.AgentRole | None = strawberry.field(
+        default=None, description="The role that uses it; none: every role."
+    )
+
+
+@strawberry.input
+class UpdateSkillInput:
+    # UNSET: leave as is; role None: for every role.
+    name: str | None = strawberry.UNSET
+    summary: str | None = strawberry.UNSET
+    content: str | None = strawberry.UNSET
+    role: t.AgentRole | None = strawberry.UNSET
+
+
 @strawberry.type
 class CampaignPayload:
     campaign: t.Campaign | None
@@ -136,4 +155,10 @@ class PreferencePayload:
 @strawberry.type
 class LlmCallPayload:
     llm_call: t.LlmCall | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class SkillPayload:
+    skill: t.Skill | None
     user_errors: list[UserError]

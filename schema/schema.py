@@ -1,11 +1,11 @@
-"""The executable schema: the Query and Mutation roots and the Strawberry schema object."""
+"""The executable schema: the Query, Mutation and Subscription roots and the schema object."""
 
 from __future__ import annotations
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
-from resolvers import agent_work, mutations, query
+from resolvers import agent_work, mutations, query, subscriptions
 from schema import mutations as m
 from schema import types as t
 from schema.scalars import SCALAR_MAP
@@ -76,11 +76,38 @@ class Mutation:
         resolver=agent_work.record_llm_call,
         description="Agent runtimes only: one LLM call made for one of their activities.",
     )
+    create_skill: m.SkillPayload = strawberry.field(
+        resolver=mutations.create_skill,
+        description="ADMIN and OWNER: a skill of the token's tenant.",
+    )
+    update_skill: m.SkillPayload = strawberry.field(
+        resolver=mutations.update_skill,
+        description="ADMIN and OWNER: change a skill of the token's tenant.",
+    )
+
+
+@strawberry.type
+class Subscription:
+    tenant_events: t.TenantEvent = strawberry.subscription(
+        resolver=subscriptions.tenant_events,
+        description=(
+            "Events of the token's tenant, optionally only some types. With `after`, first "
+            "replays what came after that position."
+        ),
+    )
+    activity_stream: t.ActivityStreamEvent = strawberry.subscription(
+        resolver=subscriptions.activity_stream,
+        description=(
+            "Text and status of one activity as its agent works. With `after`, first replays "
+            "what came after that position."
+        ),
+    )
 
 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     types=[
         t.Tenant,

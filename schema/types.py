@@ -9,6 +9,7 @@ async one (see ../shared/notes/performance-facts.md).
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Annotated, Generic, TypeVar
@@ -20,6 +21,7 @@ from domain import enums
 from domain.access import require_member, require_member_or_self
 from domain.errors import Forbidden
 from domain.pagination import page_args
+from domain.spend import month_window
 from schema.scalars import JSON, Date, DateTime, Decimal
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ RiskLevel = strawberry.enum(enums.RiskLevel)
 AgentRole = strawberry.enum(enums.AgentRole)
 AgentStatus = strawberry.enum(enums.AgentStatus)
 SpendDimension = strawberry.enum(enums.SpendDimension)
+TenantEventType = strawberry.enum(enums.TenantEventType)
+ActivityStreamEventKind = strawberry.enum(enums.ActivityStreamEventKind)
 
 T = TypeVar("T")
 
@@ -401,6 +405,9 @@ class Skill(Node):
     name: str
     role: AgentRole | None
     content: str
+    summary: str = strawberry.field(
+        description="One line: what an agent's manifest shows of the skill before it loads it."
+    )
 
 
 @strawberry.type
@@ -430,3 +437,68 @@ class MobileHome:
     )
     def recent_activities(self, info: Info) -> Awaitable[list[Activity]]:
         return info.context.loaders.recent_activities.load(self.tenant_id)
+
+
+# ------------------------------------------------------------ live events
+
+
+@strawberry.type
+class TenantEvent:
+    """One event of the tenant's log. Its objects resolve when it is delivered, through
+    loaders made for that delivery, so they are as of that moment."""
+
+    id: str = strawberry.field(
+        description="Position in the tenant's event log; pass it as `after` to resume."
+    )
+    type: TenantEventType
+    occurred_at: DateTime
+    approval_id: Private[uuid.UUID | None]
+    activity_id: Private[uuid.UUID | None]
+    agent_id: Private[uuid.UUID | None]
+    campaign_id: Private[uuid.UUID | None]
+
+    @strawberry.field(graphql_type=Approval | None)
+    def approval(self, info: Info) -> Awaitable[Approval | None] | None:
+        if self.approval_id is None:
+            return None
+        return info.context.loaders.approval.load(self.approval_id)
+
+    @strawberry.field(graphql_type=Activity | None)
+    def activity(self, info: Info) -> Awaitable[Activity | None] | None:
+        if self.activity_id is None:
+            return None
+        return info.context.loaders.activity.load(self.activity_id)
+
+    @strawberry.field(graphql_type=Agent | None)
+    def agent(self, info: Info) -> Awaitable[Agent | None] | None:
+        if self.agent_id is None:
+            return None
+        return info.context.loaders.agent.load(self.agent_id)
+
+    @strawberry.field(graphql_type=Campaign | None)
+    def campaign(self, info: Info) -> Awaitable[Campaign | None] | None:
+        if self.campaign_id is None:
+            return None
+        return info.context.loaders.campaign.load(self.campaign_id)
+
+    @strawberry.field(
+        graphql_type=SpendSummary | None,
+        description="Month-to-date spend of the tenant, on SPEND_UPDATED.",
+    )
+    def spend(self, info: Info) -> Awaitable[SpendSummary] | None:
+        if self.type != enums.TenantEventType.SPEND_UPDATED:
+            return None
+        month = month_window(dt.datetime.now(dt.UTC))
+        return info.context.loaders.spend.load(("TENANT", "", month.start, month.end))
+
+
+@strawberry.type
+class ActivityStreamEvent:
+    id: str = strawberry.field(
+        description="Position in the activity's stream; pass it as `after` to resume."
+    )
+    activity_id: strawberry.ID
+    kind: ActivityStreamEventKind
+    text: str | None
+    status: ActivityStatus | None
+    occurred_at: DateTime

@@ -12,20 +12,24 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from schema.schema import schema
 from switchboard.audit import AuditLog
 from switchboard.auth import Authenticator
 from switchboard.context import Services
-from switchboard.db import Database, create_engine
+from switchboard.db import Database, create_engine, libpq_url
 from switchboard.edge.compression import CompressionMiddleware
 from switchboard.edge.invalidation import invalidate_on_commit
-from switchboard.graphql_http import GraphQLEndpoint
+from switchboard.graphql_http import GraphQLEndpoint, result_payload
+from switchboard.live.hub import Hub
+from switchboard.live.relay import Relay
+from switchboard.live.websocket import LiveEndpoint
 from switchboard.observability import health, logs, metrics, operations, tracing
 from switchboard.observability.middleware import ObservabilityMiddleware
 from switchboard.observability.redis import TracedRedis
 from switchboard.settings import Settings
+from switchboard.skill_search import SkillSearch
 
 REDIS_TIMEOUT_S = 0.5
 
@@ -53,13 +57,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     tracing.configure_from_env(trace_resolvers=settings.trace_resolvers)
     db = Database(create_engine(settings, database_url))
     redis = create_redis(redis_url)
-    services = Services(db=db, redis=redis, audit=AuditLog(db))
+    # Skill search: this process's copy of the skill index (switchboard/skill_search/).
+    skill_search = SkillSearch.from_env(db, redis)
+    services = Services(db=db, redis=redis, audit=AuditLog(db), skills=skill_search)
     # Committed tenant events invalidate the response cache (switchboard/edge/invalidation.py).
     invalidations = invalidate_on_commit(db.engine, redis)
     endpoint = GraphQLEndpoint(settings, services, Authenticator(settings, db, redis), schema)
 
     async def graphql(request: Request) -> Response:
         return await operations.observe(endpoint, request)  # span, duration, errors by code
+
+    # Live events: this process's relay of the outbox, its hub, and the websocket endpoint.
+    relay = Relay(db, redis, libpq_url(database_url), poll_s=settings.live_relay_poll_s)
+    hub = Hub(services, redis_url, lambda result: result_payload(result, settings)[1])
+    live = LiveEndpoint(settings, services, endpoint.authenticator, endpoint, hub)
 
     readiness = health.Readiness(db, redis, database_url, ttl_s=settings.readiness_cache_s)
 
@@ -71,9 +82,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.freeze()
         gc.set_threshold(50_000, 20, 1000)
         services.audit.start()
+        skill_search.start()  # builds from PostgreSQL in the background
+        hub.start()
+        if settings.live_relay:
+            relay.start()
         yield
+        await relay.stop()
+        await hub.stop()
         await services.audit.stop()  # a normal shutdown writes every queued audit entry
         await invalidations.drain()  # invalidations of the last commits reach Redis
+        await skill_search.close()
         await redis.aclose()
         await db.dispose()
         tracing.flush()
@@ -83,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             # Every method reaches the endpoint, which answers 405 in the contract's format.
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            WebSocketRoute("/graphql", live.serve),  # subscriptions (switchboard/live/)
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", readiness.endpoint, methods=["GET"]),
             Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
@@ -100,4 +119,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.graphql = endpoint  # its documents, rate limiter and response cache
     app.state.invalidations = invalidations
+    app.state.relay = relay
+    app.state.hub = hub
     return app

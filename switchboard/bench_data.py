@@ -190,6 +190,7 @@ def bench_rows(rng: random.Random, anchor: dt.datetime) -> tuple[Rows, list[Star
             "Bench house style",
             "COPYWRITER",
             "Spelling, tone and banned words for Bench.",
+            "# Bench house style\n- British spelling.\n- Banned words: *cheap*.",
             opened,
             opened,
         ),

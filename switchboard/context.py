@@ -10,6 +10,7 @@ from domain.access import Principal
 from loaders import Loaders
 from switchboard.audit import AuditLog
 from switchboard.db import Database
+from switchboard.skill_search import SkillSearch
 
 
 @dataclass(slots=True)
@@ -19,6 +20,8 @@ class Services:
     db: Database
     redis: Redis
     audit: AuditLog
+    # Skill search (switchboard/skill_search/): this process's index of skills.
+    skills: SkillSearch
 
 
 @dataclass(slots=True)

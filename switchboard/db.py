@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event, exc, text
+from sqlalchemy import event, exc, make_url, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import TextClause
@@ -39,6 +39,11 @@ class StatementCounter:
 current_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
     "statement_counter", default=None
 )
+
+
+def libpq_url(url: str) -> str:
+    """The SQLAlchemy URL as libpq and plain asyncpg take it (`postgresql://…`)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def create_engine(settings: Settings, url: str) -> AsyncEngine:

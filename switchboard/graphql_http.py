@@ -262,7 +262,7 @@ class GraphQLEndpoint:
         timing.mark("exec")
         if cache_request is not None and cache_request.outcomes:
             timing.note("cache", " ".join(cache_request.outcomes))
-        return _result_payload(result, self.settings)
+        return result_payload(result, self.settings)
 
 
 def _refuse_over_limit(decision: Decision) -> None:
@@ -373,11 +373,11 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-def _result_payload(result: ExecutionResult, settings: Settings) -> tuple[int, dict[str, Any]]:
+def result_payload(result: ExecutionResult, settings: Settings) -> tuple[int, dict[str, Any]]:
     payload: dict[str, Any] = {}
     if not result.errors:
         return 200, {"data": result.data}
-    errors = [_format_error(error, settings) for error in result.errors]
+    errors = [format_error(error, settings) for error in result.errors]
     if result.data is None and all(e["extensions"]["code"] == "BAD_USER_INPUT" for e in errors):
         # Variables that do not fit their types: the operation never started.
         payload["errors"] = errors
@@ -388,7 +388,7 @@ def _result_payload(result: ExecutionResult, settings: Settings) -> tuple[int, d
     return (500 if internal and result.data is None else 200), payload
 
 
-def _format_error(error: GraphQLError, settings: Settings) -> dict[str, Any]:
+def format_error(error: GraphQLError, settings: Settings) -> dict[str, Any]:
     original = error.original_error
     formatted: dict[str, Any] = {"message": error.message}
     if error.locations:
@@ -416,7 +416,7 @@ def _format_error(error: GraphQLError, settings: Settings) -> dict[str, Any]:
 def _formatted(errors: list[GraphQLError], code: str, settings: Settings) -> dict[str, Any]:
     formatted = []
     for error in errors:
-        entry = _format_error(error, settings)
+        entry = format_error(error, settings)
         entry["extensions"]["code"] = code
         formatted.append(entry)
     return {"errors": formatted}

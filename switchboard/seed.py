@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.agents import DEFAULT_CONCURRENCY, DEFAULT_MODEL, call_cost
 from domain.enums import AgentRole, MemberRole
 from domain.rollups import REBUILD_SQL
+from switchboard.skill_catalogue import SKILLS
 
 NAMESPACE = uuid.UUID("6f1c8f2e-3d4b-4a5c-9e7f-0a1b2c3d4e5f")
 
@@ -187,7 +188,16 @@ COLUMNS = {
         "latency_ms",
         "created_at",
     ),
-    "skills": ("id", "tenant_id", "name", "role", "content", "created_at", "updated_at"),
+    "skills": (
+        "id",
+        "tenant_id",
+        "name",
+        "role",
+        "summary",
+        "content",
+        "created_at",
+        "updated_at",
+    ),
     "preferences": ("user_id", "key", "value", "updated_at"),
 }
 
@@ -409,70 +419,13 @@ def _add_activity(
             )
 
 
-SKILLS = [
-    (
-        None,
-        "Brand voice guide",
-        "COPYWRITER",
-        "Write in the client's brand voice: short sentences, active verbs, no jargon.",
-    ),
-    (
-        None,
-        "Headline formulas",
-        "COPYWRITER",
-        "Ten proven headline formulas for blog posts and emails, with examples.",
-    ),
-    (
-        None,
-        "Keyword clustering",
-        "SEO_SPECIALIST",
-        "Group keywords by search intent and map each cluster to one page.",
-    ),
-    (
-        None,
-        "Technical SEO audit checklist",
-        "SEO_SPECIALIST",
-        "Crawl errors, canonical tags, page speed, structured data, sitemaps.",
-    ),
-    (
-        None,
-        "Social posting cadence",
-        "SOCIAL_MEDIA_MANAGER",
-        "How often to post per network, and the best hours for engagement.",
-    ),
-    (
-        None,
-        "Ad budget pacing",
-        "PAID_ADS_MANAGER",
-        "Spread ad spend evenly over a flight; cap daily spend at 1.5x the average.",
-    ),
-    (
-        None,
-        "Campaign plan template",
-        "ACTIVITY_PLANNER",
-        "Break a campaign goal into deliverables, owners and due dates.",
-    ),
-    (
-        None,
-        "Cohort analysis",
-        "DATA_ANALYST",
-        "Measure retention of customers grouped by first-purchase month.",
-    ),
-    (
-        None,
-        "Source evaluation",
-        "CONTENT_RESEARCHER",
-        "Judge a source by authority, recency and independence before citing it.",
-    ),
-]
-
-
 def _add_skills(rows: Rows, tenant_id: uuid.UUID, slug: str, anchor: dt.datetime) -> None:
     created = anchor - dt.timedelta(days=100)
-    if slug == "acme":  # the global catalogue, written once
-        for name, role, content in ((s[1], s[2], s[3]) for s in SKILLS):
+    if slug == "acme":  # the global catalogue (switchboard/skill_catalogue.py), written once
+        for name, role, summary, content in SKILLS:
             rows.add(
-                "skills", (stable_id("skill", name), None, name, role, content, created, created)
+                "skills",
+                (stable_id("skill", name), None, name, role, summary, content, created, created),
             )
     rows.add(
         "skills",
@@ -482,6 +435,9 @@ def _add_skills(rows: Rows, tenant_id: uuid.UUID, slug: str, anchor: dt.datetime
             f"{slug.title()} house style",
             "COPYWRITER",
             f"Spelling, tone and banned words for {slug.title()}.",
+            f"# {slug.title()} house style\n- British spelling; sentence-case headings.\n"
+            f'- Say "{slug.title()}", never an abbreviation.\n'
+            "- Banned words: *cheap*, *guarantee*, *world-class*.",
             created,
             created,
         ),
@@ -489,7 +445,9 @@ def _add_skills(rows: Rows, tenant_id: uuid.UUID, slug: str, anchor: dt.datetime
 
 
 async def copy_rows(conn: AsyncConnection, rows: Rows) -> None:
-    """Bulk-load with COPY, in the caller's transaction."""
+    """Bulk-load with COPY, in the caller's transaction. Loaded rows are history, not live
+    changes: they write no activity-stream events (migrations/versions/0005)."""
+    await conn.execute(text("SET LOCAL switchboard.bulk_load = 'on'"))
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None

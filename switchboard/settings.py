@@ -86,6 +86,11 @@ class Settings:
     cache_spend_ttl_s: int = 300
     compression_min_bytes: int = 1024
     redis_retry_s: float = 2.0  # after a Redis failure, the edge skips Redis this long
+    # Live events (switchboard/live/)
+    live_relay: bool = True  # False: this process relays no outbox rows (tests of crashes)
+    live_relay_poll_s: float = 1.0  # besides the commit notification
+    live_init_timeout_s: float = 10.0  # connection_init must arrive within this
+    live_send_queue: int = 1000  # messages waiting for one connection before it is closed
 
     @property
     def rate_limit_enabled(self) -> bool:
@@ -142,6 +147,10 @@ class Settings:
             "cache_spend_ttl_s": env_int("SWITCHBOARD_CACHE_SPEND_TTL_S", 300),
             "compression_min_bytes": env_int("SWITCHBOARD_COMPRESSION_MIN_BYTES", 1024),
             "redis_retry_s": env_float("SWITCHBOARD_REDIS_RETRY_S", 2.0),
+            "live_relay": not env_bool("SWITCHBOARD_LIVE_RELAY_OFF"),
+            "live_relay_poll_s": env_float("SWITCHBOARD_LIVE_RELAY_POLL_S", 1.0),
+            "live_init_timeout_s": env_float("SWITCHBOARD_LIVE_INIT_TIMEOUT_S", 10.0),
+            "live_send_queue": env_int("SWITCHBOARD_LIVE_SEND_QUEUE", 1000),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

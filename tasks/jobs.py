@@ -102,7 +102,6 @@ async def run_activity(activity_id: str, tenant_id: str, context: Context = CONT
     try:
         outcome = await runner.execute(
             state.db,
-            state.redis,
             state.jobs,
             uuid.UUID(activity_id),
             tenant,
@@ -154,7 +153,6 @@ class RetryMiddleware(TaskiqMiddleware):
                 async with state.db.transaction() as conn:
                     await runs.requeue(conn, tenant_id, activity_id)
                 await broker.settle(held, "retry", due_ms=now_ms() + int(delay * 1000))
-                await runs.publish_stream(state.redis, activity_id, status="QUEUED")
                 log.warning(
                     "activity %s failed (%s); retry %d/%d in %.2f s",
                     activity_id,
@@ -180,7 +178,6 @@ class RetryMiddleware(TaskiqMiddleware):
                     "escalation": escalation.hex if escalation else None,
                 },
             )
-            await runs.publish_stream(state.redis, activity_id, status="FAILED")
             observed.dead_lettered(JOB_TASK, await agent_role(state.db, held.agent_id), reason)
             log.error("activity %s dead-lettered: %s", activity_id, full_reason)
         except Exception:

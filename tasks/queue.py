@@ -101,11 +101,9 @@ async def agent_status_changed(
     if status == "TERMINATED":
         async with db.transaction() as conn:
             await runs.cancel_waiting(conn, tenant_id, agent_id)
-        cancelled = await store.cancel_agent(redis, agent_id.hex)
+        await store.cancel_agent(redis, agent_id.hex)
         # Not held: a stray job of a terminated agent runs and cancels itself at its start.
         await store.configure(redis, agent_id.hex, tenant_id.hex, concurrency, paused=False)
-        for job_id in cancelled:
-            await runs.publish_stream(redis, uuid.UUID(job_id), status="CANCELLED")
         return
     await store.configure(
         redis, agent_id.hex, tenant_id.hex, concurrency, paused=status == "PAUSED"

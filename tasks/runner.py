@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from domain import runs
 from domain.llm_calls import NewLlmCall
 from switchboard.db import Database
 from switchboard.observability import llm
+from tasks import skill_loading
 from tasks.config import JobSettings
 from tasks.runtimes import Message, Runtime, first_messages, runtime_for
 
@@ -44,8 +43,8 @@ class OutputStream:
     """Tokens into the activity's output: the first at once (firstTokenAt is exact), then at
     most every `flush_ms`, and whatever is left at the end of each turn."""
 
-    def __init__(self, db: Database, redis: Redis, run: runs.Run, flush_ms: float) -> None:
-        self.db, self.redis, self.run = db, redis, run
+    def __init__(self, db: Database, run: runs.Run, flush_ms: float) -> None:
+        self.db, self.run = db, run
         self.flush_s = flush_ms / 1000
         self.buffer: list[str] = []
         self.last_flush = 0.0
@@ -77,12 +76,10 @@ class OutputStream:
                     (first_token_at - dispatched_at).total_seconds(), self.run.role, self.run.model
                 )
         self.first_written = True
-        await runs.publish_stream(self.redis, self.run.activity_id, text_chunk=chunk)
 
 
 async def execute(
     db: Database,
-    redis: Redis,
     settings: JobSettings,
     activity_id: uuid.UUID,
     tenant_id: uuid.UUID,
@@ -98,10 +95,11 @@ async def execute(
         run = await runs.start_run(conn, tenant_id, activity_id, restart=restart)
     if run is None:
         return Outcome("SKIPPED")
-    await runs.publish_stream(redis, activity_id, status="RUNNING")
     runtime = runtime or runtime_for(run.model, settings)
-    messages = first_messages(run)
-    stream = OutputStream(db, redis, run, settings.stream_flush_ms)
+    # Two-stage skill loading: the manifest now, a skill's content when the agent asks.
+    messages = first_messages(run, await skill_loading.manifest_for(db, run))
+    loaded_skills: set[str] = set()
+    stream = OutputStream(db, run, settings.stream_flush_ms)
     turns = 0
     try:
         while turns < run.max_turns:
@@ -116,7 +114,6 @@ async def execute(
                     conn, tenant_id, run.campaign_id, run.agent_id, activity_id
                 )
             if exceeded:
-                await runs.publish_stream(redis, activity_id, status="FAILED")
                 return Outcome("FAILED", turns, f"{runs.BUDGET_EXCEEDED} ({exceeded})")
             turns += 1
             result = await runtime.turn(run, messages, turns, stream.push)
@@ -147,10 +144,11 @@ async def execute(
                 )
             if result.done:
                 break
+            reply = await skill_loading.answer(db, run, result.skill_requests, loaded_skills)
             messages = [
                 *messages,
                 Message("assistant", result.text),
-                Message("user", "Continue."),
+                Message("user", reply),
             ]
         created: list[Any] = []
         async with db.transaction() as conn:
@@ -160,7 +158,6 @@ async def execute(
     except (RunStopped, LookupError):
         return Outcome("STOPPED", turns)
     status = "COMPLETED" if run.role == "ACTIVITY_PLANNER" else "AWAITING_APPROVAL"
-    await runs.publish_stream(redis, activity_id, status=status)
     if created:
         await enqueue(created, tenant_id)
     return Outcome(status, turns)

@@ -20,7 +20,7 @@ import hashlib
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -30,6 +30,7 @@ import orjson
 
 from domain.agents import MODEL_PRICES, call_cost
 from domain.runs import PLAN, Run
+from domain.skills import ManifestEntry
 from tasks.config import JobSettings
 
 OnToken = Callable[[str], Awaitable[None]]
@@ -51,6 +52,9 @@ class TurnResult:
     cost_usd: Decimal
     latency_ms: int
     done: bool  # the agent has nothing more to do after this turn
+    # Two-stage skill loading: names of skills from the manifest the agent asks to read in
+    # full; the runner answers with their content before the next turn.
+    skill_requests: tuple[str, ...] = ()
 
 
 class RuntimeFailure(Exception):
@@ -88,20 +92,55 @@ def runtime_for(model: str, settings: JobSettings) -> Runtime:
     return SimulatedRuntime(settings)
 
 
-def first_messages(run: Run) -> list[Message]:
-    """What an agent is told at the start of a run."""
+MANIFEST_HEADER = "Skills you can load"
+LOAD_SKILL = "load_skill"
+
+
+def first_messages(run: Run, manifest: Sequence[ManifestEntry] = ()) -> list[Message]:
+    """What an agent is told at the start of a run. Of its skills, only the manifest (names
+    and one-line summaries): a skill's content reaches the prompt only when the agent asks
+    for it with `load_skill <name>` (tasks/skill_loading.py)."""
     role = run.role.replace("_", " ").lower()
     kind = run.deliverable_kind.replace("_", " ").lower()
     system = (
         f"You are the {role} of a marketing agency. Work on one deliverable at a time and "
         "write the deliverable itself, ready for review."
     )
+    if manifest:
+        system += (
+            f"\n\n{MANIFEST_HEADER} (reply with a line `{LOAD_SKILL} <name>` to read one in "
+            "full before you write):\n" + "\n".join(f"- {e.name}: {e.summary}" for e in manifest)
+        )
     user = (
         f"Campaign: {run.campaign_name}\nGoal: {run.campaign_goal or '(none given)'}\n"
         f"Deliverable: {run.deliverable_title} ({kind})\n\n"
         f"Instructions: {run.instructions or '(none)'}"
     )
     return [Message("system", system), Message("user", user)]
+
+
+def manifest_names(messages: Sequence[Message]) -> list[tuple[str, str]]:
+    """(name, summary) of each skill the manifest in `messages` offers, in its order."""
+    system = next((m.content for m in messages if m.role == "system"), "")
+    _, found, listing = system.partition(MANIFEST_HEADER)
+    if not found:
+        return []
+    entries = []
+    for line in listing.splitlines()[1:]:
+        if not line.startswith("- "):
+            break
+        name, _, summary = line[2:].partition(": ")
+        entries.append((name, summary))
+    return entries
+
+
+def requested_skills(text: str) -> tuple[str, ...]:
+    """The names of `load_skill <name>` lines in a completion's text."""
+    return tuple(
+        line.strip()[len(LOAD_SKILL) :].strip().strip("`")
+        for line in text.splitlines()
+        if line.strip().startswith(LOAD_SKILL + " ")
+    )
 
 
 # ---------------------------------------------------------------- simulated
@@ -145,7 +184,9 @@ _WORDS = tuple(
 class SimulatedRuntime:
     """Deterministic text for a run (same activity, same turn: same words), streamed one
     token (a word and its space) at a time with `sim_token_delay_ms` between tokens.
-    Two turns: an outline, then the draft (the planner writes its plan in one)."""
+    Two turns: an outline, then the draft (the planner writes its plan in one). With its
+    outline it asks for one skill of its manifest (`skill_for`), whose content the runner
+    adds before the draft."""
 
     provider = "simulated"
 
@@ -155,6 +196,19 @@ class SimulatedRuntime:
 
     def turns(self, run: Run) -> int:
         return 1 if run.role == "ACTIVITY_PLANNER" else 2
+
+    @staticmethod
+    def skill_for(run: Run, messages: Sequence[Message]) -> str | None:
+        """The manifest's skill whose name and summary share the most words with the
+        deliverable's title, kind and instructions; the first listed on a tie."""
+        about = f"{run.deliverable_title} {run.deliverable_kind} {run.instructions or ''}"
+        wanted = set(re.findall(r"[a-z]+", about.lower().replace("_", " ")))
+        best, best_score = None, -1
+        for name, summary in manifest_names(messages):
+            score = len(wanted & set(re.findall(r"[a-z]+", f"{name} {summary}".lower())))
+            if score > best_score:
+                best, best_score = name, score
+        return best
 
     def text(self, run: Run, turn: int) -> str:
         seed = hashlib.sha256(f"{run.activity_id}:{turn}".encode()).digest()
@@ -187,8 +241,9 @@ class SimulatedRuntime:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
             await on_token(token)
-        input_tokens = sum(count_tokens(m.content) for m in messages) + 400  # + the skills
+        input_tokens = sum(count_tokens(m.content) for m in messages)
         output_tokens = len(tokens)
+        wants = self.skill_for(run, messages) if turn == 1 and turn < self.turns(run) else None
         return TurnResult(
             text=body,
             provider=self.provider,
@@ -198,6 +253,7 @@ class SimulatedRuntime:
             cost_usd=price(run.model, input_tokens, output_tokens),
             latency_ms=round((time.perf_counter() - started) * 1000),
             done=turn >= self.turns(run),
+            skill_requests=(wants,) if wants else (),
         )
 
 
@@ -280,5 +336,7 @@ class OpenAICompatRuntime:
             output_tokens=output_tokens,
             cost_usd=price(self.model, input_tokens, output_tokens),
             latency_ms=round((time.perf_counter() - started) * 1000),
-            done=finish_reason != "length",
+            # A model that asks for skills gets their content and another turn.
+            done=finish_reason != "length" and not requested_skills(text),
+            skill_requests=requested_skills(text),
         )

@@ -8,14 +8,15 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from domain.ids import to_global_id
-from domain.runs import stream_key
+from switchboard.live.log import activity_stream
 from tests.conftest import Servers
-from tests.jobs_support import Tenant, fresh_tenant, new_work
+from tests.jobs_support import Tenant, fresh_tenant, new_work, wait_for
 
 REPORT = """mutation($input: ActivityProgressInput!) { reportActivityProgress(input: $input) {
   activity { id status output firstTokenAt failureReason approval { status riskLevel } }
@@ -45,6 +46,11 @@ async def tenants(servers: Servers) -> tuple[Tenant, Tenant]:
         await fresh_tenant(servers.database_url, "agents-a"),
         await fresh_tenant(servers.database_url, "agents-b"),
     )
+
+
+async def _equal(found: Any, expected: list[Any]) -> list[Any] | None:
+    value = await found
+    return value if value == expected else None
 
 
 def _data(response: Any, field: str) -> dict[str, Any]:
@@ -111,21 +117,25 @@ async def test_an_agent_reports_its_run_from_start_to_approval(
     assert events[-2:] == ["ACTIVITY_STATUS_CHANGED", "APPROVAL_CREATED"]
     assert "SPEND_UPDATED" in events
 
+    # The activity's stream, as the relay published it from the outbox (switchboard/live/).
     redis = Redis.from_url(servers.redis_url)
-    try:
-        entries = await redis.xrange(stream_key(activity))
-    finally:
-        await redis.aclose()
-    streamed = [
-        (e[b"kind"].decode(), (e.get(b"text") or e.get(b"status") or b"").decode())
-        for _, e in entries
-    ]
-    assert streamed == [
-        ("TOKEN", "Hello "),
+
+    async def streamed() -> list[tuple[str, str]]:
+        entries = await redis.xrange(activity_stream(activity))
+        events = [orjson.loads(fields[b"e"]) for _, fields in entries]
+        return [(e["kind"], e["text"] or e["status"]) for e in events]
+
+    expected = [
+        ("STATUS", "QUEUED"),
         ("STATUS", "RUNNING"),
+        ("TOKEN", "Hello "),
         ("TOKEN", "world."),
         ("STATUS", "AWAITING_APPROVAL"),
     ]
+    try:
+        assert await wait_for(lambda: _equal(streamed(), expected)) == expected
+    finally:
+        await redis.aclose()
 
     await app.state.services.audit.flush()
     audited = await db_conn.fetch(

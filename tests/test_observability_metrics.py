@@ -104,9 +104,10 @@ async def test_instruments_for_later_features_are_exposed_with_their_labels(
     with jobs.running("obs_task", jobs.enqueue_labels(), role="COPYWRITER", priority=1):
         pass
     jobs.dead_lettered("obs_task", "COPYWRITER", "gave up")
-    with live.subscription("ObsEvents"):
-        live.delivered("ObsEvents", 3)
-        during = await scrape(client)
+    live.opened("ObsEvents")
+    live.delivered("ObsEvents", 3)
+    during = await scrape(client)
+    live.closed("ObsEvents")
     llm.record_llm_spend("ten_obs", "COPYWRITER", "obs-model", 0.25, 1200, 300)
     llm.observe_time_to_first_token(0.8, "COPYWRITER", "obs-model")
     after = await scrape(client)

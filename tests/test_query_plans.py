@@ -10,7 +10,7 @@ may scan a large table sequentially.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -32,16 +32,20 @@ async def bench_loaded(servers: Servers) -> None:
 
 
 @pytest.fixture
-def captured(app: Starlette) -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
+async def captured(app: Starlette) -> AsyncIterator[list[tuple[str, tuple[Any, ...]]]]:
+    """The statements the operations issue; the outbox relay, which runs beside them in
+    the background, is stopped meanwhile: its reads use the outbox's partial indexes."""
     statements: list[tuple[str, tuple[Any, ...]]] = []
     engine = app.state.db.engine.sync_engine
 
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         statements.append((statement, tuple(parameters or ())))
 
+    await app.state.relay.stop()
     event.listen(engine, "before_cursor_execute", record)
     yield statements
     event.remove(engine, "before_cursor_execute", record)
+    app.state.relay.start()
 
 
 def _seq_scans(plan: dict[str, Any]) -> Iterator[str]:

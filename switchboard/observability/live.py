@@ -1,38 +1,41 @@
-"""Live connections: websocket subscriptions open, and events fanned out to subscribers.
-For the subscriptions feature to call; websocket connections themselves are counted and
-traced by the middleware (`switchboard_websocket_connections_open`, span `WS /graphql`).
+"""Live connections: subscriptions open, and events delivered to subscribers.
+Websocket connections themselves are counted and traced by the middleware
+(`switchboard_websocket_connections_open`, span `WS /graphql`); the hub calls these:
 
-    with live.subscription("TenantEvents"):       # while one subscription is open
-        async for event in source:
-            live.delivered("TenantEvents")        # each event sent to this subscriber
-            ...
-
-or, for a fan-out that sends one event to n subscribers at once, `delivered(op, n)`.
+    live.opened("TenantEvents")        # a subscription starts
+    live.delivered("TenantEvents", n)  # one event sent to n subscribers
+    live.closed("TenantEvents")        # it ends
+    live.handed_over(occurred_at)      # an event reached its local subscribers
 
 Metrics: `switchboard_subscriptions_open{operation}` (a gauge summed over live worker
-processes) and `switchboard_subscription_events_total{operation}`. `operation` is the
-subscription operation's name, capped like every client-chosen name
+processes), `switchboard_subscription_events_total{operation}` and
+`switchboard_live_event_lag_seconds` (change to hand-over; the platform asks < 200 ms).
+`operation` is the subscription operation's name, capped like every client-chosen name
 (`metrics.operation_label`).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+import datetime as dt
 
 from switchboard.observability import metrics
 
 
-@contextlib.contextmanager
-def subscription(operation: str | None) -> Iterator[None]:
-    gauge = metrics.SUBSCRIPTIONS_OPEN.labels(metrics.operation_label(operation))
-    gauge.inc()
-    try:
-        yield
-    finally:
-        gauge.dec()
+def opened(operation: str | None) -> None:
+    metrics.SUBSCRIPTIONS_OPEN.labels(metrics.operation_label(operation)).inc()
+
+
+def closed(operation: str | None) -> None:
+    metrics.SUBSCRIPTIONS_OPEN.labels(metrics.operation_label(operation)).dec()
 
 
 def delivered(operation: str | None, count: int = 1) -> None:
     if count > 0:
         metrics.SUBSCRIPTION_EVENTS.labels(metrics.operation_label(operation)).inc(count)
+
+
+def handed_over(occurred_at: str) -> None:
+    """An event (its `at`, ISO 8601) was handed to this process's subscribers."""
+    changed = dt.datetime.fromisoformat(occurred_at)
+    lag = (dt.datetime.now(dt.UTC) - changed).total_seconds()
+    metrics.LIVE_EVENT_LAG.observe(max(lag, 0.0))

@@ -25,6 +25,7 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 | `switchboard_job_dead_letters_total` | counter | task, role |
 | `switchboard_subscriptions_open` | gauge | operation |
 | `switchboard_subscription_events_total` | counter | operation |
+| `switchboard_live_event_lag_seconds` | histogram | – |
 | `switchboard_llm_cost_usd_total` | counter | tenant, agent, model |
 | `switchboard_llm_calls_total` | counter | tenant, agent, model |
 | `switchboard_llm_tokens_total` | counter | tenant, agent, model, kind (input, output) |
@@ -178,6 +179,11 @@ SUBSCRIPTION_EVENTS = Counter(
     "switchboard_subscription_events",
     "Events delivered to subscribers (one per subscriber reached), by operation.",
     ["operation"],
+)
+LIVE_EVENT_LAG = Histogram(
+    "switchboard_live_event_lag_seconds",
+    "From an event's change (its transaction's time) to its hand-over to local subscribers.",
+    buckets=API_BUCKETS,
 )
 
 # LLM

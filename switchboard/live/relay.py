@@ -1,0 +1,242 @@
+"""The relay: committed outbox rows into Redis Streams, each once, in order.
+
+Every gateway process runs one. It wakes on PostgreSQL's `switchboard_outbox` notification
+(sent at the commit of any transaction that wrote an outbox row; never for a rollback) and
+every `poll_s` besides, for a notification lost while its listening connection was down.
+
+One relay pass is one transaction:
+  1. an advisory lock: the relays of all processes take turns, so batches are published
+     one after another, in outbox order (the background loop only tries the lock and, when
+     another relay holds it, looks again 20 ms later, so stopping never waits on it);
+  2. read the oldest unrelayed rows of `tenant_events` and `activity_stream_events`;
+  3. publish them (log.py: each row's dedup key is set in the same Lua script as its XADD);
+  4. mark them relayed, and commit.
+A crash (or a failed commit) between 3 and 4 leaves the rows unrelayed: the next pass, in
+this process after a restart or in another process at once, publishes them again, and the
+dedup keys make that a no-op for those already in Redis. Nothing is lost, nothing doubled.
+
+Relayed rows are deleted after `keep_days`, a batch at a time, from the same loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from switchboard.db import Database
+from switchboard.live import log as event_log
+from switchboard.live.log import EventLog, Outgoing
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "switchboard_outbox"
+LOCK_KEY = 0x5B_0E7B  # the advisory lock of the relay (any constant no other code uses)
+BATCH = 500
+PURGE_EVERY_S = 3600.0
+BUSY_RETRY_S = 0.02  # another relay holds the lock: look again this soon
+STOP_WAIT_S = 3.0
+
+_TENANT_ROWS = text(
+    "SELECT id, tenant_id, type, approval_id, activity_id, agent_id, campaign_id, occurred_at "
+    "FROM tenant_events WHERE NOT relayed ORDER BY id LIMIT :n"
+)
+_STREAM_ROWS = text(
+    "SELECT id, tenant_id, activity_id, kind, text, status, occurred_at "
+    "FROM activity_stream_events WHERE NOT relayed ORDER BY id LIMIT :n"
+)
+
+
+def _hex(value: Any) -> str | None:
+    return value.hex if value is not None else None
+
+
+def tenant_outgoing(row: Any) -> Outgoing:
+    return Outgoing(
+        dedup_key=f"sb:live:done:te:{row[0]}",
+        stream=event_log.tenant_stream(row[1]),
+        payload={
+            "t": row[1].hex,
+            "type": row[2],
+            "approval": _hex(row[3]),
+            "activity": _hex(row[4]),
+            "agent": _hex(row[5]),
+            "campaign": _hex(row[6]),
+            "at": row[7].isoformat(),
+        },
+    )
+
+
+def stream_outgoing(row: Any) -> Outgoing:
+    return Outgoing(
+        dedup_key=f"sb:live:done:as:{row[0]}",
+        stream=event_log.activity_stream(row[2]),
+        payload={
+            "t": row[1].hex,
+            "activity": row[2].hex,
+            "kind": row[3],
+            "text": row[4],
+            "status": row[5],
+            "at": row[6].isoformat(),
+        },
+    )
+
+
+class Relay:
+    def __init__(
+        self,
+        db: Database,
+        redis: Redis,
+        listen_dsn: str,
+        *,
+        poll_s: float = 1.0,
+        keep_days: int = 7,
+    ) -> None:
+        self.db = db
+        self.log = EventLog(redis)
+        self.listen_dsn = listen_dsn
+        self.poll_s = poll_s
+        self.keep_days = keep_days
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._failing = False  # a streak of failures is logged once, and its end
+        self.published = 0  # events this relay appended (for tests and benchmarks)
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Finish the pass under way (never cut a transaction short), then stop."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), STOP_WAIT_S)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._close_listener()
+
+    async def relay_pending(self, *, wait_for_lock: bool = True) -> int:
+        """Publish every committed unrelayed row; returns how many passes moved rows.
+        `wait_for_lock` False: give up at once while another relay holds the lock (the
+        background loop then tries again shortly)."""
+        passes = 0
+        while True:
+            moved = await self.relay_once(wait_for_lock=wait_for_lock)
+            if moved is None:
+                self._loop_again_in(BUSY_RETRY_S)
+                return passes
+            if moved:
+                passes += 1
+            if moved < BATCH:
+                return passes
+
+    async def relay_once(
+        self, *, before_commit: Any = None, wait_for_lock: bool = True
+    ) -> int | None:
+        """One pass (see the module docstring); returns how many rows it moved, None when
+        another relay held the lock. `before_commit`: called after publishing, before the
+        commit (tests inject a crash there)."""
+        async with self.db.transaction() as conn:
+            lock = "pg_advisory_xact_lock" if wait_for_lock else "pg_try_advisory_xact_lock"
+            got = (await conn.execute(text(f"SELECT {lock}(:k)"), {"k": LOCK_KEY})).scalar()
+            if got is False:
+                return None
+            tenant_rows = (await conn.execute(_TENANT_ROWS, {"n": BATCH})).all()
+            stream_rows = (await conn.execute(_STREAM_ROWS, {"n": BATCH})).all()
+            if not tenant_rows and not stream_rows:
+                return 0
+            outgoing = [tenant_outgoing(r) for r in tenant_rows]
+            outgoing += [stream_outgoing(r) for r in stream_rows]
+            self.published += await self.log.publish(outgoing, int(time.time() * 1000))
+            if before_commit is not None:
+                before_commit()
+            await _mark(conn, "tenant_events", [r[0] for r in tenant_rows])
+            await _mark(conn, "activity_stream_events", [r[0] for r in stream_rows])
+        return max(len(tenant_rows), len(stream_rows))
+
+    async def _run(self) -> None:
+        last_purge = time.monotonic()
+        while not self._stopping:
+            await self._listen()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                await self.relay_pending(wait_for_lock=False)
+                if time.monotonic() - last_purge > PURGE_EVERY_S:
+                    await self._purge()
+                    last_purge = time.monotonic()
+                self._recovered()
+            except Exception as error:  # the rows stay unrelayed; the next pass retries
+                self._failed("outbox relay pass failed (retrying every %.1f s): %s", error)
+
+    async def _listen(self) -> None:
+        """(Re)open the listening connection; without one the relay polls every poll_s."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        await self._close_listener()
+        try:
+            self._listener = await asyncpg.connect(self.listen_dsn, timeout=5)
+            await self._listener.add_listener(CHANNEL, self._notified)
+        except Exception as error:
+            self._listener = None
+            self._failed("outbox relay cannot listen (polling every %.1f s): %s", error)
+            return
+        self._wake.set()  # a pass at once: rows may have committed while nobody listened
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    def _loop_again_in(self, seconds: float) -> None:
+        asyncio.get_running_loop().call_later(seconds, self._wake.set)
+
+    def _failed(self, message: str, error: Exception) -> None:
+        if not self._failing:
+            log.warning(message, self.poll_s, error)
+        self._failing = True
+
+    def _recovered(self) -> None:
+        if self._failing and self._listener is not None:
+            log.info("outbox relay recovered")
+            self._failing = False
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=2)
+
+    async def _purge(self) -> None:
+        for table in ("tenant_events", "activity_stream_events"):
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    text(
+                        f"DELETE FROM {table} WHERE relayed "
+                        "AND occurred_at < now() - make_interval(days => :days)"
+                    ),
+                    {"days": self.keep_days},
+                )
+
+
+async def _mark(conn: AsyncConnection, table: str, ids: list[int]) -> None:
+    if ids:
+        await conn.execute(
+            text(f"UPDATE {table} SET relayed = true WHERE id = ANY(:ids)"), {"ids": ids}
+        )

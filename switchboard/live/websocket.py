@@ -1,0 +1,513 @@
+"""GraphQL subscriptions over websocket at /graphql.
+
+Two subprotocols, chosen by the client's offer:
+- `graphql-transport-ws` (the graphql-ws library): connection_init → connection_ack,
+  subscribe → next… / error, complete, ping ↔ pong;
+- `graphql-ws` (legacy subscriptions-transport-ws): connection_init → connection_ack + ka,
+  start → data… / error, stop, connection_terminate.
+
+The token comes in connection_init's payload (`{"authorization": "Bearer <JWT>"}`) and
+scopes every subscription of the connection to its tenant. A subscription's document goes
+through the same edge as over HTTP: persisted queries (mobile tokens send manifest ids
+only), parsing and validation once per process, operation limits and the rate limit.
+
+Close codes (graphql-transport-ws's, used for both protocols):
+
+| code | when |
+| --- | --- |
+| 4400 | a malformed message: not JSON, no `type`, an unknown type, a bad `id` or payload |
+| 4401 | subscribe before connection_ack; no valid token in connection_init; the token |
+|      | expired (reconnect with a new token and resume with `after`) |
+| 4406 | no subprotocol the server speaks |
+| 4408 | no connection_init within `live_init_timeout_s` |
+| 4409 | a subscribe with the `id` of a subscription still running |
+| 4429 | a second connection_init |
+| 1009 | a message larger than `max_body_bytes` |
+| 1013 | the client reads too slowly: `live_send_queue` messages wait (resume with `after`) |
+
+A subscription the server cannot start (a bad document, a bad argument, an unknown
+activity, a replay older than the log) gets an `error` message with the contract's codes;
+the connection and its other subscriptions carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    Visitor,
+    visit,
+)
+from graphql.execution import Executor, create_source_event_stream
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from domain.access import Principal
+from domain.errors import DomainError
+from resolvers.subscriptions import Feed
+from switchboard.auth import Authenticator
+from switchboard.context import RequestContext, Services
+from switchboard.edge.limits import TOO_COMPLEX
+from switchboard.edge.persisted import PersistedQueryError
+from switchboard.graphql_http import GraphQLEndpoint, format_error
+from switchboard.live.hub import Group, Hub, ReplayGap, Subscriber, stream_of
+from switchboard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRANSPORT_WS = "graphql-transport-ws"
+LEGACY_WS = "graphql-ws"
+MAX_ID_LENGTH = 128
+
+
+class Closed(Exception):
+    """Close the connection with this code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+class CannotSubscribe(Exception):
+    """The subscription does not start: answered with an `error` message."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors[0]["message"] if errors else "")
+        self.errors = errors
+
+
+def _error(code: str, message: str) -> CannotSubscribe:
+    return CannotSubscribe([{"message": message, "extensions": {"code": code}}])
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The message names of one subprotocol."""
+
+    subscribe: str
+    complete: str
+    next: str
+    legacy: bool
+
+
+DIALECTS = {
+    TRANSPORT_WS: Dialect("subscribe", "complete", "next", legacy=False),
+    LEGACY_WS: Dialect("start", "stop", "data", legacy=True),
+}
+
+
+class LiveEndpoint:
+    """The websocket route; one `Connection` per socket."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        services: Services,
+        authenticator: Authenticator,
+        graphql: GraphQLEndpoint,
+        hub: Hub,
+    ) -> None:
+        self.settings = settings
+        self.services = services
+        self.authenticator = authenticator
+        self.graphql = graphql  # its documents, persisted queries, limits and rate limiter
+        self.hub = hub
+        self._render_variables: dict[tuple[str, str | None], frozenset[str]] = {}
+
+    async def serve(self, websocket: WebSocket) -> None:
+        await Connection(self, websocket).run()
+
+    def rendering_variables(self, sha: str, document: DocumentNode, name: str | None):
+        """The variables an event's rendering can depend on: all but those used only in
+        the root field's arguments (`after`, `types`, `activityId`)."""
+        key = (sha, name)
+        found = self._render_variables.get(key)
+        if found is None:
+            found = self._render_variables[key] = _variables_beyond_root_arguments(document)
+        return found
+
+
+class Connection:
+    def __init__(self, endpoint: LiveEndpoint, websocket: WebSocket) -> None:
+        self.endpoint = endpoint
+        self.websocket = websocket
+        self.dialect = DIALECTS[TRANSPORT_WS]
+        self.principal: Principal | None = None
+        self.subscribers: dict[str, Subscriber | None] = {}  # None: still starting
+        self.starting: dict[str, asyncio.Task[None]] = {}
+        self.queue: deque[str] = deque()
+        self.wakeup = asyncio.Event()
+        self.max_queue = endpoint.settings.live_send_queue
+        self.closed = False
+        self._main: asyncio.Task[Any] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._ids: dict[str, str] = {}
+
+    # ------------------------------------------------------------ lifetime
+
+    async def run(self) -> None:
+        offered = self.websocket.scope.get("subprotocols") or []
+        chosen = next((p for p in (TRANSPORT_WS, LEGACY_WS) if p in offered), None)
+        await self.websocket.accept(subprotocol=chosen)
+        self._main = asyncio.current_task()
+        if chosen is None:
+            await self._close(4406, "Subprotocol not acceptable")
+            return
+        self.dialect = DIALECTS[chosen]
+        self._writer = asyncio.create_task(self._write())
+        try:
+            await self._serve()
+        except Closed as closed:
+            await self._close(closed.code, closed.reason)
+        except WebSocketDisconnect:
+            pass
+        except asyncio.CancelledError:
+            if not self.closed:  # cancelled by the server, not by our own close
+                raise
+        finally:
+            self._release()
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._release()
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code, reason[:120])
+        if self._main is not None and self._main is not asyncio.current_task():
+            self._main.cancel()
+
+    def _release(self) -> None:
+        """Stop every subscription, the writer and the expiry timer (idempotent)."""
+        self.queue.clear()
+        for task in self.starting.values():
+            task.cancel()
+        self.starting.clear()
+        for subscriber in self.subscribers.values():
+            if subscriber is not None:
+                self.endpoint.hub.remove(subscriber)
+        self.subscribers.clear()
+        if self._writer is not None and self._writer is not asyncio.current_task():
+            self._writer.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+    # ------------------------------------------------------------ sending (Outbox)
+
+    def send_next(self, subscription_id: str, payload: str) -> None:
+        quoted = self._ids.get(subscription_id)
+        if quoted is None:
+            quoted = self._ids[subscription_id] = orjson.dumps(subscription_id).decode()
+        self._enqueue(f'{{"id":{quoted},"type":"{self.dialect.next}","payload":{payload}}}')
+
+    def overflow(self, reason: str) -> None:
+        if not self.closed:
+            close = self._close(1013, f"Too slow: {reason}; resume with after")
+            asyncio.get_running_loop().create_task(close)
+
+    def _send(self, message: Mapping[str, Any]) -> None:
+        self._enqueue(orjson.dumps(message).decode())
+
+    def _enqueue(self, frame: str) -> None:
+        if self.closed:
+            return
+        if len(self.queue) >= self.max_queue:
+            self.queue.clear()
+            self.overflow(f"{self.max_queue} messages waiting")
+            return
+        self.queue.append(frame)
+        self.wakeup.set()
+
+    async def _write(self) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            while True:
+                await self.wakeup.wait()
+                self.wakeup.clear()
+                while self.queue:
+                    await self.websocket.send_text(self.queue.popleft())
+
+    # ------------------------------------------------------------ receiving
+
+    async def _serve(self) -> None:
+        settings = self.endpoint.settings
+        try:
+            first = await asyncio.wait_for(self._receive(), settings.live_init_timeout_s)
+        except TimeoutError:
+            raise Closed(4408, "Connection initialisation timeout") from None
+        if first["type"] != "connection_init":
+            if first["type"] == self.dialect.subscribe:
+                raise Closed(4401, "Unauthorized")
+            raise Closed(
+                4400,
+                f"Invalid message received: expected connection_init, got {first['type'][:40]}",
+            )
+        await self._init(first.get("payload"))
+        while True:
+            await self._handle(await self._receive())
+
+    async def _receive(self) -> dict[str, Any]:
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        raw = message.get("text")
+        if raw is None:
+            raw = message.get("bytes") or b""
+        limit = self.endpoint.settings.max_body_bytes
+        if len(raw) > limit:
+            raise Closed(1009, f"Message larger than {limit} bytes")
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise Closed(4400, "Invalid message received: not JSON") from None
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
+            raise Closed(4400, "Invalid message received: no type")
+        return parsed
+
+    async def _init(self, payload: Any) -> None:
+        authorization = None
+        if isinstance(payload, dict):
+            authorization = payload.get("authorization") or payload.get("Authorization")
+        try:
+            if not isinstance(authorization, str):
+                raise DomainError("A token is needed in connection_init's payload.")
+            self.principal = await self.endpoint.authenticator.authenticate(authorization)
+        except DomainError:
+            if self.dialect.legacy:
+                self._send({"type": "connection_error", "payload": {"message": "Unauthorized"}})
+            raise Closed(4401, "Unauthorized") from None
+        self._send({"type": "connection_ack"})
+        if self.dialect.legacy:
+            self._send({"type": "ka"})
+        remaining = self.principal.expires_at - time.time()
+        self._expiry = asyncio.get_running_loop().call_later(max(remaining, 0.0), self._expired)
+
+    def _expired(self) -> None:
+        reason = "Token expired: reconnect with a new token and resume with after"
+        asyncio.get_running_loop().create_task(self._close(4401, reason))
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        dialect = self.dialect
+        if kind == "connection_init":
+            raise Closed(4429, "Too many initialisation requests")
+        if kind == dialect.subscribe:
+            self._subscribe(message)
+        elif kind == dialect.complete:
+            self._complete(message.get("id"))
+        elif kind == "ping" and not dialect.legacy:
+            self._send({"type": "pong"})
+        elif kind == "pong" and not dialect.legacy:
+            pass
+        elif kind == "connection_terminate" and dialect.legacy:
+            raise Closed(1000, "Normal closure")
+        else:
+            raise Closed(4400, f"Invalid message received: unknown type {kind[:40]}")
+
+    def _subscribe(self, message: dict[str, Any]) -> None:
+        subscription_id = message.get("id")
+        if not isinstance(subscription_id, str) or not 0 < len(subscription_id) <= MAX_ID_LENGTH:
+            raise Closed(4400, "Invalid message received: bad id")
+        if subscription_id in self.subscribers:
+            raise Closed(4409, f"Subscriber for {subscription_id[:64]} already exists")
+        payload = message.get("payload")
+        if not isinstance(payload, dict):
+            raise Closed(4400, "Invalid message received: no payload")
+        self.subscribers[subscription_id] = None
+        task = asyncio.create_task(self._start(subscription_id, payload))
+        self.starting[subscription_id] = task
+
+    def _complete(self, subscription_id: Any) -> None:
+        if not isinstance(subscription_id, str):
+            raise Closed(4400, "Invalid message received: bad id")
+        task = self.starting.pop(subscription_id, None)
+        if task is not None:
+            task.cancel()
+        subscriber = self.subscribers.pop(subscription_id, None)
+        if subscriber is not None:
+            self.endpoint.hub.remove(subscriber)
+
+    # ------------------------------------------------------------ starting a subscription
+
+    async def _start(self, subscription_id: str, payload: dict[str, Any]) -> None:
+        try:
+            await self._open(subscription_id, payload)
+        except CannotSubscribe as refused:
+            subscriber = self.subscribers.pop(subscription_id, None)
+            if subscriber is not None:
+                self.endpoint.hub.remove(subscriber)
+            errors: Any = refused.errors[0] if self.dialect.legacy else refused.errors
+            self._send({"id": subscription_id, "type": "error", "payload": errors})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not start subscription")
+            self.subscribers.pop(subscription_id, None)
+            self._send(
+                {
+                    "id": subscription_id,
+                    "type": "error",
+                    "payload": [
+                        {
+                            "message": "Internal server error.",
+                            "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+                        }
+                    ],
+                }
+            )
+        finally:
+            self.starting.pop(subscription_id, None)
+
+    async def _open(self, subscription_id: str, payload: dict[str, Any]) -> None:
+        endpoint = self.endpoint
+        graphql = endpoint.graphql
+        principal = self.principal
+        assert principal is not None
+        query, variables = payload.get("query"), payload.get("variables")
+        operation_name, extensions = payload.get("operationName"), payload.get("extensions")
+        if query is not None and not isinstance(query, str):
+            raise _error("BAD_REQUEST", "`query` must be a string.")
+        if variables is not None and not isinstance(variables, dict):
+            raise _error("BAD_REQUEST", "`variables` must be a JSON object.")
+        if operation_name is not None and not isinstance(operation_name, str):
+            raise _error("BAD_REQUEST", "`operationName` must be a string.")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise _error("BAD_REQUEST", "`extensions` must be a JSON object.")
+        if graphql.rate_limiter is not None:
+            decision = await graphql.rate_limiter.hit_tenant(
+                principal.tenant_id.hex, principal.audience
+            )
+            if not decision.allowed:
+                raise _error(
+                    "RATE_LIMITED", f"Too many requests; retry in {decision.retry_after_s} s."
+                )
+        try:
+            resolved = await graphql.persisted.resolve(query, extensions, principal.audience)
+        except PersistedQueryError as error:
+            raise _error(error.code, error.message) from None
+        prepared = graphql.documents.get(resolved.text)
+        if prepared.too_complex:
+            raise _error(TOO_COMPLEX, prepared.too_complex)
+        if prepared.parse_errors:
+            raise self._formatted(prepared.parse_errors, "GRAPHQL_PARSE_FAILED")
+        if prepared.validation_errors:
+            raise self._formatted(prepared.validation_errors, "GRAPHQL_VALIDATION_FAILED")
+        operation = prepared.operation(operation_name)
+        if operation is None:
+            raise _error(
+                "GRAPHQL_VALIDATION_FAILED", "No single operation matches `operationName`."
+            )
+        if operation.operation is not OperationType.SUBSCRIPTION:
+            raise _error(
+                "BAD_REQUEST", "Send queries and mutations over HTTP; only subscriptions here."
+            )
+        analysis = prepared.analysis(operation)
+        if analysis is not None:
+            violation = analysis.violation(variables, graphql.limits)
+            if violation is not None:
+                raise _error(TOO_COMPLEX, violation)
+        if resolved.register and resolved.sha256:
+            await graphql.persisted.register(resolved.sha256, resolved.text)
+
+        feed, executor = await self._source(prepared.document, variables, operation_name)
+        name = operation.name.value if operation.name else None
+        rendering = endpoint.rendering_variables(prepared.sha256, prepared.document, name)
+        stream = stream_of(feed)
+        group_key: Hashable = (
+            stream,
+            prepared.sha256,
+            name,
+            ("agent", principal.subject_id) if principal.is_agent else ("user", principal.role),
+            orjson.dumps(
+                {k: v for k, v in (variables or {}).items() if k in rendering},
+                option=orjson.OPT_SORT_KEYS,
+            ),
+        )
+        subscriber = Subscriber(self, subscription_id, feed)
+        self.subscribers[subscription_id] = subscriber
+
+        def make_group(stream: str) -> Group:
+            return Group(stream, principal.tenant_id.hex, executor, principal, name)
+
+        try:
+            await endpoint.hub.add(subscriber, group_key, make_group)
+        except ReplayGap:
+            raise _error(
+                "BAD_USER_INPUT",
+                "`after` is older than the 24-hour event log: subscribe without it and "
+                "reload what the view shows.",
+            ) from None
+
+    async def _source(
+        self, document: DocumentNode, variables: dict[str, Any] | None, name: str | None
+    ) -> tuple[Feed, Executor]:
+        """Coerce the variables and arguments and call the subscription's resolver."""
+        endpoint = self.endpoint
+        assert self.principal is not None
+        context = RequestContext.for_principal(self.principal, endpoint.services)
+        try:
+            built = Executor.build(
+                endpoint.graphql.schema._schema,
+                document,
+                context_value=context,
+                raw_variable_values=variables,
+                operation_name=name,
+                hide_suggestions=not endpoint.settings.development,
+            )
+            if isinstance(built, list):
+                raise self._formatted(built, "BAD_USER_INPUT")
+            source = create_source_event_stream(built)
+            if not isinstance(source, ExecutionResult) and not isinstance(source, Feed):
+                source = await source  # type: ignore[misc]
+        finally:
+            context.loaders.close()
+        if isinstance(source, ExecutionResult):
+            raise self._formatted(source.errors or [], None)
+        return source, built
+
+    def _formatted(self, errors: list[GraphQLError], code: str | None) -> CannotSubscribe:
+        settings = self.endpoint.settings
+        formatted = [format_error(error, settings) for error in errors]
+        if code is not None:
+            for entry in formatted:
+                entry["extensions"]["code"] = code
+        return CannotSubscribe(formatted)
+
+
+def _variables_beyond_root_arguments(document: DocumentNode) -> frozenset[str]:
+    """Names of the variables used anywhere but in the root fields' own arguments."""
+    root_arguments: set[int] = set()
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            for selection in definition.selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    root_arguments.update(id(argument) for argument in selection.arguments)
+
+    names: set[str] = set()
+
+    class Collect(Visitor):
+        def enter_argument(self, node: Any, *_: Any) -> Any:
+            return Visitor.SKIP if id(node) in root_arguments else None
+
+        def enter_variable_definition(self, *_: Any) -> Any:
+            return Visitor.SKIP
+
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            names.add(node.name.value)
+
+    visit(document, Collect())
+    return frozenset(names)
