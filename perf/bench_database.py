@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import event, text
+from stats import nearest_rank  # perf/stats.py, beside this script
 
 from domain.llm_calls import NewLlmCall, record_llm_call
 from domain.pagination import Page, decode_cursor
@@ -35,11 +36,6 @@ from switchboard.db import Database, create_engine
 from switchboard.seed import rebuild_rollups, stable_id
 from switchboard.services import start_services
 from switchboard.settings import Settings
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Capture:
@@ -110,8 +106,8 @@ async def main() -> None:
             sql = await time_runs(sql_only, args.runs)
             full = await time_runs(lambda run=run: run(Loaders(db, tenant_id)), args.runs)
             print(
-                f"| {name} | {statistics.median(sql):.3f} ms | {percentile(sql, 0.99):.3f} ms "
-                f"| {statistics.median(full):.3f} ms | {percentile(full, 0.99):.3f} ms "
+                f"| {name} | {statistics.median(sql):.3f} ms | {nearest_rank(sql, 0.99):.3f} ms "
+                f"| {statistics.median(full):.3f} ms | {nearest_rank(full, 0.99):.3f} ms "
                 f"| {len(statements)} |"
             )
         await bench_record_call(db, raw, tenant_id, args.runs)
@@ -242,9 +238,10 @@ async def bench_record_call(
             recorded.append(result.id)
 
     samples = await time_runs(record, runs)
+    median, p99 = statistics.median(samples), nearest_rank(samples, 0.99)
     print(
         f"| record one LLM call (call + 8 rollup rows + 3 costs, one transaction) "
-        f"| – | – | {statistics.median(samples):.3f} ms | {percentile(samples, 0.99):.3f} ms | 1 |"
+        f"| – | – | {median:.3f} ms | {p99:.3f} ms | 1 |"
     )
     # Leave the bench data as it was: remove the calls and rebuild the tenant's rollups.
     async with db.transaction() as conn:

@@ -46,6 +46,7 @@ from typing import Any
 
 import orjson
 from gateway import start_gateway, stop_gateway  # perf/gateway.py, beside this script
+from stats import nearest_rank  # perf/stats.py, beside this script
 
 from domain.ids import to_global_id
 from switchboard.auth import issue_token
@@ -61,11 +62,6 @@ DATA_SETS = {"demo": "acme", "bench": "bench"}
 def manifest_id(name: str) -> str:
     operations = orjson.loads(DEFAULT_MANIFEST.read_bytes())["operations"]
     return next(op["id"] for op in operations if op["name"] == name)
-
-
-def nearest_rank(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(fraction * len(ordered) + 0.999999) - 1))]
 
 
 def server_timing(raw: str) -> dict[str, str]:

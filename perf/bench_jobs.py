@@ -37,7 +37,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -55,6 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gateway import free_port  # noqa: E402
+from stats import summary  # noqa: E402  (perf/stats.py, beside this script)
 
 from domain.ids import to_global_id  # noqa: E402
 from domain.work import create_activity, create_deliverable  # noqa: E402
@@ -83,21 +83,6 @@ RECORD = """mutation($input: RecordLlmCallInput!) { recordLlmCall(input: $input)
   llmCall { id costUsd } userErrors { code } } }"""
 DISPATCH = """mutation($input: DispatchActivityInput!) { dispatchActivity(input: $input) {
   activity { id } userErrors { code message } } }"""
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50": round(statistics.median(values), 2),
-        "p99": round(pct(values, 99), 2),
-        "max": round(max(values), 2),
-    }
 
 
 # ---------------------------------------------------------------- data

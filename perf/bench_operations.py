@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import os
 import statistics
 import subprocess
@@ -44,6 +43,7 @@ import orjson
 import psutil
 from gateway import start_gateway, stop_gateway  # perf/gateway.py, beside this script
 from graphql import OperationDefinitionNode, OperationType, parse
+from stats import nearest_rank  # perf/stats.py, beside this script
 
 from domain.ids import to_global_id
 from switchboard.auth import issue_token
@@ -181,10 +181,6 @@ def variables_for(name: str, ids: dict[str, str], now: dt.datetime) -> dict[str,
 
 def server_ms(response: httpx.Response) -> float:
     return float(response.headers["x-response-time"].removesuffix("ms"))
-
-
-def nearest_rank(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
 
 
 def measure(

@@ -38,7 +38,6 @@ import datetime as dt
 import os
 import platform
 import random
-import statistics
 import sys
 import time
 import uuid
@@ -53,6 +52,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from stats import summary  # noqa: E402  (perf/stats.py, beside this script)
 
 from domain.enums import AgentRole  # noqa: E402
 from domain.ids import to_global_id  # noqa: E402
@@ -113,21 +114,6 @@ def synthetic_skill(rng: random.Random, n: int) -> tuple[str, str | None, str, s
         verb, obj, other = rng.choice(_VERBS), rng.choice(_OBJECTS), rng.choice(_OBJECTS)
         lines.append(f"- {verb.capitalize()} the {obj} of the {topic} before the {other}.")
     return name, role, summary, "\n".join(lines)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50": round(statistics.median(values), 2),
-        "p90": round(pct(values, 90), 2),
-        "p99": round(pct(values, 99), 2),
-        "max": round(max(values), 2),
-    }
 
 
 async def prepare_database(server_url: str, total: int) -> str:
