@@ -206,6 +206,63 @@ async def test_an_activity_streams_its_status_and_text_in_order(
         assert (await live.receive())["payload"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
+async def test_spend_and_approval_events_resolve_their_objects_when_delivered(
+    url: str,
+    tenants: tuple[Tenant, Tenant],
+    gql: Any,
+    agent_token: Any,
+    token: Any,
+    db_conn: asyncpg.Connection,
+) -> None:
+    tenant = tenants[1]
+    (activity,) = await new_work(db_conn, tenant, "PAID_ADS_MANAGER", kind="AD_SET")
+    gid = to_global_id("Activity", activity)
+    agent = agent_token(tenant.slug, "PAID_ADS_MANAGER")
+    call = {
+        "activityId": gid,
+        "provider": "ollama",
+        "model": "llama-3.1-70b",
+        "inputTokens": 1000,
+        "outputTokens": 200,
+        "costUsd": "0.250000",
+        "latencyMs": 800,
+    }
+    record = """mutation($input: RecordLlmCallInput!) {
+      recordLlmCall(input: $input) { userErrors { code } } }"""
+    async with LiveClient.connect(url, token(tenant.slug)) as live:
+        types = ["SPEND_UPDATED", "APPROVAL_CREATED"]
+        await live.subscribe("1", TENANT_EVENTS, {"types": types})
+        await gql(REPORT, {"input": {"activityId": gid, "status": "RUNNING"}}, agent)
+        await gql(record, {"input": call}, agent)
+        await gql(REPORT, {"input": {"activityId": gid, "status": "AWAITING_APPROVAL"}}, agent)
+        spent = (await live.next_data())[1]["tenantEvents"]
+        approved = (await live.next_data())[1]["tenantEvents"]
+    month_to_date = await db_conn.fetchrow(
+        "SELECT sum(cost_usd) AS total, count(*) AS calls FROM llm_calls "
+        "WHERE tenant_id = $1 AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') "
+        "AT TIME ZONE 'UTC'",
+        tenant.id,
+    )
+    assert spent["type"] == "SPEND_UPDATED"
+    assert spent["spend"]["callCount"] == month_to_date["calls"]
+    assert spent["spend"]["totalUsd"] == f"{month_to_date['total']:.6f}"
+    assert spent["activity"]["id"] == gid
+    assert approved["type"] == "APPROVAL_CREATED"
+    assert approved["spend"] is None
+    assert approved["approval"]["status"] == "PENDING"
+    assert approved["approval"]["riskLevel"] == "HIGH"
+    assert approved["approval"]["activity"]["id"] == gid
+    assert approved["activity"] == {
+        "id": gid,
+        "status": "AWAITING_APPROVAL",
+        "priority": 5,
+        "agent": {
+            "id": to_global_id("Agent", tenant.agent("PAID_ADS_MANAGER")),
+            "role": "PAID_ADS_MANAGER",
+        },
+    }
+
+
 async def test_the_legacy_protocol_carries_the_same_events(
     url: str, tenants: tuple[Tenant, Tenant], gql: Any, token: Any
 ) -> None:

@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
 MAX_ID_LENGTH = 128
+MAX_DOCUMENTS = 1000
+KEEP_ALIVE_S = 20.0  # the legacy protocol's `ka`, which its clients expect now and then
 
 
 class Closed(Exception):
@@ -137,6 +139,8 @@ class LiveEndpoint:
         key = (sha, name)
         found = self._render_variables.get(key)
         if found is None:
+            if len(self._render_variables) >= MAX_DOCUMENTS:  # bounded, like the documents
+                self._render_variables.clear()
             found = self._render_variables[key] = _variables_beyond_root_arguments(document)
         return found
 
@@ -234,9 +238,13 @@ class Connection:
         self.wakeup.set()
 
     async def _write(self) -> None:
+        keep_alive = KEEP_ALIVE_S if self.dialect.legacy else None
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             while True:
-                await self.wakeup.wait()
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), keep_alive)
+                except TimeoutError:
+                    self.queue.append('{"type":"ka"}')
                 self.wakeup.clear()
                 while self.queue:
                     await self.websocket.send_text(self.queue.popleft())
@@ -356,7 +364,9 @@ class Connection:
             raise
         except Exception:
             log.exception("could not start subscription")
-            self.subscribers.pop(subscription_id, None)
+            subscriber = self.subscribers.pop(subscription_id, None)
+            if subscriber is not None:
+                self.endpoint.hub.remove(subscriber)
             self._send(
                 {
                     "id": subscription_id,
