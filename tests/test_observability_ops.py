@@ -63,7 +63,7 @@ def recorded_names() -> set[str]:
 
 
 def test_the_alert_rules_pass_promtool() -> None:
-    assert "SUCCESS: 13 rules found" in promtool("check", "rules", RULES)
+    assert "SUCCESS: 15 rules found" in promtool("check", "rules", RULES)
 
 
 def test_the_alert_rules_cover_every_threshold_and_name_real_metrics() -> None:
@@ -82,6 +82,8 @@ def test_the_alert_rules_cover_every_threshold_and_name_real_metrics() -> None:
         ("SwitchboardApiLatencyHigh", "critical"): "1",
         ("SwitchboardErrorRateHigh", "warning"): "0.01",
         ("SwitchboardErrorRateHigh", "critical"): "0.05",
+        ("SwitchboardLiveEventLagHigh", "warning"): "0.2",
+        ("SwitchboardLiveEventLagHigh", "critical"): "1",
         ("SwitchboardQueueWaitHigh", "warning"): "30",
         ("SwitchboardQueueWaitHigh", "critical"): "300",
         ("SwitchboardDeadLetters", "warning"): "5",
@@ -115,12 +117,17 @@ QUEUE_BOUNDS = ["10", "30", "60", "300", "600", "+Inf"]
 DB = "switchboard_db_statement_duration_seconds"
 DB_BOUNDS = ["0.01", "0.02", "0.05", "0.1", "0.25", "+Inf"]
 COST = "switchboard_llm_cost_usd_total"
+LIVE = "switchboard_live_event_lag_seconds"
+LIVE_BOUNDS = ["0.1", "0.3", "0.5", "1", "2.5", "+Inf"]
 
 # (alert, input series, severities expected to fire at 30 minutes)
 SCENARIOS: list[tuple[str, list[Any], list[str]]] = [
     ("SwitchboardApiLatencyHigh", _histogram(API, API_BOUNDS, "0.1"), []),
     ("SwitchboardApiLatencyHigh", _histogram(API, API_BOUNDS, "0.5"), ["warning"]),
     ("SwitchboardApiLatencyHigh", _histogram(API, API_BOUNDS, "2.5"), ["warning", "critical"]),
+    ("SwitchboardLiveEventLagHigh", _histogram(LIVE, LIVE_BOUNDS, "0.1"), []),
+    ("SwitchboardLiveEventLagHigh", _histogram(LIVE, LIVE_BOUNDS, "0.5"), ["warning"]),
+    ("SwitchboardLiveEventLagHigh", _histogram(LIVE, LIVE_BOUNDS, "2.5"), ["warning", "critical"]),
     ("SwitchboardQueueWaitHigh", _histogram(QUEUE, QUEUE_BOUNDS, "30"), []),
     ("SwitchboardQueueWaitHigh", _histogram(QUEUE, QUEUE_BOUNDS, "60"), ["warning"]),
     (

@@ -322,6 +322,16 @@ def build() -> dict[str, Any]:
         width=6,
     )
     lay.panel(
+        "Live event lag (change to hand-over)",
+        [
+            (quantile(0.5, "switchboard_live_event_lag_seconds"), "p50"),
+            (quantile(0.99, "switchboard_live_event_lag_seconds"), "p99"),
+        ],
+        width=6,
+        unit="s",
+        steps=((0.2, WARN_CRIT[0]), (1.0, WARN_CRIT[1])),
+    )
+    lay.panel(
         "Subscription events delivered per second",
         [
             (
