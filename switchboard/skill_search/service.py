@@ -1,10 +1,11 @@
 """Skill search for one gateway process: keeping its index current, the cache, the search.
 
 PostgreSQL is the source of truth; the index is a copy. qdrant-client's local mode lives
-inside one process, so every gateway process holds its own in-memory collection, and the
-plan for several processes is:
+inside one process, so every gateway process holds its own in-memory collections (one per
+scope: the global skills and each tenant's, index.py), and the plan for several processes
+is:
 - at start (`start()`, in the background), a process reads the skills generation from
-  Redis, then builds its collection from every row of `skills` (reading the generation
+  Redis, then builds its collections from every row of `skills` (reading the generation
   first means a change that lands during the build is seen again on the next search,
   never missed);
 - a write path, after its commit, calls `changed(ids)`: the generation is bumped with the
@@ -14,13 +15,14 @@ plan for several processes is:
   say) before it searches, one catch-up at a time per process;
 - the generation is part of the cache key, so a change retires every cached result.
 A process therefore answers from the newest committed skills as soon as the bump is in
-Redis. With `QDRANT_URL` set the processes share a server's collection instead; each still
-catches up the same way (upserts are idempotent), and the first process to start fills it.
+Redis. With `QDRANT_URL` set the processes share a server's one collection instead; each
+still catches up the same way (upserts are idempotent), and the first process to start
+fills it.
 
 Workers never search: an agent run's manifest and the skills it loads come from PostgreSQL
 through domain/skills.py, so a worker builds no index.
 
-Redis down: the generation is unknown, so this process searches the collection it has
+Redis down: the generation is unknown, so this process searches the collections it has
 and caches nothing until Redis answers again (a breaker skips Redis meanwhile).
 """
 
@@ -55,7 +57,7 @@ class SkillSearch:
         self.redis = redis
         self.index = index
         self.cache_ttl_s = cache_ttl_s
-        self.generation: int | None = None  # None: the collection is not built yet
+        self.generation: int | None = None  # None: the collections are not built yet
         self.breaker = RedisBreaker()
         self._lock = asyncio.Lock()
         self._building: asyncio.Task[None] | None = None
@@ -65,7 +67,7 @@ class SkillSearch:
         return cls(db, redis, SkillIndex(client_from_env(), embedder or embedder_from_env()))
 
     def start(self) -> None:
-        """Start building the collection in the background: the process starts serving at
+        """Start building the collections in the background: the process starts serving at
         once (an unreachable database must not hold up start-up), and a search that comes
         before the build is done waits for it (the lock). A failed build is retried by the
         first search."""
