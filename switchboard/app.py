@@ -7,7 +7,7 @@ import gc
 import os
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -32,14 +32,22 @@ from switchboard.settings import Settings
 from switchboard.skill_search import SkillSearch
 
 REDIS_TIMEOUT_S = 0.5
+REDIS_MAX_CONNECTIONS = 100
 
 
 def create_redis(url: str) -> Redis:
     # Short timeouts: a slow or absent Redis must never hold a request for long.
+    # A blocking pool: a burst (a thousand dashboards reconnecting their subscriptions)
+    # waits up to the timeout for a connection instead of failing past the pool's size.
     # TracedRedis: a span per command when the request's trace records (observability).
-    return TracedRedis.from_url(
-        url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_TIMEOUT_S,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
     )
+    return TracedRedis.from_pool(pool)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -115,8 +115,11 @@ def _serve(settings: Settings, host: str, port: int, workers: int, job_worker: b
             log_level=logging.getLogger().level,
             log_config=None,  # uvicorn's loggers propagate to the JSON handler
             timeout_keep_alive=30,
-            # Subscriptions send small JSON events; a deflate context per socket would cost
-            # far more memory than it saves bandwidth (see perf/README.md, live events).
+            # Websockets: the sans-I/O implementation (the least memory per connection of
+            # the measured ones but wsproto, without another dependency), and no deflate:
+            # subscriptions send small JSON events, and a deflate context per socket would
+            # double its memory (perf/README.md, live events).
+            ws="websockets-sansio",
             ws_per_message_deflate=False,
         )
     return 0
