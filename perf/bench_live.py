@@ -48,7 +48,9 @@ Run (from the repository root, in the venv):
     python perf/bench_live.py soak --subscribers 2000 --minutes 10 --json
     python perf/bench_live.py soak --minutes 1 --ws websockets wsproto   # memory per impl
 
-`wsproto` needs `pip install wsproto`. Results go to perf/results/bench-live-*.json.
+`wsproto` needs `pip install wsproto`. `serve` passes `ws_per_message_deflate=False`, so the
+clients' deflate offer is declined unless `--server-deflate` (uvicorn's own default) is given.
+Results go to perf/results/bench-live-*.json.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from stats import summary  # perf/stats.py, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "perf" / "results"
@@ -94,13 +98,17 @@ def _serve(ws: str, argv: list[str]) -> int:
     def run_with_ws(*args: Any, **kwargs: Any) -> Any:
         if ws != "auto":
             kwargs["ws"] = ws
+        if os.environ.get("BENCH_LIVE_SERVER_DEFLATE") == "1":  # `serve` turns it off
+            kwargs["ws_per_message_deflate"] = True
         return run(*args, **kwargs)
 
     uvicorn.run = run_with_ws  # type: ignore[assignment]
     return main(argv)
 
 
-def start_gateway(state_dir: Path, ws: str, log: Path, env: dict[str, str]) -> tuple[Any, int]:
+def start_gateway(
+    state_dir: Path, ws: str, log: Path, env: dict[str, str], workers: int = 1
+) -> tuple[Any, int]:
     import httpx
     from gateway import STARTUP_TIMEOUT_S, free_port, stop_gateway  # perf/gateway.py
 
@@ -114,7 +122,7 @@ def start_gateway(state_dir: Path, ws: str, log: Path, env: dict[str, str]) -> t
     }
     (state_dir / "prometheus").mkdir(parents=True, exist_ok=True)
     command = [sys.executable, __file__, "_serve", ws, "serve", "--port", str(port)]
-    command += ["--workers", "1", "--no-worker"]
+    command += ["--workers", str(workers), "--no-worker"]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT
@@ -421,23 +429,11 @@ class Driver:
         return False
 
 
-def rank(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(q * len(ordered) + 0.999999) - 1))]
-
-
 def summary_ms(values: list[float]) -> dict[str, float]:
-    ms = [v * 1000 for v in values]
-    return {
-        "n": len(ms),
-        "p50": round(rank(ms, 0.5), 2),
-        "p90": round(rank(ms, 0.9), 2),
-        "p99": round(rank(ms, 0.99), 2),
-        "max": round(max(ms), 2) if ms else float("nan"),
-    }
+    """Seconds in, the nearest-rank summary in milliseconds out (perf/stats.py)."""
+    if not values:
+        return {"n": 0}
+    return summary([v * 1000 for v in values])
 
 
 def parse_time(value: str) -> float:
@@ -703,8 +699,12 @@ class Gateway:
         log = Path(self.args.state_dir) / f"gateway-{self.ws}-{stamp}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {"SWITCHBOARD_RATE_LIMIT_DASHBOARD": str(self.args.rate_limit)}
+        if self.args.server_deflate:
+            env["BENCH_LIVE_SERVER_DEFLATE"] = "1"
         print(f"[{self.ws}] starting the gateway (log {log})…", file=sys.stderr, flush=True)
-        self.process, port = start_gateway(Path(self.args.state_dir), self.ws, log, env)
+        self.process, port = start_gateway(
+            Path(self.args.state_dir), self.ws, log, env, self.args.gateway_workers
+        )
         try:
             return Driver(port, self.process.pid)
         except BaseException:
@@ -715,6 +715,18 @@ class Gateway:
         from gateway import stop_gateway
 
         stop_gateway(self.process)
+
+
+def fingerprint() -> dict[str, Any]:
+    """The live code measured: the tree was being edited while these benchmarks ran."""
+    import hashlib
+
+    files = sorted((REPO / "switchboard/live").glob("*.py"))
+    files += [REPO / "switchboard/cli.py", REPO / "switchboard/app.py"]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+    newest = max(f.stat().st_mtime for f in files)
+    changed = dt.datetime.fromtimestamp(newest, dt.UTC).isoformat(timespec="seconds")
+    return {"sha256_live_cli_app": digest, "newest_change": changed}
 
 
 def main() -> int:
@@ -729,6 +741,11 @@ def main() -> int:
     parser.add_argument("--interval-ms", type=float, default=200.0)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--compression", choices=["deflate", "none"], default="deflate")
+    parser.add_argument(
+        "--server-deflate",
+        action="store_true",
+        help="let uvicorn negotiate permessage-deflate (serve turns it off)",
+    )
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=1.5, help="soak events per second")
@@ -737,6 +754,12 @@ def main() -> int:
         type=int,
         default=3000,
         help="SWITCHBOARD_RATE_LIMIT_DASHBOARD (per tenant and minute; every subscribe counts)",
+    )
+    parser.add_argument(
+        "--gateway-workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (above 1, CPU and RSS figures are the supervisor's only)",
     )
     parser.add_argument("--state-dir", default="/tmp/switchboard-bench-live")
     parser.add_argument("--json", action="store_true", help="write perf/results/bench-live-*.json")
@@ -749,7 +772,9 @@ def main() -> int:
         "started": started.isoformat(timespec="seconds"),
         "load_avg_start": os.getloadavg(),
         "cpus": os.cpu_count(),
-        "compression": args.compression,
+        "client_compression": args.compression,
+        "server_deflate": args.server_deflate,
+        "code": fingerprint(),
         "git": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
         ).stdout.strip(),
