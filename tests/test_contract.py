@@ -53,7 +53,7 @@ def _kind(named: GraphQLNamedType) -> str:
     return next((kind.__name__ for kind in kinds if isinstance(named, kind)), "scalar")
 
 
-@pytest.mark.parametrize("root", ["Query", "Mutation"])
+@pytest.mark.parametrize("root", ["Query", "Mutation", "Subscription"])
 def test_every_type_reachable_from_the_root_is_served_exactly(root: str) -> None:
     root_type = CONTRACT.get_type(root)
     assert isinstance(root_type, GraphQLObjectType)
@@ -96,8 +96,8 @@ def test_every_type_reachable_from_the_root_is_served_exactly(root: str) -> None
     assert problems == []
 
 
-def test_every_query_and_mutation_the_clients_send_validates() -> None:
-    paths = operation_files("dashboard", "mobile", "agent")
-    assert len(paths) >= 20
+def test_every_operation_the_clients_send_validates() -> None:
+    paths = operation_files("dashboard", "mobile", "agent", "subscriptions")
+    assert len(paths) >= 22
     for path in paths:
         assert validate(OURS, parse(path.read_text())) == [], path.name

@@ -601,3 +601,22 @@ async def test_a_relay_that_dies_between_publish_and_mark_publishes_nothing_twic
         await create_campaign(gql, token(slug), "Next")
         await paused_relay.relay_pending()
         assert await campaign_names(live, 2) == ["Published, not marked", "Next"]
+
+
+async def test_relayed_events_are_deleted_after_a_week_and_unrelayed_ones_never(
+    tenants: tuple[Tenant, Tenant], db_conn: asyncpg.Connection, paused_relay: Relay
+) -> None:
+    rows = await db_conn.fetch(
+        "INSERT INTO tenant_events (tenant_id, type, occurred_at, relayed) VALUES "
+        "($1, 'CAMPAIGN_UPDATED', now() - interval '8 days', true), "
+        "($1, 'CAMPAIGN_UPDATED', now() - interval '8 days', false), "
+        "($1, 'CAMPAIGN_UPDATED', now() - interval '6 days', true) RETURNING id",
+        tenants[0].id,
+    )
+    ids = [r["id"] for r in rows]
+    try:
+        await paused_relay.purge()
+        left = await db_conn.fetch("SELECT id FROM tenant_events WHERE id = ANY($1)", ids)
+        assert sorted(r["id"] for r in left) == ids[1:]
+    finally:  # the unrelayed one is this test's invention: never relay it
+        await db_conn.execute("DELETE FROM tenant_events WHERE id = ANY($1)", ids)

@@ -181,7 +181,7 @@ class Relay:
             try:
                 await self.relay_pending(wait_for_lock=False)
                 if time.monotonic() - last_purge > PURGE_EVERY_S:
-                    await self._purge()
+                    await self.purge()
                     last_purge = time.monotonic()
                 self._recovered()
             except Exception as error:  # the rows stay unrelayed; the next pass retries
@@ -223,7 +223,8 @@ class Relay:
             with contextlib.suppress(Exception):
                 await listener.close(timeout=2)
 
-    async def _purge(self) -> None:
+    async def purge(self) -> None:
+        """Delete relayed rows older than `keep_days` (Redis keeps 24 hours anyway)."""
         for table in ("tenant_events", "activity_stream_events"):
             async with self.db.transaction() as conn:
                 await conn.execute(
