@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             # Every method reaches the endpoint, which answers 405 in the contract's format.
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-            WebSocketRoute("/graphql", live.serve),  # subscriptions (switchboard/live/)
+            WebSocketRoute("/graphql", live),  # subscriptions (switchboard/live/)
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", readiness.endpoint, methods=["GET"]),
             Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),

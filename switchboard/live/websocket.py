@@ -54,6 +54,7 @@ from graphql import (
     visit,
 )
 from graphql.execution import Executor, create_source_event_stream
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from domain.access import Principal
@@ -130,8 +131,11 @@ class LiveEndpoint:
         self.hub = hub
         self._render_variables: dict[tuple[str, str | None], frozenset[str]] = {}
 
-    async def serve(self, websocket: WebSocket) -> None:
-        await Connection(self, websocket).run()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # An ASGI app rather than a Starlette endpoint: frames go straight to the server's
+        # `send`, past two wrappers a frame would otherwise cross (a quarter of a delivery's
+        # CPU was the Python path of each frame; perf/README.md, live events).
+        await Connection(self, WebSocket(scope, receive, send), send).run()
 
     def rendering_variables(self, sha: str, document: DocumentNode, name: str | None):
         """The variables an event's rendering can depend on: all but those used only in
@@ -146,9 +150,10 @@ class LiveEndpoint:
 
 
 class Connection:
-    def __init__(self, endpoint: LiveEndpoint, websocket: WebSocket) -> None:
+    def __init__(self, endpoint: LiveEndpoint, websocket: WebSocket, send: Send) -> None:
         self.endpoint = endpoint
         self.websocket = websocket
+        self._send_frame = send
         self.dialect = DIALECTS[TRANSPORT_WS]
         self.principal: Principal | None = None
         self.subscribers: dict[str, Subscriber | None] = {}  # None: still starting
@@ -241,13 +246,16 @@ class Connection:
         keep_alive = KEEP_ALIVE_S if self.dialect.legacy else None
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             while True:
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), keep_alive)
-                except TimeoutError:
-                    self.queue.append('{"type":"ka"}')
+                if keep_alive is None:
+                    await self.wakeup.wait()
+                else:
+                    try:
+                        await asyncio.wait_for(self.wakeup.wait(), keep_alive)
+                    except TimeoutError:
+                        self.queue.append('{"type":"ka"}')
                 self.wakeup.clear()
                 while self.queue:
-                    await self.websocket.send_text(self.queue.popleft())
+                    await self._send_frame({"type": "websocket.send", "text": self.queue.popleft()})
 
     # ------------------------------------------------------------ receiving
 
