@@ -109,36 +109,14 @@ def _serve(ws: str, argv: list[str]) -> int:
 def start_gateway(
     state_dir: Path, ws: str, log: Path, env: dict[str, str], workers: int = 1
 ) -> tuple[Any, int]:
-    import httpx
-    from gateway import STARTUP_TIMEOUT_S, free_port, stop_gateway  # perf/gateway.py
+    """perf/gateway.py's start, through the `_serve` shim, without a job worker."""
+    from gateway import start_gateway as start  # perf/gateway.py
 
-    port = free_port()
-    environment = {
-        **os.environ,
-        **env,
-        "SWITCHBOARD_STATE_DIR": str(state_dir),
-        # Set here so `serve` does not re-execute itself (it would lose the ws shim).
-        "PROMETHEUS_MULTIPROC_DIR": str(state_dir / "prometheus"),
-    }
+    # Set here so `serve` does not re-execute itself (it would lose the ws shim).
     (state_dir / "prometheus").mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, __file__, "_serve", ws, "serve", "--port", str(port)]
-    command += ["--workers", str(workers), "--no-worker"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT
-        )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"The gateway exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process, port
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)  # polling a process's start-up, not synchronising with it
-    stop_gateway(process)
-    raise RuntimeError("The gateway did not answer /healthz")
+    env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(state_dir / "prometheus")}
+    shim = (sys.executable, __file__, "_serve", ws, "serve")
+    return start(state_dir, log, env, workers, serve=shim, extra=("--no-worker",))
 
 
 # ---------------------------------------------------------------- subscriber processes

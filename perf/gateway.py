@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -28,14 +28,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+SERVE = (sys.executable, "-m", "switchboard.cli", "serve")
+
+
 def start_gateway(
-    state_dir: Path, log: Path, env: Mapping[str, str] | None = None, workers: int = 1
+    state_dir: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    *,
+    serve: Sequence[str] = SERVE,
+    extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start `switchboard serve` and wait until /healthz answers; returns (process, port)."""
+    """Start `switchboard serve` (or `serve`, a command that ends with it) with `extra`
+    arguments, and wait until /healthz answers; returns (process, port)."""
     port = free_port()
     environment = {**os.environ, **(env or {}), "SWITCHBOARD_STATE_DIR": str(state_dir)}
-    command = [sys.executable, "-m", "switchboard.cli", "serve"]
-    command += ["--port", str(port), "--workers", str(workers)]
+    command = [*serve, "--port", str(port), "--workers", str(workers), *extra]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT
