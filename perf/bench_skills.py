@@ -73,7 +73,7 @@ from domain.ids import to_global_id  # noqa: E402
 from switchboard.app import create_app  # noqa: E402
 from switchboard.auth import issue_token  # noqa: E402
 from switchboard.migrate import upgrade_to_head_async  # noqa: E402
-from switchboard.seed import seed_demo, seeding_anchor, stable_id  # noqa: E402
+from switchboard.seed import COLUMNS, seed_demo, seeding_anchor, stable_id  # noqa: E402
 from switchboard.services import start_services  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
 from switchboard.skill_catalogue import LABELLED_QUERIES  # noqa: E402
@@ -185,20 +185,8 @@ async def prepare_database(server_url: str, total: int, distribution: str) -> st
                 (uuid.uuid4(), owner, *synthetic_skill(rng, n), now, now)
                 for n, owner in enumerate(tenant_owners(total, have_global, tenants))
             ]
-        await conn.copy_records_to_table(
-            "skills",
-            records=[(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in records],
-            columns=(
-                "id",
-                "tenant_id",
-                "name",
-                "role",
-                "summary",
-                "content",
-                "created_at",
-                "updated_at",
-            ),
-        )
+        # The records' order is the seed's skills columns (switchboard/seed.py).
+        await conn.copy_records_to_table("skills", records=records, columns=COLUMNS["skills"])
         assert await conn.fetchval("SELECT count(*) FROM skills") == total
     finally:
         await conn.close()
