@@ -588,8 +588,10 @@ async def test_a_relay_that_dies_between_publish_and_mark_publishes_nothing_twic
     async with LiveClient.connect(url, token(slug)) as live:
         await live.subscribe("1", TENANT_EVENTS)
         await create_campaign(gql, token(slug), "Published, not marked")
+        published = paused_relay.published
         with pytest.raises(RuntimeError):
             await paused_relay.relay_once(before_commit=crash)
+        assert paused_relay.published == published + 1  # in Redis, but not marked relayed
         assert (
             await db_conn.fetchval(
                 "SELECT count(*) FROM tenant_events WHERE tenant_id = $1 AND NOT relayed",
@@ -597,7 +599,8 @@ async def test_a_relay_that_dies_between_publish_and_mark_publishes_nothing_twic
             )
             == 1
         )
-        assert await paused_relay.relay_pending() == 1  # the row again: its publish is a no-op
+        assert await paused_relay.relay_pending() == 1  # the row again…
+        assert paused_relay.published == published + 1  # …and its publish was skipped
         await create_campaign(gql, token(slug), "Next")
         await paused_relay.relay_pending()
         assert await campaign_names(live, 2) == ["Published, not marked", "Next"]

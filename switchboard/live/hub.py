@@ -121,7 +121,6 @@ class Hub:
         self.render_payload = render
         self.streams: dict[str, dict[Hashable, Group]] = {}
         self._task: asyncio.Task[None] | None = None
-        self.reading = asyncio.Event()  # set once the reader follows the firehose
 
     # ------------------------------------------------------------ lifetime
 
@@ -220,7 +219,6 @@ class Hub:
         failures = 0
         while True:
             try:
-                self.reading.set()
                 answer = await self.reader.xread(
                     {event_log.FIREHOSE: last}, count=READ_COUNT, block=BLOCK_MS
                 )

@@ -109,7 +109,7 @@ class Relay:
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._failing = False  # a streak of failures is logged once, and its end
-        self.published = 0  # events this relay appended (for tests and benchmarks)
+        self.published = 0  # events this relay appended to Redis (dedup skips don't count)
 
     def start(self) -> None:
         if self._task is None or self._task.done():
