@@ -286,7 +286,8 @@ async def set_preference(info: Info, key: str, value: JSON) -> m.PreferencePaylo
 
 
 async def create_skill(info: Info, input: m.CreateSkillInput) -> m.SkillPayload:
-    """A skill of the caller's tenant (global skills come from `switchboard skills`)."""
+    """A skill of the caller's tenant (global skills come only from the seed: no mutation
+    writes a skill every tenant sees)."""
     require_role(info, ADMINS)
     problems = Problems()
     tenant_id = info.context.principal.tenant_id

@@ -229,7 +229,7 @@ async def test_another_gateway_process_catches_up_from_the_change_log(
         )
         assert name in _names(response.json()["data"]["skillSearch"])
         assert other_index.generation > behind
-        # A change written outside the gateways (as `switchboard skills` does): the row,
+        # A change written outside the gateways (a script, a migration): the row,
         # then the bump after the commit.
         skill_id = await db_conn.fetchval(
             "UPDATE skills SET content = $2, updated_at = now() WHERE name = $1 RETURNING id",
