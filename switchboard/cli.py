@@ -1,4 +1,4 @@
-"""The `switchboard` command: serve, migrate, seed and token.
+"""The `switchboard` command: serve, migrate, seed, token and skill.
 
 Without DATABASE_URL / REDIS_URL, every command starts (or reuses) the embedded
 PostgreSQL and Valkey under `.switchboard/`, and stops what it started when it exits.
@@ -63,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--demo", action="store_true", help="the acme and globex tenants")
     which.add_argument("--bench", action="store_true", help="the large `bench` tenant")
 
+    skill = commands.add_parser(
+        "skill", help="create or update a skill by its name (global unless --tenant)"
+    )
+    skill.add_argument("--name", required=True)
+    skill.add_argument("--content-file", required=True, type=Path, help="its markdown")
+    skill.add_argument("--summary", help="one line for the manifest (default: the first line)")
+    skill.add_argument("--role", help="an AgentRole (default: none, every role sees it)")
+    skill.add_argument("--tenant", help="tenant slug (default: a global skill)")
+
     token = commands.add_parser("token", help="print a signed token")
     token.add_argument("--tenant", help="tenant slug")
     token.add_argument("--email", help="user email")
@@ -94,6 +103,67 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(seed_bench(running.database_url))
         elif args.command == "token":
             return asyncio.run(_token(settings, running.database_url, args))
+        elif args.command == "skill":
+            return asyncio.run(_put_skill(running, args))
+    return 0
+
+
+async def _put_skill(running: EmbeddedServices, args: argparse.Namespace) -> int:
+    """Create the skill, or update the one of that name in its scope; then tell every
+    gateway process (the skills generation, switchboard/skill_search/changes.py)."""
+    from redis.asyncio import Redis
+
+    from domain import skills
+    from domain.errors import Rejected
+    from switchboard.skill_search import changes
+
+    content = args.content_file.read_text()
+    first_line = next((line.lstrip("# ").strip() for line in content.splitlines() if line), "")
+    fields = {
+        "name": args.name,
+        "content": content,
+        "summary": args.summary or first_line,
+        "role": args.role,
+    }
+    engine = create_async_engine(running.database_url)
+    try:
+        async with engine.begin() as conn:
+            tenant_id = None
+            if args.tenant:
+                tenant_id = (
+                    await conn.execute(
+                        text("SELECT id FROM tenants WHERE slug = :slug"), {"slug": args.tenant}
+                    )
+                ).scalar()
+                if tenant_id is None:
+                    print(f"No tenant has the slug {args.tenant!r}.", file=sys.stderr)
+                    return 2
+            existing = (
+                await conn.execute(
+                    text(
+                        "SELECT id FROM skills WHERE tenant_id IS NOT DISTINCT FROM :tenant "
+                        "AND lower(name) = lower(:name)"
+                    ),
+                    {"tenant": tenant_id, "name": args.name.strip()},
+                )
+            ).scalar()
+            if existing is None:
+                row = await skills.create_skill(conn, tenant_id, fields)
+            else:
+                row = await skills.update_skill(conn, tenant_id, existing, fields)
+    except Rejected as rejected:
+        print(f"{rejected.code}: {rejected.message}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+    redis = Redis.from_url(running.redis_url)
+    try:
+        await changes.bump(redis, [row.id])
+    finally:
+        await redis.aclose()
+    scope = f"tenant {args.tenant}" if args.tenant else "global"
+    done = "created" if existing is None else "updated"
+    print(f"{done} {to_global_id('Skill', row.id)} ({scope}): {row.name}")
     return 0
 
 

@@ -4,7 +4,11 @@ process current), the skill mutations, bad input, and two-stage loading in agent
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -487,3 +491,54 @@ async def test_loading_answers_unknown_names_and_caps_a_run(app: Any, servers: S
     )
     assert reply.count("Skill “") == 3 and "at most 3 skills" in reply
     assert loaded == {"keyword clustering", "internal linking", "local search listings"}
+
+
+# ---------------------------------------------------------------- the `switchboard skill` CLI
+
+
+def _cli(servers: Servers, *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": servers.database_url,
+        "REDIS_URL": servers.redis_url,
+    }
+    command = [sys.executable, "-m", "switchboard.cli", "skill", *args]
+    return subprocess.run(
+        command, env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+async def test_an_operator_puts_a_global_skill_that_every_tenant_then_finds(
+    servers: Servers, gql: Any, token: Any, tmp_path: Path
+) -> None:
+    name = _unique("Podcast show notes")
+    content = tmp_path / "skill.md"
+    content.write_text("# Podcast show notes\n- Timestamps for every segment.\n")
+    created = _cli(servers, "--name", name, "--content-file", str(content))
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith("created skl_") and "(global)" in created.stdout
+    for slug in ("acme", "globex"):
+        response = await gql(SEARCH, {"q": "podcast show notes timestamps"}, token(slug))
+        assert name in _names(response.json()["data"]["skillSearch"])
+
+    content.write_text("# Podcast show notes\n- Timestamps, guests and links.\n")
+    updated = _cli(servers, "--name", name, "--content-file", str(content), "--role", "COPYWRITER")
+    assert updated.returncode == 0, updated.stderr
+    assert updated.stdout.startswith("updated ")
+    variables = {"q": "podcast guests and links", "role": "COPYWRITER"}
+    response = await gql(SEARCH, variables, token("acme"))
+    found = [m for m in response.json()["data"]["skillSearch"] if m["skill"]["name"] == name]
+    assert found and "guests and links" in found[0]["skill"]["content"]
+
+
+async def test_the_skill_cli_refuses_bad_input_and_writes_nothing(
+    servers: Servers, db_conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    name = _unique("Nope")
+    content = tmp_path / "skill.md"
+    content.write_text("# Nope\n")
+    bad_role = _cli(servers, "--name", name, "--content-file", str(content), "--role", "CHEF")
+    assert bad_role.returncode == 2 and "Not an agent role" in bad_role.stderr
+    no_tenant = _cli(servers, "--name", name, "--content-file", str(content), "--tenant", "nope")
+    assert no_tenant.returncode == 2 and "No tenant" in no_tenant.stderr
+    assert await db_conn.fetchval("SELECT count(*) FROM skills WHERE name = $1", name) == 0
