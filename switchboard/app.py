@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Live events: this process's relay of the outbox, its hub, and the websocket endpoint.
     relay = Relay(db, redis, libpq_url(database_url), poll_s=settings.live_relay_poll_s)
     hub = Hub(services, redis_url, lambda result: result_payload(result, settings)[1])
-    live = LiveEndpoint(settings, services, endpoint.authenticator, endpoint, hub)
+    live = LiveEndpoint(endpoint, hub)
 
     readiness = health.Readiness(db, redis, database_url, ttl_s=settings.readiness_cache_s)
 

@@ -60,13 +60,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from domain.access import Principal
 from domain.errors import DomainError
 from resolvers.subscriptions import Feed
-from switchboard.auth import Authenticator
-from switchboard.context import RequestContext, Services
+from switchboard.context import RequestContext
 from switchboard.edge.limits import TOO_COMPLEX
 from switchboard.edge.persisted import PersistedQueryError
 from switchboard.graphql_http import GraphQLEndpoint, format_error
 from switchboard.live.hub import Group, Hub, ReplayGap, Subscriber, stream_of
-from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +114,13 @@ DIALECTS = {
 class LiveEndpoint:
     """The websocket route; one `Connection` per socket."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        services: Services,
-        authenticator: Authenticator,
-        graphql: GraphQLEndpoint,
-        hub: Hub,
-    ) -> None:
-        self.settings = settings
-        self.services = services
-        self.authenticator = authenticator
-        self.graphql = graphql  # its documents, persisted queries, limits and rate limiter
+    def __init__(self, graphql: GraphQLEndpoint, hub: Hub) -> None:
+        # The HTTP endpoint's settings, services, authenticator, documents, persisted
+        # queries, limits and rate limiter: a subscription passes the same edge.
+        self.graphql = graphql
+        self.settings = graphql.settings
+        self.services = graphql.services
+        self.authenticator = graphql.authenticator
         self.hub = hub
         self._render_variables: dict[tuple[str, str | None], frozenset[str]] = {}
 
