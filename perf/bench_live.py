@@ -74,7 +74,7 @@ from stats import summary  # perf/stats.py, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "perf" / "results"
-CONTRACT = REPO.parent / "shared/contract/operations/subscriptions/TenantEvents.graphql"
+CONTRACT = REPO / "contract/operations/subscriptions/TenantEvents.graphql"
 MARK = b"bench-live-"
 UPDATE = """mutation($id: ID!, $name: String!) {
   updateCampaign(id: $id, input: {name: $name}) { campaign { id } userErrors { code message } }

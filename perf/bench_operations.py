@@ -1,7 +1,7 @@
 """Single-client latency of every contract query, on the demo tenant and the bench tenant.
 
 This script owns the gateway benchmark that perf/README.md reports. For each `query` file
-under shared/contract/operations/dashboard and /mobile (mutations and subscriptions are
+under contract/operations/dashboard and /mobile (mutations and subscriptions are
 skipped) and each data set, it sends the operation `--warmup` times, then `--runs` times
 one after another, and reports:
 
@@ -51,7 +51,7 @@ from switchboard.seed import stable_id
 from switchboard.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-OPERATIONS = REPO.parent / "shared" / "contract" / "operations"
+OPERATIONS = REPO / "contract" / "operations"
 RESULTS = REPO / "perf" / "results"
 DATA_SETS = {"demo": "acme", "bench": "bench"}
 CLIENTS = ("dashboard", "mobile")

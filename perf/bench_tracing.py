@@ -86,7 +86,7 @@ from switchboard.services import start_services
 from switchboard.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-OPERATION = REPO.parent / "shared/contract/operations/dashboard/DashboardOverview.graphql"
+OPERATION = REPO / "contract/operations/dashboard/DashboardOverview.graphql"
 RESULTS = REPO / "perf" / "results"
 DATA_SETS = {"demo": "acme", "bench": "bench"}
 MODES = ("off", "ids", "on", "sampled")

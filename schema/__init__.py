@@ -1,1 +1,1 @@
-"""The GraphQL schema: Strawberry types over the contract in ../shared/contract/schema.graphql."""
+"""The GraphQL schema: Strawberry types over the contract in contract/schema.graphql."""

@@ -11,10 +11,8 @@ STATE_DIR = Path(os.environ.get("SWITCHBOARD_STATE_DIR", PROJECT_DIR / ".switchb
 
 # Development-only default; `switchboard serve` prints it so demo tokens can be minted.
 DEV_JWT_SECRET = "switchboard-dev-secret-change-me-0123456789"
-# The mobile app's trusted documents, from the contract beside the project.
-DEFAULT_MANIFEST = (
-    PROJECT_DIR.parent / "shared/contract/operations/mobile/persisted-query-manifest.json"
-)
+# The mobile app's trusted documents, from the project's copy of the contract.
+DEFAULT_MANIFEST = PROJECT_DIR / "contract/operations/mobile/persisted-query-manifest.json"
 
 
 def env_int(name: str, default: int) -> int:

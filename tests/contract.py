@@ -1,4 +1,4 @@
-"""The contract's operations, read from ../shared/contract/operations/."""
+"""The contract's operations, read from the project's copy, contract/operations/."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from switchboard.settings import PROJECT_DIR
 
-CONTRACT_DIR = PROJECT_DIR.parent / "shared" / "contract"
+CONTRACT_DIR = PROJECT_DIR / "contract"
 
 
 def operation_files(*clients: str) -> list[Path]:

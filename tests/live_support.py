@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from switchboard.settings import PROJECT_DIR
 from tests.jobs_support import wait_for
 
-CONTRACT = PROJECT_DIR.parent / "shared/contract/operations/subscriptions"
+CONTRACT = PROJECT_DIR / "contract/operations/subscriptions"
 TENANT_EVENTS = (CONTRACT / "TenantEvents.graphql").read_text()
 ACTIVITY_STREAM = (CONTRACT / "ActivityStream.graphql").read_text()
 TRANSPORT_WS, LEGACY_WS = "graphql-transport-ws", "graphql-ws"

@@ -18,7 +18,7 @@ from switchboard.edge.limits import OperationLimits
 from tests.conftest import Servers
 from tests.edge_support import bearer, gateway, production_token, server_timing
 
-OPERATIONS = Path(__file__).resolve().parents[2] / "shared" / "contract" / "operations"
+OPERATIONS = Path(__file__).resolve().parents[1] / "contract" / "operations"
 DEEP = "{ tenant { campaigns { edges { node { deliverables { edges { node { id } } } } } } } }"
 
 
