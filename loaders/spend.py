@@ -90,8 +90,8 @@ async def load_spend(
             totals[(dimension, key, start, end)] = (
                 t.SpendSummary(
                     total_usd=row[1],
-                    input_tokens=_as_int(row[2]),
-                    output_tokens=_as_int(row[3]),
+                    input_tokens=int(row[2]),
+                    output_tokens=int(row[3]),
                     call_count=_as_int(row[4]),
                 )
                 if row
@@ -160,21 +160,21 @@ def _bucket(key: str, label: str, row: Any) -> t.SpendBucket:
         key=key,
         label=label,
         total_usd=row[-4],
-        input_tokens=_as_int(row[-3]),
-        output_tokens=_as_int(row[-2]),
+        input_tokens=int(row[-3]),
+        output_tokens=int(row[-2]),
         call_count=_as_int(row[-1]),
     )
 
 
-# The contract types token and call counts as GraphQL Int, which is 32-bit; a sum beyond it
-# cannot be represented. Say so plainly instead of failing inside serialisation.
+# Token sums are BigInt; the contract keeps call counts a GraphQL Int, which is 32-bit, and a
+# count beyond it cannot be represented. Say so plainly instead of failing in serialisation.
 MAX_INT = 2**31 - 1
 
 
 def _as_int(value: int) -> int:
     if value > MAX_INT:
         raise BadUserInput(
-            "This window's token or call count exceeds what the API's Int can carry "
+            "This window's call count exceeds what the API's Int can carry "
             "(2,147,483,647); ask for a shorter window."
         )
     return int(value)

@@ -1,4 +1,4 @@
-"""The contract's custom scalars: DateTime, Date, Decimal (exact, as a string) and JSON."""
+"""The contract's custom scalars: DateTime, Date, Decimal (exact, as a string), BigInt and JSON."""
 
 from __future__ import annotations
 
@@ -46,9 +46,27 @@ def parse_decimal(value: Any) -> PyDecimal:
     return parsed
 
 
+# The largest whole number a JSON number carries exactly in every client (JavaScript's).
+MAX_BIG_INT = 2**53 - 1
+
+
+def parse_big_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BIG_INT:
+        raise BadUserInput(f"A BigInt is a whole number from 0 to {MAX_BIG_INT}.")
+    return value
+
+
+def serialize_big_int(value: int) -> int:
+    if not 0 <= value <= MAX_BIG_INT:
+        # Sums of tokens would need a trillion calls of the largest size to get here.
+        raise ValueError(f"BigInt cannot represent {value}")
+    return int(value)
+
+
 DateTime = NewType("DateTime", dt.datetime)
 Date = NewType("Date", dt.date)
 Decimal = NewType("Decimal", PyDecimal)
+BigInt = NewType("BigInt", int)
 JSON = NewType("JSON", object)
 
 # Passed to StrawberryConfig(scalar_map=...) by the schema.
@@ -74,6 +92,15 @@ SCALAR_MAP = {
         ),
         serialize=str,
         parse_value=parse_decimal,
+    ),
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        description=(
+            "A whole number from 0 to 2^53 - 1, serialised as a JSON number (sums of tokens "
+            "outgrow a 32-bit Int)."
+        ),
+        serialize=serialize_big_int,
+        parse_value=parse_big_int,
     ),
     JSON: strawberry.scalar(
         name="JSON",

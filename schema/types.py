@@ -22,7 +22,7 @@ from domain.access import require_member, require_member_or_self
 from domain.errors import Forbidden
 from domain.pagination import page_args
 from domain.spend import month_window
-from schema.scalars import JSON, Date, DateTime, Decimal
+from schema.scalars import JSON, BigInt, Date, DateTime, Decimal
 
 if TYPE_CHECKING:
     from switchboard.context import RequestContext
@@ -75,8 +75,8 @@ class Connection(Generic[T]):
 @strawberry.type
 class SpendSummary:
     total_usd: Decimal
-    input_tokens: int
-    output_tokens: int
+    input_tokens: BigInt
+    output_tokens: BigInt
     call_count: int
 
 
@@ -87,8 +87,8 @@ class SpendBucket:
     )
     label: str
     total_usd: Decimal
-    input_tokens: int
-    output_tokens: int
+    input_tokens: BigInt
+    output_tokens: BigInt
     call_count: int
 
 

@@ -180,10 +180,11 @@ async def test_figures_that_break_a_rule_are_refused_and_nothing_is_written(
     assert await db_conn.fetchval("SELECT count(*) FROM llm_calls") == before
 
 
-async def test_token_sums_beyond_the_contracts_int_are_a_clear_error(
+async def test_a_busy_months_token_sums_are_exact_past_the_32_bit_int(
     engine: AsyncEngine, db_conn: asyncpg.Connection, gql: Any, token: Any
 ) -> None:
-    # Its own tenant: two calls of 2**31 - 1 input tokens each sum past the 32-bit Int.
+    # Its own tenant: a call of ~110 million input tokens every day of January, over
+    # 3 billion in the month, past GraphQL's 32-bit Int: BigInt carries the exact sum.
     slug = "massive"
     async with engine.begin() as conn:
         await seed_demo(conn, {slug: ("Massive Dynamic", None)})
@@ -195,17 +196,31 @@ async def test_token_sums_beyond_the_contracts_int_are_a_clear_error(
             tenant_id,
         )
     )[0]
-    at = dt.datetime(2026, 1, 15, 12, 30, tzinfo=dt.UTC)
-    huge = dataclasses.replace(_call(activity, random.Random(3)), input_tokens=2**31 - 1)
+    base = _call(activity, random.Random(3))
+    expected_input = expected_output = 0
     async with engine.begin() as conn:
-        for _ in range(2):
-            assert await record_llm_call(conn, tenant_id, huge, at) is not None
+        for day in range(1, 32):
+            call = dataclasses.replace(
+                base, input_tokens=2**31 // 20 + day, output_tokens=7_000_000 + day
+            )
+            at = dt.datetime(2026, 1, day, 10, 30, tzinfo=dt.UTC)
+            assert await record_llm_call(conn, tenant_id, call, at) is not None
+            expected_input += call.input_tokens
+            expected_output += call.output_tokens
+    assert expected_input > 3_000_000_000
+    window = 'from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z"'
     response = await gql(
-        '{ tenant { spend(from: "2026-01-15T00:00:00Z", to: "2026-01-16T00:00:00Z") '
-        "{ inputTokens } } }",
+        f"{{ tenant {{ spend({window}) {{ inputTokens outputTokens callCount }} "
+        f"byDay: spendReport({window}, groupBy: DAY) {{ inputTokens }} }} }}",
         token=token(slug),
     )
     body = response.json()
-    assert response.status_code == 200
-    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
-    assert "shorter window" in body["errors"][0]["message"]
+    assert response.status_code == 200 and "errors" not in body, body
+    spend = body["data"]["tenant"]["spend"]
+    assert spend == {
+        "inputTokens": expected_input,
+        "outputTokens": expected_output,
+        "callCount": 31,
+    }
+    days = body["data"]["tenant"]["byDay"]
+    assert len(days) == 31 and sum(d["inputTokens"] for d in days) == expected_input
