@@ -20,7 +20,6 @@ from switchboard.auth import Authenticator
 from switchboard.context import Services
 from switchboard.db import Database, create_engine, libpq_url
 from switchboard.edge.compression import CompressionMiddleware
-from switchboard.edge.invalidation import invalidate_on_commit
 from switchboard.graphql_http import GraphQLEndpoint, result_payload
 from switchboard.live.hub import Hub
 from switchboard.live.relay import Relay
@@ -68,8 +67,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Skill search: this process's copy of the skill index (switchboard/skill_search/).
     skill_search = SkillSearch.from_env(db, redis)
     services = Services(db=db, redis=redis, audit=AuditLog(db), skills=skill_search)
-    # Committed tenant events invalidate the response cache (switchboard/edge/invalidation.py).
-    invalidations = invalidate_on_commit(db.engine, redis)
     endpoint = GraphQLEndpoint(settings, services, Authenticator(settings, db, redis), schema)
 
     async def graphql(request: Request) -> Response:
@@ -98,7 +95,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await relay.stop()
         await hub.stop()
         await services.audit.stop()  # a normal shutdown writes every queued audit entry
-        await invalidations.drain()  # invalidations of the last commits reach Redis
         await skill_search.close()
         await redis.aclose()
         await db.dispose()
@@ -126,7 +122,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.redis = redis
     app.state.settings = settings
     app.state.graphql = endpoint  # its documents, rate limiter and response cache
-    app.state.invalidations = invalidations
     app.state.relay = relay
     app.state.hub = hub
     return app

@@ -9,7 +9,9 @@ One relay pass is one transaction:
      one after another, in outbox order (the background loop only tries the lock and, when
      another relay holds it, looks again 20 ms later, so stopping never waits on it);
   2. read the oldest unrelayed rows of `tenant_events` and `activity_stream_events`;
-  3. publish them (log.py: each row's dedup key is set in the same Lua script as its XADD);
+  3. publish them (log.py: each row's dedup key is set in the same Lua script as its XADD),
+     and invalidate the response cache for what they changed (edge/invalidation.py: the
+     relay sees every committed change of every process, so this is the cache's one way in);
   4. mark them relayed, and commit.
 A crash (or a failed commit) between 3 and 4 leaves the rows unrelayed: the next pass, in
 this process after a restart or in another process at once, publishes them again, and the
@@ -32,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from switchboard.db import Database
+from switchboard.edge.invalidation import invalidate
 from switchboard.live import log as event_log
 from switchboard.live.log import EventLog, Outgoing
 
@@ -100,6 +103,7 @@ class Relay:
         keep_days: int = 7,
     ) -> None:
         self.db = db
+        self.redis = redis
         self.log = EventLog(redis)
         self.listen_dsn = listen_dsn
         self.poll_s = poll_s
@@ -163,6 +167,12 @@ class Relay:
             outgoing = [tenant_outgoing(r) for r in tenant_rows]
             outgoing += [stream_outgoing(r) for r in stream_rows]
             self.published += await self.log.publish(outgoing, int(time.time() * 1000))
+            changes = [(r[1].hex, r[2]) for r in tenant_rows]
+            changes += [
+                (r[1].hex, "ACTIVITY_STATUS_CHANGED") for r in stream_rows if r[3] == "STATUS"
+            ]
+            if changes and not await invalidate(self.redis, changes):
+                raise ConnectionError("the response cache could not be invalidated")
             if before_commit is not None:
                 before_commit()
             await _mark(conn, "tenant_events", [r[0] for r in tenant_rows])
