@@ -7,6 +7,9 @@
   the statement timeout is retried once.
 - Every statement is counted in the current request's `StatementCounter`, which is how the
   tests prove that an operation's statement count does not grow with its rows.
+- `unavailable(error)` tells an outage (the server cannot be reached, is starting or shutting
+  down, dropped the connection, or the pool had none to give) from a bug, so callers can
+  answer "retry shortly" instead of failing.
 """
 
 from __future__ import annotations
@@ -173,6 +176,42 @@ class Database:
 def _text(sql: str) -> TextClause:
     # Loaders build the same few SQL strings again and again; parse each one once.
     return text(sql)
+
+
+# Errors that say the database cannot serve now, not that the statement was wrong: the
+# connection classes 08xxx, and operator intervention 57P01-57P03 (shutdown, crash, starting).
+_OUTAGE_ERRORS = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    OSError,  # refused, reset, unreachable
+    TimeoutError,  # the connect timeout
+    exc.TimeoutError,  # no pooled connection within the pool's timeout
+    exc.DisconnectionError,
+)
+
+
+def unavailable(error: BaseException | None) -> bool:
+    """Whether `error` (or what caused it) means the database cannot be reached now."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _OUTAGE_ERRORS):
+            return True
+        if type(current) is asyncpg.exceptions.InterfaceError and "closed" in str(current):
+            return True  # "connection is closed", "connection was closed in the middle …"
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend((getattr(current, "orig", None), current.__cause__, current.__context__))
+    return False
 
 
 def _is_query_canceled(error: exc.DBAPIError) -> bool:

@@ -6,9 +6,10 @@
   is at the newest migration (`switchboard.migrate.is_at_head`), else 503. The body is
   JSON: `status` (`ready` / `not ready`), each check's `ok`, its time in ms and, on
   failure, the exception's type only (never a URL or a message that could hold one), and
-  `checked_at`. The answer is cached for `ttl_s` (SWITCHBOARD_READINESS_CACHE_S, 10 s) so
-  that probes from many places cost one check per window; concurrent probes share one
-  check. Each check gives up after `timeout_s`.
+  `checked_at`. A ready answer is cached for `ttl_s` (SWITCHBOARD_READINESS_CACHE_S, 10 s)
+  so that probes from many places cost one check per window, a failed one for a second at
+  most so that recovery shows at once; concurrent probes share one check. Each check gives
+  up after `timeout_s`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Readiness:
         async with self._lock:
             if self._report is None or self.clock() >= self._expires:
                 self._report = await self._check()
-                self._expires = self.clock() + self.ttl_s
+                self._expires = self.clock() + self._report["cached_for_s"]
             return self._report
 
     async def endpoint(self, request: Request) -> Response:
@@ -74,11 +75,13 @@ class Readiness:
             self._timed(self._migrations),
         )
         checks = {"database": database, "redis": redis, "migrations": migrations}
+        ready = all(c["ok"] for c in checks.values())
         return {
-            "status": "ready" if all(c["ok"] for c in checks.values()) else "not ready",
+            "status": "ready" if ready else "not ready",
             "checks": checks,
             "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            "cached_for_s": self.ttl_s,
+            # A failure is kept a second at most, so that recovery shows at once.
+            "cached_for_s": self.ttl_s if ready else min(self.ttl_s, 1.0),
         }
 
     async def _timed(self, check: Callable[[], Awaitable[bool]]) -> dict[str, Any]:
