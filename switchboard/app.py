@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from schema.schema import schema
+from switchboard import graphiql
 from switchboard.audit import AuditLog
 from switchboard.auth import Authenticator
 from switchboard.context import Services
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", readiness.endpoint, methods=["GET"]),
             Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
+            *graphiql.routes(settings),  # GraphiQL's assets, development mode only
         ],
         lifespan=lifespan,
         middleware=[

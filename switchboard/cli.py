@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import to_global_id
 from switchboard.auth import issue_token
+from switchboard.edge.persisted import ManifestError, load_manifest
 from switchboard.migrate import upgrade_to_head
 from switchboard.observability.logs import configure_logging
 from switchboard.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
@@ -82,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "serve":
+        try:  # a mobile app without its trusted documents cannot work: refuse to start
+            for manifest in settings.pq_manifests:
+                load_manifest(manifest)
+        except ManifestError as error:
+            print(f"switchboard: {error}", file=sys.stderr)
+            return 2
         # Observability: the server's and its workers' logs are JSON lines, secrets redacted;
         # every process of the deployment writes its metrics to one folder.
         configure_logging(settings.log_level, settings.log_format, secrets=[settings.jwt_secret])

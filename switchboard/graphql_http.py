@@ -7,9 +7,11 @@ check the operation limits (`edge.limits`) → execute, with mobileHome, spend a
 spendReport served from the response cache (`edge.response_cache`) → answer with orjson,
 an ETag (GET), Server-Timing and X-Response-Time. Compression is the app's middleware.
 
-Every failure answers with the contract's error code and HTTP status; nothing unexpected
-leaks (outside development mode its message is replaced, and it is logged here instead),
-including failures outside execution, which answer INTERNAL_SERVER_ERROR with 500.
+Every failure answers with the contract's error code and HTTP status; a request that fails
+before execution (parse, validation, variables that do not coerce) answers 400 or 200 by the
+response's media type (`pre_execution_status`). Nothing unexpected leaks (outside
+development mode its message is replaced, and it is logged here instead), including failures
+outside execution, which answer INTERNAL_SERVER_ERROR with 500.
 """
 
 from __future__ import annotations
@@ -23,13 +25,12 @@ import orjson
 from graphql import ExecutionResult, GraphQLError, OperationType, execute
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from strawberry.http.ides import get_graphql_ide_html
 
 from domain.access import Principal
 from domain.errors import DomainError
 from switchboard.auth import Authenticator
 from switchboard.context import RequestContext, Services
-from switchboard.db import StatementCounter, current_counter
+from switchboard.db import StatementCounter, current_counter, unavailable
 from switchboard.documents import DocumentCache
 from switchboard.edge import etag
 from switchboard.edge.breaker import RedisBreaker
@@ -38,13 +39,17 @@ from switchboard.edge.persisted import PersistedQueries, PersistedQueryError
 from switchboard.edge.ratelimit import Decision, RateLimiter
 from switchboard.edge.response_cache import CacheRequest, ResponseCache, caching_executor
 from switchboard.edge.timing import ServerTiming
+from switchboard.graphiql import page as graphiql_page
 from switchboard.observability import operations as observed
-from switchboard.settings import DEFAULT_MANIFEST, Settings
+from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 MASKED = "Internal server error."
+UNAVAILABLE = "SERVICE_UNAVAILABLE"
+UNAVAILABLE_MESSAGE = "The database cannot be reached now; nothing was changed. Retry shortly."
+RETRY_AFTER_S = 1
 
 
 class RequestError(Exception):
@@ -56,6 +61,15 @@ class RequestError(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = dict(headers or {})
+
+
+class NotExecuted(Exception):
+    """The operation never started: its document does not parse or validate, or its
+    variables do not coerce. Its status follows the media type (`pre_execution_status`)."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload)
+        self.payload = payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +107,6 @@ class GraphQLEndpoint:
             self.breaker,
             settings.pq_manifests,
             ttl_s=settings.apq_ttl_s,
-            optional=(DEFAULT_MANIFEST,),
         )
         # Trusted documents are parsed, validated and analysed now, before any request.
         for operation in self.persisted.trusted.values():
@@ -131,6 +144,7 @@ class GraphQLEndpoint:
         current_counter.set(counter)
         media_type = _response_media_type(request)
         headers: dict[str, str] = {}
+        executed_get = False
         try:
             if (
                 request.method == "GET"
@@ -140,7 +154,7 @@ class GraphQLEndpoint:
             ):
                 if not self.settings.development:
                     raise RequestError(404, "NOT_FOUND", "GraphiQL is off in production.")
-                return HTMLResponse(get_graphql_ide_html())
+                return HTMLResponse(await graphiql_page.render(self.settings, self.services.db))
             graphql_request = await _read_request(request, self.settings)
             principal = await self._authenticate(request)
             timing.mark("auth")
@@ -150,6 +164,9 @@ class GraphQLEndpoint:
                 )
                 timing.mark("rl")
             status, payload = await self._run(request, graphql_request, principal, timing)
+            executed_get = request.method == "GET"
+        except NotExecuted as failure:
+            status, payload = pre_execution_status(media_type), failure.payload
         except RequestError as error:
             status, payload = error.status, _errors_payload(error.code, error.message)
             headers = error.headers
@@ -157,12 +174,19 @@ class GraphQLEndpoint:
             status = 401 if error.code == "UNAUTHENTICATED" else 400
             payload = _errors_payload(error.code, error.message)
         except Exception as error:
-            log.exception("unexpected error outside execution")
-            message = f"{type(error).__name__}: {error}" if self.settings.development else MASKED
-            status, payload = 500, _errors_payload("INTERNAL_SERVER_ERROR", message)
+            if unavailable(error):  # an outage, not a bug: the client retries shortly
+                status, payload = 503, _errors_payload(UNAVAILABLE, UNAVAILABLE_MESSAGE)
+            else:
+                log.exception("unexpected error outside execution")
+                message = MASKED
+                if self.settings.development:
+                    message = f"{type(error).__name__}: {error}"
+                status, payload = 500, _errors_payload("INTERNAL_SERVER_ERROR", message)
+        if status == 503:
+            headers["retry-after"] = str(RETRY_AFTER_S)
         observed.result(status, payload)  # observability: errors by code
         body = orjson.dumps(payload)
-        if request.method == "GET" and status == 200:
+        if executed_get and status == 200:  # errors before execution carry no ETag
             tag = etag.etag_of(body)
             headers.update({"etag": tag, "cache-control": etag.CACHE_CONTROL, "vary": etag.VARY})
             if etag.matches(request.headers.get("if-none-match"), tag):
@@ -204,15 +228,19 @@ class GraphQLEndpoint:
         if prepared.too_complex:
             raise RequestError(400, TOO_COMPLEX, prepared.too_complex)
         if prepared.parse_errors:
-            return 400, _formatted(prepared.parse_errors, "GRAPHQL_PARSE_FAILED", self.settings)
+            raise NotExecuted(
+                _formatted(prepared.parse_errors, "GRAPHQL_PARSE_FAILED", self.settings)
+            )
         if prepared.validation_errors:
-            return 400, _formatted(
-                prepared.validation_errors, "GRAPHQL_VALIDATION_FAILED", self.settings
+            raise NotExecuted(
+                _formatted(prepared.validation_errors, "GRAPHQL_VALIDATION_FAILED", self.settings)
             )
         operation = prepared.operation(graphql_request.operation_name)
         if operation is None:
-            raise RequestError(
-                400, "GRAPHQL_VALIDATION_FAILED", "No single operation matches `operationName`."
+            raise NotExecuted(
+                _errors_payload(
+                    "GRAPHQL_VALIDATION_FAILED", "No single operation matches `operationName`."
+                )
             )
         # observability: the operation's name, type and hash on its span and metrics
         observed.identify(operation, resolved.text, principal, prepared.sha256)
@@ -260,6 +288,9 @@ class GraphQLEndpoint:
         finally:
             context.loaders.close()
         timing.mark("exec")
+        if _variables_rejected(result):
+            errors = [format_error(error, self.settings) for error in result.errors or ()]
+            raise NotExecuted({"errors": errors})
         if cache_request is not None and cache_request.outcomes:
             timing.note("cache", " ".join(cache_request.outcomes))
         return result_payload(result, self.settings)
@@ -357,7 +388,9 @@ def _graphql_request(
         )
     if (query is not None and ("\x00" in query or "\\u0000" in query)) or _holds_nul(variables):
         # PostgreSQL text cannot hold U+0000; refuse it here rather than fail in a query.
-        raise RequestError(200, "BAD_USER_INPUT", "Text may not contain the NUL character.")
+        raise NotExecuted(
+            _errors_payload("BAD_USER_INPUT", "Text may not contain the NUL character.")
+        )
     return GraphQLRequest(
         query=query, variables=variables, operation_name=operation_name, extensions=extensions
     )
@@ -378,12 +411,12 @@ def result_payload(result: ExecutionResult, settings: Settings) -> tuple[int, di
     if not result.errors:
         return 200, {"data": result.data}
     errors = [format_error(error, settings) for error in result.errors]
-    if result.data is None and all(e["extensions"]["code"] == "BAD_USER_INPUT" for e in errors):
-        # Variables that do not fit their types: the operation never started.
-        payload["errors"] = errors
-        return 200, payload
     payload["errors"] = errors
     payload["data"] = result.data
+    if any(e["extensions"]["code"] == UNAVAILABLE for e in errors):
+        # Half an answer from a database that went away would mislead; a mutation's
+        # transaction rolled back. The whole request is to be retried.
+        return 503, _errors_payload(UNAVAILABLE, UNAVAILABLE_MESSAGE)
     internal = any(e["extensions"]["code"] == "INTERNAL_SERVER_ERROR" for e in errors)
     return (500 if internal and result.data is None else 200), payload
 
@@ -404,6 +437,9 @@ def format_error(error: GraphQLError, settings: Settings) -> dict[str, Any]:
         # Variable coercion (graphql-core keeps the scalar's GraphQLError as the original;
         # such errors have no path) and argument errors found while executing.
         code = "BAD_USER_INPUT"
+    elif unavailable(original):
+        code = UNAVAILABLE
+        formatted["message"] = UNAVAILABLE_MESSAGE
     else:
         log.error("unexpected error in %s", error.path, exc_info=original)
         code = "INTERNAL_SERVER_ERROR"
@@ -424,6 +460,29 @@ def _formatted(errors: list[GraphQLError], code: str, settings: Settings) -> dic
 
 def _errors_payload(code: str, message: str) -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def _variables_rejected(result: ExecutionResult) -> bool:
+    """Whether execution never started because the variables do not coerce: graphql-core
+    then answers only errors without a path (a resolver's errors always have one), of its
+    own or of a scalar's parsing."""
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(
+            e.path is None
+            and (e.original_error is None or isinstance(e.original_error, GraphQLError))
+            for e in result.errors
+        )
+    )
+
+
+def pre_execution_status(media_type: str) -> int:
+    """The status of a request that fails before execution: 400 for a client that accepts
+    application/graphql-response+json, 200 for one that accepts only application/json (a
+    client that may not know GraphQL's errors from a failed request), as GraphQL over HTTP
+    recommends."""
+    return 400 if media_type == GRAPHQL_RESPONSE_JSON else 200
 
 
 def _response_media_type(request: Request) -> str:

@@ -31,6 +31,10 @@ AGENT_ACTIVITIES = """query($id: ID!, $first: Int, $after: String) { node(id: $i
   ... on Agent { activities(first: $first, after: $after) { edges { node { id } } } } } }"""
 SPEND = """query($from: DateTime!, $to: DateTime!) {
   tenant { spend(from: $from, to: $to) { totalUsd callCount } } }"""
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+# A request that fails before execution (parse, validation, variables that do not coerce)
+# answers by the media type the client accepts; `*/*` or no Accept is application/json.
+PRE_EXECUTION_STATUS = {GRAPHQL_RESPONSE: 400, "application/json": 200}
 
 
 @pytest.fixture(scope="module")
@@ -210,10 +214,17 @@ async def test_get_errors(client: httpx.AsyncClient, auth: dict[str, str]) -> No
         _only(response, 405, "METHOD_NOT_ALLOWED")
         assert "POST" in response.headers["allow"]
     else:  # while the schema has no mutations
-        _only(response, 400, "GRAPHQL_VALIDATION_FAILED")
+        _only(response, 200, "GRAPHQL_VALIDATION_FAILED")
     unparsable = {"query": "{ viewer {"}
     _only(
-        await client.get("/graphql", params=unparsable, headers=auth), 400, "GRAPHQL_PARSE_FAILED"
+        await client.get("/graphql", params=unparsable, headers=auth), 200, "GRAPHQL_PARSE_FAILED"
+    )
+    _only(
+        await client.get(
+            "/graphql", params=unparsable, headers=auth | {"accept": GRAPHQL_RESPONSE}
+        ),
+        400,
+        "GRAPHQL_PARSE_FAILED",
     )
 
 
@@ -250,16 +261,18 @@ async def test_graphql_response_media_type_when_accepted(
 # ------------------------------------------------------------------ the document
 
 
+@pytest.mark.parametrize("accept", list(PRE_EXECUTION_STATUS))
 @pytest.mark.parametrize(
     "query",
     ["{ viewer {", "query {", "{ viewer { id } } }", "mutation", '{ node(id: "x) { id } }', "}"],
 )
 async def test_documents_that_do_not_parse(
-    client: httpx.AsyncClient, auth: dict[str, str], query: str
+    client: httpx.AsyncClient, auth: dict[str, str], query: str, accept: str
 ) -> None:
-    response = await _json(client, {"query": query}, auth)
-    _only(response, 400, "GRAPHQL_PARSE_FAILED")
+    response = await _json(client, {"query": query}, auth | {"accept": accept})
+    _only(response, PRE_EXECUTION_STATUS[accept], "GRAPHQL_PARSE_FAILED")
     assert "data" not in response.json()
+    assert response.headers["content-type"].split(";")[0] == accept
 
 
 @pytest.mark.parametrize(
@@ -276,26 +289,31 @@ async def test_documents_that_do_not_parse(
         "query Q { viewer { id } } query Q { tenant { id } }",
         "subscription { nope }",
         "{ ...Missing }",
+        "query($id: ID!) { viewer { id } }",  # an unused variable
     ],
 )
+@pytest.mark.parametrize("accept", list(PRE_EXECUTION_STATUS))
 async def test_documents_not_valid_for_the_schema(
-    client: httpx.AsyncClient, auth: dict[str, str], query: str
+    client: httpx.AsyncClient, auth: dict[str, str], query: str, accept: str
 ) -> None:
-    response = await _json(client, {"query": query}, auth)
-    _only(response, 400, "GRAPHQL_VALIDATION_FAILED")
+    response = await _json(client, {"query": query}, auth | {"accept": accept})
+    _only(response, PRE_EXECUTION_STATUS[accept], "GRAPHQL_VALIDATION_FAILED")
     assert "data" not in response.json()
+    assert response.headers["content-type"].split(";")[0] == accept
 
 
 async def test_operation_name_must_pick_one_operation(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     two = "query A { viewer { id } } query B { tenant { id } }"
-    _only(await _json(client, {"query": two}, auth), 400, "GRAPHQL_VALIDATION_FAILED")
-    _only(
-        await _json(client, {"query": two, "operationName": "C"}, auth),
-        400,
-        "GRAPHQL_VALIDATION_FAILED",
-    )
+    for accept, status in PRE_EXECUTION_STATUS.items():
+        headers = auth | {"accept": accept}
+        _only(await _json(client, {"query": two}, headers), status, "GRAPHQL_VALIDATION_FAILED")
+        _only(
+            await _json(client, {"query": two, "operationName": "C"}, headers),
+            status,
+            "GRAPHQL_VALIDATION_FAILED",
+        )
     picked = await _json(client, {"query": two, "operationName": "B"}, auth)
     assert picked.json() == {"data": {"tenant": {"id": tenant_gid("acme")}}}
 
@@ -436,12 +454,31 @@ async def test_well_formed_unknown_id_is_null(
         (SPEND, {"from": 20260101, "to": "2026-02-01T00:00:00Z"}),
     ],
 )
+@pytest.mark.parametrize("accept", list(PRE_EXECUTION_STATUS))
 async def test_variables_of_the_wrong_type(
-    client: httpx.AsyncClient, auth: dict[str, str], query: str, variables: dict[str, Any]
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    query: str,
+    variables: dict[str, Any],
+    accept: str,
 ) -> None:
-    response = await _gql_vars(client, auth, query, variables)
-    _user_input(response)
-    assert response.json().get("data") is None
+    """Variables that do not coerce: the operation never starts, so no `data` entry."""
+    headers = auth | {"accept": accept}
+    response = await _json(client, {"query": query, "variables": variables}, headers)
+    _only(response, PRE_EXECUTION_STATUS[accept], "BAD_USER_INPUT")
+    assert "data" not in response.json()
+    assert response.headers["content-type"].split(";")[0] == accept
+
+
+async def test_a_bad_argument_found_while_executing_is_200_whatever_the_media_type(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """`first` out of range is found by the resolver: the operation ran, `data` is there."""
+    for accept in (*PRE_EXECUTION_STATUS, "*/*"):
+        headers = auth | {"accept": accept}
+        response = await _json(client, {"query": QUEUE, "variables": {"first": 101}}, headers)
+        _user_input(response)
+        assert "data" in response.json() and response.json()["data"] is None, response.text
 
 
 @pytest.mark.parametrize(
@@ -500,11 +537,8 @@ async def test_literal_datetime_without_offset(
       spend(from: "2026-01-01T00:00:00", to: "2026-02-01T00:00:00Z") { callCount } } }"""
     response = await _json(client, {"query": query}, auth)
     # In the document itself it makes the document invalid for the schema, or a bad argument.
-    codes = _error_codes(response, response.status_code)
-    assert (response.status_code, set(codes)) in (
-        (400, {"GRAPHQL_VALIDATION_FAILED"}),
-        (200, {"BAD_USER_INPUT"}),
-    ), response.text
+    codes = _error_codes(response, 200)
+    assert set(codes) in ({"GRAPHQL_VALIDATION_FAILED"}, {"BAD_USER_INPUT"}), response.text
 
 
 # ------------------------------------------------------------------ production mode
@@ -565,11 +599,11 @@ async def test_production_still_says_what_is_wrong_with_a_request(
 ) -> None:
     _only(
         await _json(production, {"query": "{ viewer {"}, prod_auth),
-        400,
+        200,
         "GRAPHQL_PARSE_FAILED",
     )
     _only(
-        await _json(production, {"query": "{ nope }"}, prod_auth),
+        await _json(production, {"query": "{ nope }"}, prod_auth | {"accept": GRAPHQL_RESPONSE}),
         400,
         "GRAPHQL_VALIDATION_FAILED",
     )
@@ -580,11 +614,15 @@ async def test_production_still_says_what_is_wrong_with_a_request(
     assert graphiql.status_code == 404 and "<html" not in graphiql.text.lower()
 
 
+@pytest.mark.parametrize("accept", list(PRE_EXECUTION_STATUS))
 async def test_nul_character_in_a_string_argument(
-    client: httpx.AsyncClient, auth: dict[str, str]
+    client: httpx.AsyncClient, auth: dict[str, str], accept: str
 ) -> None:
+    """Refused before execution, as a variable that does not coerce is."""
     query = "query($q: String!) { skillSearch(query: $q) { skill { id } } }"
-    _user_input(await _gql_vars(client, auth, query, {"q": "brand\x00voice"}))
+    payload = {"query": query, "variables": {"q": "brand\x00voice"}}
+    response = await _json(client, payload, auth | {"accept": accept})
+    _only(response, PRE_EXECUTION_STATUS[accept], "BAD_USER_INPUT")
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])

@@ -3,6 +3,9 @@ that are parsed and validated once per process."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from switchboard.app import create_app
+from switchboard.edge.persisted import ManifestError
 from switchboard.settings import DEFAULT_MANIFEST, Settings
 from tests.conftest import Servers
 from tests.edge_support import (
@@ -92,7 +96,7 @@ async def test_an_invalid_document_is_never_registered(servers: Servers, token: 
         invalid = await client.post(
             "/graphql", json={"query": text, "extensions": persisted(sha256(text))}, headers=auth
         )
-        assert invalid.status_code == 400 and _codes(invalid) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert invalid.status_code == 200 and _codes(invalid) == ["GRAPHQL_VALIDATION_FAILED"]
         later = await client.post(
             "/graphql", json={"extensions": persisted(sha256(text))}, headers=auth
         )
@@ -209,9 +213,32 @@ async def test_extra_manifests_are_loaded_at_start(
 
     settings = Settings(database_url=servers.database_url, redis_url=servers.redis_url)
     # A configured manifest that is missing, or whose id is not its body's hash, stops start.
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ManifestError, match=r"none\.json"):
         create_app(Settings(**{**settings.__dict__, "pq_manifests": (tmp_path / "none.json",)}))
     manifest["operations"][0]["id"] = sha256("something else")
     path.write_bytes(orjson.dumps(manifest))
-    with pytest.raises(ValueError, match="sha256"):
+    with pytest.raises(ManifestError, match="sha256"):
         create_app(Settings(**{**settings.__dict__, "pq_manifests": (path,)}))
+
+
+@pytest.mark.parametrize("content", [None, b"{not json", b'{"format": "other", "version": 1}'])
+def test_serve_refuses_to_start_without_a_usable_manifest(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    path = tmp_path / "mobile-manifest.json"
+    if content is not None:
+        path.write_bytes(content)
+    environment = os.environ | {
+        "SWITCHBOARD_PQ_MANIFESTS": str(path),
+        "SWITCHBOARD_STATE_DIR": str(tmp_path / "state"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "switchboard.cli", "serve", "--port", "0"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert str(path) in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "state").exists()  # refused before any server started

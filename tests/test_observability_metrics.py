@@ -53,7 +53,8 @@ async def test_metrics_parse_and_move_as_requests_are_made(
         response = await gql(PROBE, token=token("acme"))
         assert response.status_code == 200
         statements += int(response.headers["x-sql-statements"])
-    assert (await gql("query ObsMetricsBroken { nope }", token=token("acme"))).status_code == 400
+    # A validation failure answers 200 to an application/json client.
+    assert (await gql("query ObsMetricsBroken { nope }", token=token("acme"))).status_code == 200
     assert (await gql(PROBE, token="not-a-token")).status_code == 401
     after = await scrape(client)
 
@@ -77,7 +78,7 @@ async def test_metrics_parse_and_move_as_requests_are_made(
     )
     assert value(after, "switchboard_graphql_errors_total", operation="ObsMetricsProbe") == 0
     assert (
-        moved("switchboard_http_requests_total", route="/graphql", method="POST", status="200") == 3
+        moved("switchboard_http_requests_total", route="/graphql", method="POST", status="200") == 4
     )
     assert (
         moved("switchboard_http_requests_total", route="/graphql", method="POST", status="401") == 1

@@ -68,17 +68,39 @@ class Resolved:
     trusted: bool = False
 
 
+class ManifestError(Exception):
+    """A persisted-query manifest that cannot be used; the message names the file."""
+
+
 def load_manifest(path: Path) -> list[TrustedOperation]:
-    """The operations of one manifest; a malformed manifest or a wrong id is an error."""
-    manifest = orjson.loads(path.read_bytes())
-    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != 1:
-        raise ValueError(f"{path}: not an {MANIFEST_FORMAT} of version 1")
+    """The operations of one manifest. A missing, unreadable or malformed manifest, or an id
+    that is not the sha256 of its body, is a ManifestError: the process must not start
+    without the trusted documents its clients rely on."""
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except OSError as error:
+        raise ManifestError(
+            f"persisted-query manifest {path} cannot be read: {error.strerror}"
+        ) from None
+    except orjson.JSONDecodeError as error:
+        raise ManifestError(f"persisted-query manifest {path} is not valid JSON: {error}") from None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != MANIFEST_FORMAT
+        or manifest.get("version") != 1
+    ):
+        raise ManifestError(f"{path}: not an {MANIFEST_FORMAT} of version 1")
     operations = []
     for entry in manifest.get("operations", []):
-        body = entry["body"]
-        if hashlib.sha256(body.encode()).hexdigest() != entry["id"]:
-            raise ValueError(f"{path}: the id of {entry.get('name')} is not the sha256 of its body")
-        operations.append(TrustedOperation(entry["id"], entry["name"], entry["type"], body))
+        try:
+            operation = TrustedOperation(entry["id"], entry["name"], entry["type"], entry["body"])
+        except (KeyError, TypeError):
+            raise ManifestError(
+                f"{path}: every operation needs an id, a name, a type and a body"
+            ) from None
+        if hashlib.sha256(operation.body.encode()).hexdigest() != operation.id:
+            raise ManifestError(f"{path}: the id of {operation.name} is not the sha256 of its body")
+        operations.append(operation)
     return operations
 
 
@@ -89,20 +111,14 @@ class PersistedQueries:
         breaker: RedisBreaker,
         manifests: Iterable[Path] = (),
         ttl_s: int = 7 * 86400,
-        optional: Iterable[Path] = (),
     ) -> None:
-        """Load `manifests`; one missing is an error unless it is also in `optional`."""
+        """Load `manifests`; any that cannot be used is a ManifestError."""
         self.redis = redis
         self.breaker = breaker
         self.ttl_s = ttl_s
         self.trusted: dict[str, TrustedOperation] = {}
         self._local: OrderedDict[str, str] = OrderedDict()
-        optional = set(optional)
         for path in manifests:
-            if path in optional and not path.exists():
-                # The default manifest is optional (a deployment may ship others).
-                log.warning("persisted-query manifest %s not found; skipped", path)
-                continue
             for operation in load_manifest(path):
                 self.trusted[operation.id] = operation
 
