@@ -684,7 +684,9 @@ class Gateway:
             Path(self.args.state_dir), self.ws, log, env, self.args.gateway_workers
         )
         try:
-            return Driver(port, self.process.pid)
+            from gateway import gateway_pid
+
+            return Driver(port, gateway_pid(self.process))
         except BaseException:
             self.__exit__()
             raise

@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import orjson
 import psutil
-from gateway import start_gateway, stop_gateway  # perf/gateway.py, beside this script
+from gateway import gateway_pid, start_gateway, stop_gateway  # perf/gateway.py, beside this script
 from graphql import OperationDefinitionNode, OperationType, parse
 from stats import nearest_rank  # perf/stats.py, beside this script
 
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     rss: dict[str, float] = {}
     try:
-        gateway = psutil.Process(process.pid) if process else None
+        gateway = psutil.Process(gateway_pid(process)) if process else None
         if gateway:
             rss["start_mb"] = gateway.memory_info().rss / 2**20
         with httpx.Client(base_url=url, timeout=60) as http:

@@ -63,6 +63,17 @@ def start_gateway(
     raise RuntimeError(f"The gateway did not answer /healthz in {STARTUP_TIMEOUT_S:.0f} s")
 
 
+def gateway_pid(process: subprocess.Popen[bytes]) -> int:
+    """The pid of the (first) gateway process `serve` runs: uvicorn runs there, not in
+    `serve` itself (switchboard/supervisor.py), so its CPU and memory are the gateway's."""
+    import psutil
+
+    for child in psutil.Process(process.pid).children():
+        if "switchboard.gateway_process" in child.cmdline():
+            return child.pid
+    raise RuntimeError("`serve` runs no gateway process")
+
+
 def stop_gateway(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGINT)
     try:

@@ -126,4 +126,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.graphql = endpoint  # its documents, rate limiter and response cache
     app.state.relay = relay
     app.state.hub = hub
+    app.state.live = live  # a stopping server closes its websockets (gateway_process.py)
     return app

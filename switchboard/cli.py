@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,11 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the gateway (migrates and seeds demo data)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="gateway processes")
+    serve.add_argument("--workers", type=_at_least(1), default=1, help="gateway processes")
 
-    # --- jobs (tasks/): `switchboard worker`, and the one `serve` starts beside the gateway ---
+    # --- jobs (tasks/): `switchboard worker`, and those `serve` runs beside the gateway ---
     serve.add_argument(
-        "--no-worker", action="store_true", help="do not start a job worker beside the gateway"
+        "--job-workers", type=_at_least(0), default=1, help="job worker processes beside it"
+    )
+    serve.add_argument(
+        "--no-worker", dest="job_workers", action="store_const", const=0, help="--job-workers 0"
     )
     worker = commands.add_parser("worker", help="run a job worker (agent work)")
     worker.add_argument("--slots", type=int, help="jobs run at once (SWITCHBOARD_WORKER_SLOTS)")
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         # every process of the deployment writes its metrics to one folder.
         configure_logging(settings.log_level, settings.log_format, secrets=[settings.jwt_secret])
         _share_metrics(settings, sys.argv[1:] if argv is None else argv)
-        return _serve(settings, args.host, args.port, args.workers, not args.no_worker)
+        return _serve(settings, args.host, args.port, args.workers, args.job_workers)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "worker":  # jobs (tasks/)
         return _worker(settings, args.slots)
@@ -174,35 +177,57 @@ async def _put_skill(running: EmbeddedServices, args: argparse.Namespace) -> int
     return 0
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int, job_worker: bool = True) -> int:
+def _serve(settings: Settings, host: str, port: int, workers: int, job_workers: int) -> int:
+    """Start the services, migrate and seed, then supervise the gateway processes (on one
+    socket bound here) and the job workers until a signal; the services stop last
+    (switchboard/supervisor.py has the order)."""
     import uvicorn
 
-    with services(settings) as running:
-        upgrade_to_head(running.database_url)
-        asyncio.run(_seed_demo(running.database_url, only_if_empty=True))
-        if settings.development:  # tokens never go to a production server's output
-            _print_demo_tokens(settings, host, port)
-        _start_job_worker(running, job_worker)  # jobs (tasks/): stopped before the servers
-        uvicorn.run(
-            "switchboard.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=logging.getLogger().level,
-            log_config=None,  # uvicorn's loggers propagate to the JSON handler
-            timeout_keep_alive=30,
-            # Websockets: the sans-I/O implementation (the least memory per connection of
-            # the measured ones but wsproto, without another dependency), and no deflate:
-            # subscriptions send small JSON events, and a deflate context per socket would
-            # double its memory (perf/README.md, live events).
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-        )
+    from switchboard.supervisor import StopRequested, Supervisor
+    from tasks.config import JobSettings
+
+    try:
+        with Supervisor(settings.stop_timeout_s) as supervisor, services(settings) as running:
+            upgrade_to_head(running.database_url)
+            asyncio.run(_seed_demo(running.database_url, only_if_empty=True))
+            if settings.development:  # tokens never go to a production server's output
+                _print_demo_tokens(settings, host, port)
+            budget = supervisor.budget
+            # log_config=None: uvicorn's loggers keep the JSON handler.
+            config = uvicorn.Config("switchboard.app", host=host, port=port, log_config=None)
+            with config.bind_socket() as listener:
+                fd = listener.fileno()
+                gateway = [sys.executable, "-m", "switchboard.gateway_process"]
+                gateway += ["--fd", str(fd), "--grace-s", f"{budget.grace_s:g}"]
+                for _ in range(workers):
+                    supervisor.add("gateway", gateway, pass_fds=(fd,))
+                # Jobs (tasks/): a running job's grace fits in the stop's share of processes.
+                grace_s = min(JobSettings.from_env().shutdown_grace_s, budget.grace_s)
+                worker_env = {**os.environ, "SWITCHBOARD_WORKER_GRACE_S": f"{grace_s:g}"}
+                for _ in range(job_workers):
+                    supervisor.add(
+                        "job_worker",
+                        [sys.executable, "-m", "switchboard.cli", "worker"],
+                        env=worker_env,
+                    )
+                supervisor.run(on_stop=listener.close)  # stop accepting first
+            running.stop_deadline = supervisor.stop_deadline  # the servers stop in what is left
+    except StopRequested:
+        pass  # a signal during start-up: what had started has stopped
     return 0
 
 
-# --- jobs (tasks/): the worker command, and the worker process `serve` runs ---
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def count(raw: str) -> int:
+        value = int(raw)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+
+    return count
+
+
+# --- jobs (tasks/): the worker command `serve` runs (and operators, under a supervisor) ---
 
 
 def _worker(settings: Settings, slots: int | None) -> int:
@@ -212,27 +237,6 @@ def _worker(settings: Settings, slots: int | None) -> int:
         os.environ["SWITCHBOARD_WORKER_SLOTS"] = str(slots)
     with services(settings):
         return worker_main()
-
-
-def _start_job_worker(running: EmbeddedServices, enabled: bool) -> None:
-    """One `switchboard worker` in its own process (the URLs reach it through the
-    environment). It is stopped (SIGTERM; SIGKILL after 20 s) when the services stop, before
-    the servers it uses."""
-    import subprocess
-
-    if not enabled:
-        return
-    process = subprocess.Popen([sys.executable, "-m", "switchboard.cli", "worker"])
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    running._stoppers.append(stop)
 
 
 # --- end jobs ---

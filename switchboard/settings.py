@@ -89,6 +89,8 @@ class Settings:
     live_relay_poll_s: float = 1.0  # besides the commit notification
     live_init_timeout_s: float = 10.0  # connection_init must arrive within this
     live_send_queue: int = 1000  # messages waiting for one connection before it is closed
+    # `switchboard serve`: from a stop signal to nothing left running (switchboard/supervisor.py)
+    stop_timeout_s: float = 10.0
 
     @property
     def rate_limit_enabled(self) -> bool:
@@ -149,6 +151,7 @@ class Settings:
             "live_relay_poll_s": env_float("SWITCHBOARD_LIVE_RELAY_POLL_S", 1.0),
             "live_init_timeout_s": env_float("SWITCHBOARD_LIVE_INIT_TIMEOUT_S", 10.0),
             "live_send_queue": env_int("SWITCHBOARD_LIVE_SEND_QUEUE", 1000),
+            "stop_timeout_s": env_float("SWITCHBOARD_STOP_TIMEOUT_S", 10.0),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -8,7 +8,9 @@ The gateway runs in-process behind httpx's ASGI transport with its real lifespan
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
@@ -48,6 +51,41 @@ class Servers:
     redis_url: str
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_outlives_the_run() -> Iterator[None]:
+    """A run stopped by SIGTERM ends as after Ctrl-C: fixtures tear down, so the servers
+    stop. At the end, processes tests started and left running (a failed test's worker or
+    gateway) are stopped. (Started processes also get SIGTERM if the run is killed:
+    `die_with_parent`; a private Valkey left by a killed run goes at the next start.)"""
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop_leftover_processes()
+
+
+def stop_leftover_processes(timeout_s: float = 5.0) -> None:
+    """SIGTERM every process this run started that still runs; SIGKILL after `timeout_s`."""
+    leftovers = psutil.Process().children(recursive=True)
+    if not leftovers:
+        return
+    print(f"\nstopping processes the tests left running: {[p.pid for p in leftovers]}")
+    for process in leftovers:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(leftovers, timeout=timeout_s)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=timeout_s)
+
+
 @pytest.fixture(scope="session")
 def embedded() -> Iterator[EmbeddedServices]:
     state_dir = Path(
@@ -60,8 +98,11 @@ def embedded() -> Iterator[EmbeddedServices]:
         database_name="postgres",
         private_redis=True,
     )
-    yield running
-    running.stop()
+    try:
+        yield running
+    finally:
+        stop_leftover_processes()  # before the servers they use
+        running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from domain.work import create_activity, create_deliverable
 from switchboard.seed import seed_demo, stable_id
 from switchboard.settings import PROJECT_DIR
+from switchboard.supervisor import die_with_parent
 from tasks.queue import enqueue_activity
 
 T = TypeVar("T")
@@ -171,6 +172,7 @@ class Worker:
             env=environment,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(os.getpid()),  # never outlives a killed test run
         )
 
     def output(self) -> str:

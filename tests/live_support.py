@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
 from switchboard.settings import PROJECT_DIR
+from switchboard.supervisor import die_with_parent
 from tests.jobs_support import wait_for
 
 CONTRACT = PROJECT_DIR / "contract/operations/subscriptions"
@@ -76,7 +77,12 @@ class GatewayProcess:
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                command, cwd=PROJECT_DIR, env=environment, stdout=out, stderr=subprocess.STDOUT
+                command,
+                cwd=PROJECT_DIR,
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(os.getpid()),  # never outlives a killed test run
             )
 
     @property

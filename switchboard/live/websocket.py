@@ -22,6 +22,7 @@ Close codes (graphql-transport-ws's, used for both protocols):
 | 4408 | no connection_init within `live_init_timeout_s` |
 | 4409 | a subscribe with the `id` of a subscription still running |
 | 4429 | a second connection_init |
+| 1001 | the server is stopping (`going_away`): reconnect and resume with `after` |
 | 1009 | a message larger than `max_body_bytes` |
 | 1013 | the client reads too slowly: `live_send_queue` messages wait (resume with `after`) |
 
@@ -123,12 +124,25 @@ class LiveEndpoint:
         self.authenticator = graphql.authenticator
         self.hub = hub
         self._render_variables: dict[tuple[str, str | None], frozenset[str]] = {}
+        self.connections: set[Connection] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # An ASGI app rather than a Starlette endpoint: frames go straight to the server's
         # `send`, past two wrappers a frame would otherwise cross (a quarter of a delivery's
         # CPU was the Python path of each frame; perf/README.md, live events).
-        await Connection(self, WebSocket(scope, receive, send), send).run()
+        connection = Connection(self, WebSocket(scope, receive, send), send)
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+
+    async def going_away(self) -> None:
+        """The server is stopping: close every connection with 1001, so that its client
+        reconnects (here once the server is back, or to another instance) and resumes
+        each subscription with `after`."""
+        reason = "Server going away: reconnect and resume with after"
+        await asyncio.gather(*(c._close(1001, reason) for c in list(self.connections)))
 
     def rendering_variables(self, sha: str, document: DocumentNode, name: str | None):
         """The variables an event's rendering can depend on: all but those used only in

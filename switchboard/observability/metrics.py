@@ -30,6 +30,7 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 | `switchboard_llm_calls_total` | counter | tenant, agent, model |
 | `switchboard_llm_tokens_total` | counter | tenant, agent, model, kind (input, output) |
 | `switchboard_llm_time_to_first_token_seconds` | histogram | agent, model |
+| `switchboard_process_restarts_total` | counter | process (gateway, job_worker) |
 
 - `operation` of the GraphQL metrics is the operation's name; `anonymous` for an unnamed
   one, `unknown` when the request never got as far as a document (bad JSON, refused
@@ -44,7 +45,7 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 Several processes: prometheus_client's multiprocess mode. `switchboard serve` empties
 `<state dir>/prometheus/` and points PROMETHEUS_MULTIPROC_DIR at it before anything
 imports prometheus_client (`prepare_multiprocess_dir`; it executes itself again to do so);
-every process it runs (the gateway workers, however many, and the job worker) writes its
+every process it runs (the gateway and job workers, however many, and `serve` itself) writes its
 values to memory-mapped files there, and `/metrics`, whichever worker answers it, adds up
 all of them. A standalone `switchboard worker` (no gateway beside it) serves its own on
 127.0.0.1:SWITCHBOARD_WORKER_METRICS_PORT (`serve_metrics`). Gauges are `livesum` (the sum over live
@@ -207,6 +208,14 @@ LLM_FIRST_TOKEN = Histogram(
     "Time from an activity's dispatch to the first token of its model's answer.",
     ["agent", "model"],
     buckets=FIRST_TOKEN_BUCKETS,
+)
+
+# Processes `switchboard serve` supervises (switchboard/supervisor.py); counted by `serve`
+# itself, whose file in the multiprocess folder every gateway's /metrics reads.
+PROCESS_RESTARTS = Counter(
+    "switchboard_process_restarts",
+    "Child processes of `switchboard serve` started again after they exited, by process.",
+    ["process"],
 )
 
 _operation_names: set[str] = set()
