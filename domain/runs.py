@@ -13,8 +13,9 @@ Activity states an agent's run moves through:
                          └──escalate──▶ ESCALATED              (a person must look)
     QUEUED / RUNNING ──cancel──▶ CANCELLED                     (its agent was terminated)
 
-A RUNNING activity may be started again: its job is delivered again after its worker died,
-and the run starts over (output cleared; LLM calls already made stay recorded).
+A RUNNING activity may be started again: its job is delivered again after its worker died
+or lost the job's lease (a Redis outage longer than the lease), and the run starts over
+(output cleared; LLM calls already made stay recorded).
 """
 
 from __future__ import annotations
@@ -357,7 +358,8 @@ async def fail_run(
 
 
 async def requeue(conn: AsyncConnection, tenant_id: uuid.UUID, activity_id: uuid.UUID) -> bool:
-    """A RUNNING activity whose attempt failed waits (QUEUED) for its retry."""
+    """A RUNNING activity whose attempt failed waits (QUEUED) for its retry, or for its job
+    again when Redis lost the job while it ran."""
     row = (
         await conn.execute(
             text(

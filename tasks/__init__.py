@@ -7,5 +7,7 @@ runtimes and the scheduled jobs.
   deduplication, delayed retries (`tasks/lua.py` holds its Redis scripts).
 - `tasks.jobs`: the Taskiq tasks and the retry / dead-letter middleware.
 - `tasks.worker`: `switchboard worker`: reconciler, heartbeats, scheduled jobs, receiver.
+- `tasks.outage`: riding out PostgreSQL and Redis outages (which errors are outages, the
+  backoff, one log line when one starts and one when it ends).
 - `tasks.runtimes`: the agent runtimes (simulated, OpenAI-compatible) behind one interface.
 """

@@ -31,6 +31,14 @@ delivery is numbered, and ack/retry/release only act on the delivery the worker 
 worker that lost its lease cannot settle a job that another worker runs now (it also
 cancels its own run when the heartbeat reports the loss).
 
+Outages (tasks/outage.py). Redis or PostgreSQL unreachable: the claim loop, the heartbeat
+and every settle wait for the server to be back instead of failing (no claim while the
+database is down: its run could not start). A worker whose heartbeat cannot reach Redis
+keeps its runs going only while their leases last as far as it knows: shortly before a
+lease it could not renew runs out, it cancels that run itself and, once Redis is back,
+hands the delivery back (fenced by its number), so the job runs once afterwards and never
+twice at the same time.
+
 Idle workers block on a Redis list (BLPOP) that enqueue, ack and resume push to, so an
 idle worker starts a new job within a round trip; they also look every `poll_s` for retries
 that became due and leases that ran out.
@@ -59,6 +67,7 @@ from taskiq.message import BrokerMessage, TaskiqMessage
 
 from tasks import lua
 from tasks.config import JobSettings
+from tasks.outage import Outages
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +219,17 @@ class Delivery:
     tenant_id: str
     enqueued_ms: int
     claimed_ms: int
+    # Until when (time.monotonic()) the lease is surely ours: the claim's or the last
+    # renewal's sending time plus the lease.
+    lease_until: float = 0.0
     task: asyncio.Task[Any] | None = None
     settled: bool = False
+    lost: bool = False  # the lease ran out or went to another worker: never settle it here
 
 
 AgentLoader = Callable[[list[str]], Awaitable[None]]
+# How each settle is named in an outage's report of what it held up.
+SETTLES = {"ack": "acks", "retry": "retries", "dead": "dead letters", "release": "releases"}
 
 
 class PriorityBroker(AsyncBroker):
@@ -235,6 +250,15 @@ class PriorityBroker(AsyncBroker):
         self._heartbeat: asyncio.Task[None] | None = None
         self.listener: AsyncGenerator[bytes | AckableMessage, None] | None = None
         self.stopping = False
+        # The worker's view of its servers (None outside a worker: errors propagate).
+        self.outages: Outages | None = None
+        # Deliveries whose runs this worker gave up (their lease ran out during a Redis
+        # outage, or went to another worker), to hand back on the next heartbeat.
+        self._given_up: list[Delivery] = []
+        # Queues again the activities of jobs Redis lost while they ran (it came back
+        # without its data): [(job, tenant)]. The worker sets it: it writes the database.
+        self.requeue_lost: Callable[[list[tuple[str, str]]], Awaitable[None]] | None = None
+        self._requeues: set[asyncio.Task[None]] = set()
 
     def connect(self, redis: Redis, settings: JobSettings | None = None) -> None:
         self.redis = redis
@@ -277,33 +301,60 @@ class PriorityBroker(AsyncBroker):
 
     async def _listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:
         assert self.redis is not None, "connect() the broker to Redis first"
-        redis, settings = self.redis, self.settings
-        lease_ms = int(settings.lease_s * 1000)
-        tenants = tuple(t.hex for t in settings.tenants or ())
         # The receiver cancels this generator when the worker stops; the flag also ends it
         # (within one poll) should a cancellation be lost inside the Redis client.
         while not self.stopping:
-            claimed = await self.store.claim(redis, self.worker_id, lease_ms, tenants)
-            kind = claimed[0]
-            if kind == "job":
-                _, job_id, data, delivery, attempts, agent_id, tenant_id, enqueued = claimed
-                held = Delivery(
-                    job_id=job_id,
-                    delivery=int(delivery),
-                    attempts=int(attempts),
-                    agent_id=agent_id,
-                    tenant_id=tenant_id,
-                    enqueued_ms=int(enqueued),
-                    claimed_ms=now_ms(),
-                )
-                self.held[job_id] = held
-                yield AckableMessage(data=data, ack=self._acker(held))
-            elif kind == "configure":
-                if self.configure_agents is None:
-                    raise RuntimeError("the broker has no agent loader")
-                await self.configure_agents(claimed[1:])
-            else:
-                await self._wait(claimed[1], claimed[2])
+            try:
+                message = await self._next()
+            except Exception as error:
+                if not await self._ride_out(error, "claims"):
+                    raise
+                continue
+            if message is not None:
+                yield message
+
+    async def _next(self) -> AckableMessage | None:
+        """One claim: a job to run, or None after loading agents or waiting for work."""
+        assert self.redis is not None
+        settings = self.settings
+        if self.outages is not None:
+            # No claim while the database is down: the job's run could not even start.
+            await self.outages.database.wait("claims")
+        tenants = tuple(t.hex for t in settings.tenants or ())
+        sent = time.monotonic()
+        claimed = await self.store.claim(
+            self.redis, self.worker_id, int(settings.lease_s * 1000), tenants
+        )
+        kind = claimed[0]
+        if kind == "job":
+            _, job_id, data, delivery, attempts, agent_id, tenant_id, enqueued = claimed
+            held = Delivery(
+                job_id=job_id,
+                delivery=int(delivery),
+                attempts=int(attempts),
+                agent_id=agent_id,
+                tenant_id=tenant_id,
+                enqueued_ms=int(enqueued),
+                claimed_ms=now_ms(),
+                lease_until=sent + settings.lease_s,
+            )
+            self.held[job_id] = held
+            return AckableMessage(data=data, ack=self._acker(held))
+        if kind == "configure":
+            if self.configure_agents is None:
+                raise RuntimeError("the broker has no agent loader")
+            await self.configure_agents(claimed[1:])
+        else:
+            await self._wait(claimed[1], claimed[2])
+        return None
+
+    async def _ride_out(self, error: BaseException, skipped: str) -> bool:
+        """An outage error: wait until its server is back (True). Any other error: False."""
+        outage = self.outages.failed(error, skipped) if self.outages is not None else None
+        if outage is None:
+            return False
+        await outage.wait()
+        return True
 
     async def _wait(self, next_delayed: str, next_lease: str) -> None:
         """Block on the wake list until something may start, or until the next retry is
@@ -327,52 +378,133 @@ class PriorityBroker(AsyncBroker):
 
         return ack
 
-    async def settle(self, held: Delivery, how: str, **kwargs: Any) -> Any:
-        """ack, retry (due_ms=…), dead (record=…) or release a held delivery, once."""
+    async def settle(self, held: Delivery, how: str, *, wait: bool = True, **kwargs: Any) -> Any:
+        """ack, retry (due_ms=…), dead (record=…) or release a held delivery, once. While
+        Redis is unreachable it waits for it (unless `wait` is False); the delivery's
+        number keeps a late settle from touching a job another worker holds by then."""
         assert self.redis is not None
         if held.settled:
             return None
         held.settled = True
-        self.held.pop(held.job_id, None)
-        if how == "ack":
-            return await self.store.ack(self.redis, held.job_id, held.delivery)
-        if how == "retry":
-            return await self.store.retry(self.redis, held.job_id, held.delivery, kwargs["due_ms"])
-        if how == "dead":
-            return await self.store.dead(self.redis, held.job_id, held.delivery, kwargs["record"])
-        if how == "release":
-            return await self.store.release(self.redis, held.job_id, held.delivery)
-        raise ValueError(how)
+        self._drop(held)
+        redis, store, job, delivery = self.redis, self.store, held.job_id, held.delivery
+
+        async def call() -> Any:
+            if how == "ack":
+                return await store.ack(redis, job, delivery)
+            if how == "retry":
+                return await store.retry(redis, job, delivery, kwargs["due_ms"])
+            if how == "dead":
+                return await store.dead(redis, job, delivery, kwargs["record"])
+            if how == "release":
+                return await store.release(redis, job, delivery)
+            raise ValueError(how)
+
+        if self.outages is None or not wait:
+            return await call()
+        return await self.outages.run(SETTLES[how], call, self.outages.redis)
 
     async def release_all(self) -> int:
-        """Hand every held job back (a stopping worker), in its place in the queue."""
+        """Hand every held job back (a stopping worker), in its place in the queue. Redis
+        unreachable: their leases run out instead, and they are delivered again then."""
         released = 0
         for held in list(self.held.values()):
             if held.task is not None and not held.task.done():
                 held.task.cancel()
             with contextlib.suppress(Exception):
-                released += bool(await self.settle(held, "release"))
+                released += bool(await self.settle(held, "release", wait=False))
         return released
 
     async def _renew_leases(self) -> None:
+        """Every `heartbeat_s`, renew the leases of the running jobs; in between, give up a
+        run whose lease could not be renewed shortly before it runs out (Redis is down)."""
         assert self.redis is not None
-        lease_ms = int(self.settings.lease_s * 1000)
+        next_beat = time.monotonic() + self.settings.heartbeat_s
         while True:
-            await asyncio.sleep(self.settings.heartbeat_s)
-            held = {job: d.delivery for job, d in self.held.items() if not d.settled}
-            try:
-                lost = await self.store.heartbeat(self.redis, lease_ms, held)
-            except Exception:
-                log.exception("lease renewal failed; retrying")
+            await asyncio.sleep(max(0.0, min(next_beat, self._next_expiry()) - time.monotonic()))
+            self._abandon_expired()
+            if time.monotonic() < next_beat:
                 continue
-            for job_id in lost:
-                delivery = self.held.pop(job_id, None)
-                if delivery is None:
-                    continue
-                delivery.settled = True  # another worker has it now: never settle it here
-                log.warning("lost the lease of job %s; stopping its run", job_id)
-                if delivery.task is not None and not delivery.task.done():
-                    delivery.task.cancel()
+            next_beat = time.monotonic() + self.settings.heartbeat_s
+            await self._beat()
+
+    def _margin_s(self) -> float:
+        # Given up this long before the lease runs out in Redis, so the run has stopped
+        # before another worker's claim may take the job.
+        return min(1.0, self.settings.lease_s / 4)
+
+    def _next_expiry(self) -> float:
+        deadlines = [d.lease_until for d in self.held.values() if not d.settled]
+        return min(deadlines, default=float("inf")) - self._margin_s()
+
+    def _abandon_expired(self) -> None:
+        limit = time.monotonic() + self._margin_s()
+        for held in list(self.held.values()):
+            if not held.settled and held.lease_until <= limit:
+                self._lose(held, "could not renew the lease of job %s; stopping its run")
+
+    def _drop(self, held: Delivery) -> bool:
+        # By identity: this worker may hold a newer delivery of the same job by now.
+        if self.held.get(held.job_id) is not held:
+            return False
+        del self.held[held.job_id]
+        return True
+
+    def _lose(self, held: Delivery, message: str) -> None:
+        if not self._drop(held):
+            return  # settled meanwhile
+        held.settled = held.lost = True  # another worker runs it (or will): hands off
+        self._given_up.append(held)
+        log.warning(message, held.job_id)
+        if held.task is not None and not held.task.done():
+            held.task.cancel()
+
+    async def _beat(self) -> None:
+        assert self.redis is not None
+        held = [d for d in self.held.values() if not d.settled]
+        if self.outages is not None and self.outages.redis.down:
+            if held or self._given_up:
+                self.outages.redis.skip("heartbeats")
+            return
+        lease_s = self.settings.lease_s
+        try:
+            await self._hand_back()
+            if not held:
+                return
+            sent = time.monotonic()
+            lost = await self.store.heartbeat(
+                self.redis, int(lease_s * 1000), {d.job_id: d.delivery for d in held}
+            )
+        except Exception as error:
+            if self.outages is None or self.outages.failed(error, "heartbeats") is None:
+                log.exception("lease renewal failed; retrying")
+            return
+        for delivery in held:
+            if delivery.job_id in lost:
+                self._lose(delivery, "lost the lease of job %s; stopping its run")
+            else:
+                delivery.lease_until = sent + lease_s
+
+    async def _hand_back(self) -> None:
+        """Release the deliveries given up (each only if still this worker's: the others
+        run elsewhere already). A job Redis has no trace of was lost with its data while it
+        ran: its activity is queued again (`requeue_lost`)."""
+        assert self.redis is not None
+        vanished: list[Delivery] = []
+        try:
+            while self._given_up:
+                held = self._given_up[0]
+                released = await self.store.release(self.redis, held.job_id, held.delivery)
+                if not released and not await self.store.existing(self.redis, [held.job_id]):
+                    vanished.append(held)
+                self._given_up.pop(0)
+        finally:
+            if vanished and self.requeue_lost is not None:
+                jobs = [(d.job_id, d.tenant_id) for d in vanished]
+                # Off the heartbeat's path: it waits for the database if that is down too.
+                task = asyncio.create_task(self.requeue_lost(jobs), name="requeue-lost")
+                self._requeues.add(task)
+                task.add_done_callback(self._requeues.discard)
 
 
 # The process's broker. Tasks register on it (tasks/jobs.py); the gateway uses it only to

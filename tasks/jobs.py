@@ -17,15 +17,23 @@ carry it, tasks/queue.py), and feeds `switchboard_job_wait_seconds{role, priorit
 the job becoming ready in Redis to its run), `switchboard_job_run_seconds{role, priority}`
 and `switchboard_jobs_finished_total{role, priority, outcome}` (ok, retry, error,
 cancelled).
+
+Outages (tasks/outage.py): every database and Redis step of a run waits out an outage of
+its server and carries on where it stopped, so an infrastructure error is not the job's
+failure. Should one still end a run, the job goes back to its place in the queue once the
+server is back, without using an attempt, and starts over; the activity is never FAILED
+for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from taskiq import Context, TaskiqDepends
 from taskiq.abc.middleware import TaskiqMiddleware
@@ -41,6 +49,7 @@ from tasks.config import JobSettings
 from tasks.queue import RUN_ACTIVITY, enqueue_rows
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PROBE = "switchboard.probe"
 JOB_TASK = "run_activity"  # the `task` label of the job metrics and the span's name
@@ -77,6 +86,21 @@ async def agent_role(db: Database, agent_id: str | None) -> str:
     return role
 
 
+def database_steps() -> runner.Guard:
+    """How a run's database steps ride out an outage (as they are, outside a worker)."""
+    outages = broker.outages
+    if outages is None:
+        return runner.direct
+    return functools.partial(outages.run, uses=outages.database)
+
+
+async def _redis_step(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    outages = broker.outages
+    if outages is None:
+        return await call()
+    return await outages.run(what, call, outages.redis)
+
+
 def _job_labels(context: Context, held: Any) -> dict[str, Any]:
     """The message's labels (trace context, priority), the wait counted from the moment
     Redis made the job ready (its enqueue, or the end of a retry's backoff)."""
@@ -89,14 +113,18 @@ def _job_labels(context: Context, held: Any) -> dict[str, Any]:
 @broker.task(task_name=RUN_ACTIVITY)
 async def run_activity(activity_id: str, tenant_id: str, context: Context = CONTEXT) -> str:
     held = _hold_current_task(context)
+    if broker.is_worker_process and (held is None or held.lost):
+        return "LOST"  # its lease ran out before the run began: it runs elsewhere, or later
     state = context.state
     tenant = uuid.UUID(tenant_id)
+    steps = database_steps()
 
     async def enqueue(rows: list[Any], tenant_id: uuid.UUID) -> None:
-        await enqueue_rows(state.redis, rows, tenant_id)
+        await _redis_step("enqueues", lambda: enqueue_rows(state.redis, rows, tenant_id))
 
     labels = _job_labels(context, held)
-    role = await agent_role(state.db, held.agent_id if held is not None else None)
+    agent_id = held.agent_id if held is not None else None
+    role = await steps("run steps", lambda: agent_role(state.db, agent_id))
     run = observed.start(JOB_TASK, labels, role, labels.get("priority", "none"))
     run.attach()
     try:
@@ -107,9 +135,14 @@ async def run_activity(activity_id: str, tenant_id: str, context: Context = CONT
             tenant,
             enqueue,
             restart=held is None or held.delivery > 1,
+            steps=steps,
         )
     except asyncio.CancelledError:
         run.finish("cancelled")
+        if held is not None and held.lost and not broker.stopping:
+            # The worker gave the run up (its lease ran out or went to another worker):
+            # this delivery just ends, settled by nobody here.
+            return "LOST"
         raise
     except Exception as error:
         # What RetryMiddleware.on_error does next: a retry, or the dead letter.
@@ -141,17 +174,34 @@ class RetryMiddleware(TaskiqMiddleware):
             return
         if isinstance(exception, asyncio.CancelledError):
             return  # the worker is stopping, or lost the lease: handed back elsewhere
+        outages = broker.outages
+        outage = outages.failed(exception, "runs") if outages is not None else None
+        if outage is not None:
+            # Not the job's failure: once the server is back the job goes back to its place
+            # (no attempt used) and its next delivery starts the RUNNING activity over.
+            await outage.wait()
+            await broker.settle(held, "release")
+            return
         state = self.broker.state
         settings: JobSettings = state.jobs
         activity_id = uuid.UUID(message.kwargs["activity_id"])
         tenant_id = uuid.UUID(message.kwargs["tenant_id"])
         reason = f"{type(exception).__name__}: {exception}"
+        steps = database_steps()
+
+        async def requeue() -> None:
+            async with state.db.transaction() as conn:
+                await runs.requeue(conn, tenant_id, activity_id)
+
+        async def dead_letter(why: str) -> uuid.UUID | None:
+            async with state.db.transaction() as conn:
+                return await runs.dead_letter(conn, tenant_id, activity_id, why)
+
         try:
             if held.attempts < settings.max_retries:
                 retry = held.attempts + 1
                 delay = backoff_s(retry, settings)
-                async with state.db.transaction() as conn:
-                    await runs.requeue(conn, tenant_id, activity_id)
+                await steps("retries", requeue)
                 await broker.settle(held, "retry", due_ms=now_ms() + int(delay * 1000))
                 log.warning(
                     "activity %s failed (%s); retry %d/%d in %.2f s",
@@ -164,8 +214,7 @@ class RetryMiddleware(TaskiqMiddleware):
                 return
             attempts = held.attempts + 1
             full_reason = f"{reason} (after {attempts} attempts)"
-            async with state.db.transaction() as conn:
-                escalation = await runs.dead_letter(conn, tenant_id, activity_id, full_reason)
+            escalation = await steps("dead letters", lambda: dead_letter(full_reason))
             await broker.settle(
                 held,
                 "dead",
@@ -178,10 +227,12 @@ class RetryMiddleware(TaskiqMiddleware):
                     "escalation": escalation.hex if escalation else None,
                 },
             )
-            observed.dead_lettered(JOB_TASK, await agent_role(state.db, held.agent_id), reason)
+            role = await steps("dead letters", lambda: agent_role(state.db, held.agent_id))
+            observed.dead_lettered(JOB_TASK, role, reason)
             log.error("activity %s dead-lettered: %s", activity_id, full_reason)
         except Exception:
-            # Could not record the failure: hand the job back; it runs again.
+            # Could not record the failure (not for an outage: the steps above wait those
+            # out): hand the job back; it runs again.
             log.exception("could not retry or dead-letter activity %s", activity_id)
             await broker.settle(held, "release")
 

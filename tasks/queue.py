@@ -7,6 +7,8 @@ between the database and the queue.
   status) lets them run, TERMINATED cancels them and their activities.
 - `reconcile`: QUEUED activities with no job in Redis (a crash between a commit and its
   enqueue, or a Redis that lost its data) get their jobs.
+- `requeue_lost`: RUNNING activities whose jobs Redis lost while they ran (it came back
+  without its data) are QUEUED again, with their jobs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy import text
 from taskiq.message import TaskiqMessage
 
 from domain import runs
@@ -182,3 +185,29 @@ async def cancel_dropped(redis: Redis, db: Database) -> int:
                 conn, [uuid.UUID(j) for j in dropped], "DUPLICATE"
             )
     return cancelled
+
+
+async def requeue_lost(redis: Redis, db: Database, jobs: Sequence[tuple[str, str]]) -> int:
+    """The activities of these jobs (hex job and tenant ids), which Redis lost while they
+    ran, go back from RUNNING to QUEUED and get their jobs again; returns how many."""
+    requeued = []
+    for job_id, tenant_hex in jobs:
+        activity_id, tenant_id = uuid.UUID(job_id), uuid.UUID(tenant_hex)
+        async with db.transaction() as conn:
+            if await runs.requeue(conn, tenant_id, activity_id):
+                row = await conn.execute(
+                    text("SELECT agent_id, priority FROM activities WHERE id = :id"),
+                    {"id": activity_id},
+                )
+                requeued.append((activity_id, tenant_id, *row.one()))
+    for activity_id, tenant_id, agent_id, priority in requeued:
+        await enqueue_activity(
+            redis,
+            activity_id=activity_id,
+            tenant_id=tenant_id,
+            agent_id=agent_id,
+            priority=priority,
+        )
+    if requeued:
+        log.warning("queued again %d running activities whose jobs Redis lost", len(requeued))
+    return len(requeued)

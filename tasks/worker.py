@@ -18,6 +18,15 @@ PROMETHEUS_MULTIPROC_DIR is set too).
 
 SIGTERM / SIGINT: no new jobs; running ones get `shutdown_grace_s` to finish, then they are
 handed back to the queue in their place (no attempt used) and start over elsewhere.
+
+Outages (tasks/outage.py): PostgreSQL or Redis unreachable, at start or later, the worker
+keeps running. Claims, heartbeats, maintenance passes and the steps of running jobs wait
+for the server (probed with capped exponential backoff) and carry on once it answers; an
+outage is logged once when it starts and once when it ends.
+
+Logs: JSON lines on stderr with secrets redacted (the JWT secret, the database and Redis
+passwords), SWITCHBOARD_LOG_LEVEL and SWITCHBOARD_LOG_FORMAT as for the gateway
+(switchboard/observability/logs.py); taskiq's own logger at WARNING.
 """
 
 from __future__ import annotations
@@ -31,17 +40,20 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from domain import runs
 from switchboard.db import Database, create_engine
-from switchboard.observability import metrics, tracing
+from switchboard.observability import logs, metrics, tracing
 from switchboard.settings import Settings
 from tasks import jobs  # noqa: F401  (registers the tasks and the retry middleware)
 from tasks.broker import broker
 from tasks.config import JobSettings
-from tasks.queue import cancel_dropped, configure_agents, reconcile
+from tasks.outage import POSTGRES, REDIS, Outage, Outages
+from tasks.queue import cancel_dropped, configure_agents, reconcile, requeue_lost
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +77,7 @@ async def run_scheduled(redis: Redis, db: Database, settings: JobSettings) -> in
     return expired_total
 
 
-async def _maintenance(redis: Redis, db: Database, settings: JobSettings) -> None:
+async def _maintenance(redis: Redis, db: Database, settings: JobSettings, outages: Outages) -> None:
     loop = asyncio.get_running_loop()
     next_scheduled = loop.time()
     lock_ms = max(int(settings.expiry_interval_s * 900), 100)
@@ -73,8 +85,18 @@ async def _maintenance(redis: Redis, db: Database, settings: JobSettings) -> Non
     # does not hold up the scheduled job of the others.
     scope = ",".join(sorted(t.hex for t in settings.tenants)) if settings.tenants else "all"
     lock_key = broker.store.key(f"{SCHEDULER_LOCK}:{hashlib.sha1(scope.encode()).hexdigest()[:12]}")
+    redis_outages = outages.redis.ended
     while True:
+        await asyncio.sleep(min(1.0, settings.expiry_interval_s))
+        if outages.down:
+            outages.skip("maintenance passes")
+            continue
         try:
+            if outages.redis.ended != redis_outages:
+                # Redis may have come back without its data: queued jobs get theirs again
+                # now rather than at the next scheduled pass.
+                await reconcile(redis, db, settings)
+                redis_outages = outages.redis.ended
             await cancel_dropped(redis, db)
             if settings.scheduler and loop.time() >= next_scheduled:
                 next_scheduled = loop.time() + settings.expiry_interval_s
@@ -82,9 +104,9 @@ async def _maintenance(redis: Redis, db: Database, settings: JobSettings) -> Non
                 # released, so the job runs about once per interval across the fleet.
                 if await redis.set(lock_key, broker.worker_id, nx=True, px=lock_ms):
                     await run_scheduled(redis, db, settings)
-        except Exception:
-            log.exception("worker maintenance failed; trying again")
-        await asyncio.sleep(min(1.0, settings.expiry_interval_s))
+        except Exception as error:
+            if outages.failed(error, "maintenance passes") is None:
+                log.exception("worker maintenance failed; trying again")
 
 
 def _dump_tasks() -> None:
@@ -118,6 +140,13 @@ async def run_worker(
         socket_timeout=job_settings.poll_s + 10,
         socket_connect_timeout=5,
         health_check_interval=30,
+        # One immediate retry (a pooled connection the server closed since); longer outages
+        # are waited out in tasks/outage.py, not inside the client.
+        retry=Retry(NoBackoff(), 1),
+    )
+    outages = Outages(
+        Outage(POSTGRES, lambda: db.fetch("SELECT 1")),
+        Outage(REDIS, redis.ping),
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -137,6 +166,7 @@ async def run_worker(
 
     broker.connect(redis, job_settings)
     broker.is_worker_process = True
+    broker.outages = outages
     broker.state.db = db
     broker.state.redis = redis
     broker.state.jobs = job_settings
@@ -145,10 +175,37 @@ async def run_worker(
         await configure_agents(redis, db, agent_ids, job_settings)
 
     broker.configure_agents = configure
+
+    async def requeue(lost: list[tuple[str, str]]) -> None:
+        await outages.run("requeues", lambda: requeue_lost(redis, db, lost), outages.database)
+
+    broker.requeue_lost = requeue
     await broker.startup()
-    await configure_agents(redis, db, None, job_settings)
-    await reconcile(redis, db, job_settings)
-    maintenance = asyncio.create_task(_maintenance(redis, db, job_settings), name="maintenance")
+
+    async def close() -> None:
+        await broker.shutdown()
+        await outages.close()
+        await redis.aclose()
+        await db.dispose()
+
+    async def prepare() -> None:
+        await outages.run("startup", lambda: configure_agents(redis, db, None, job_settings))
+        await outages.run("startup", lambda: reconcile(redis, db, job_settings))
+
+    # Servers unreachable at start: wait for them, unless told to stop meanwhile.
+    preparing = asyncio.create_task(prepare(), name="startup")
+    await asyncio.wait({preparing, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    if not preparing.done():
+        preparing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await preparing
+        await close()
+        log.info("worker %s stopped before it was ready", broker.worker_id)
+        return
+    preparing.result()
+    maintenance = asyncio.create_task(
+        _maintenance(redis, db, job_settings, outages), name="maintenance"
+    )
     metrics_port = os.environ.get("SWITCHBOARD_WORKER_METRICS_PORT")
     if metrics_port:
         metrics.serve_metrics(int(metrics_port))
@@ -184,22 +241,33 @@ async def run_worker(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await broker.shutdown()
-            await redis.aclose()
-            await db.dispose()
+            await close()
             metrics.process_exiting()
             tracing.flush()
             log.info("worker %s stopped", broker.worker_id)
 
 
+def configure_logs(settings: Settings) -> None:
+    """JSON lines (or text), secrets redacted, as every other process writes them."""
+    logs.register_secret(settings.jwt_secret)
+    logs.register_url_password(settings.database_url or os.environ.get("DATABASE_URL"))
+    logs.register_url_password(settings.redis_url or os.environ.get("REDIS_URL"))
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        # `switchboard worker` may have installed a plain handler while parsing arguments:
+        # this process writes its lines one way only.
+        if not getattr(handler, "switchboard", False):
+            root.removeHandler(handler)
+    logs.configure_logging(settings.log_level, settings.log_format)
+    logging.getLogger("taskiq").setLevel(logging.WARNING)
+
+
 def main() -> int:
     """`switchboard worker` (DATABASE_URL and REDIS_URL point at the servers)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("taskiq").setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    configure_logs(settings)
     tracing.configure_from_env()
-    asyncio.run(run_worker(Settings.from_env(), JobSettings.from_env()))
+    asyncio.run(run_worker(settings, JobSettings.from_env()))
     return 0
 
 
