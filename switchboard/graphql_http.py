@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import ExecutionResult, GraphQLError, OperationType, execute
+from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -39,6 +39,7 @@ from switchboard.edge.persisted import PersistedQueries, PersistedQueryError
 from switchboard.edge.ratelimit import Decision, RateLimiter
 from switchboard.edge.response_cache import CacheRequest, ResponseCache, caching_executor
 from switchboard.edge.timing import ServerTiming
+from switchboard.execution.executor import OperationExecutor
 from switchboard.graphiql import page as graphiql_page
 from switchboard.observability import operations as observed
 from switchboard.settings import Settings
@@ -137,6 +138,7 @@ class GraphQLEndpoint:
         )
         base = schema.execution_context_class
         self.executor_class = caching_executor(base) if self.response_cache else base
+        self.execution = OperationExecutor(schema)  # its plans; graphql-core for the rest
 
     async def __call__(self, request: Request) -> Response:
         timing = ServerTiming()
@@ -270,21 +272,19 @@ class GraphQLEndpoint:
                 variables=graphql_request.variables,
             )
         context = RequestContext.for_principal(principal, self.services)
-        extra = {"response_cache": cache_request} if cache_request is not None else {}
         try:
-            result = execute(
-                self.schema._schema,
+            result = await self.execution.execute(
                 prepared.document,  # type: ignore[arg-type]
+                prepared.sha256,
+                operation,
                 context_value=context,
                 variable_values=graphql_request.variables,
                 operation_name=graphql_request.operation_name,
                 executor_class=self.executor_class,
                 hide_suggestions=not self.settings.development,
                 middleware=observed.resolver_middleware(),  # None unless resolver spans are on
-                **extra,
+                response_cache=cache_request,
             )
-            if not isinstance(result, ExecutionResult):
-                result = await result
         finally:
             context.loaders.close()
         timing.mark("exec")

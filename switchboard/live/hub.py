@@ -6,7 +6,8 @@ streams nobody here follows. The rest are rendered and delivered:
 - Subscribers with the same document, the same variables (but the root field's own
   arguments, like `after`), the same tenant and the same kind of principal form a group. An
   event is executed once per group, through loaders made for that event only (fresh data,
-  one tenant), serialised once, and handed to each member. A thousand dashboards on one
+  one tenant), with the group's plan (`switchboard.execution`, made at its first event),
+  serialised once, and handed to each member. A thousand dashboards on one
   tenant cost one execution per event, not a thousand.
 - Handing over never waits: each connection has a bounded send queue, and one that is full
   closes its connection (websocket.py), so a slow consumer never slows the others and
@@ -37,6 +38,8 @@ from domain.access import Principal
 from domain.events import Position
 from resolvers.subscriptions import Feed, stream_event, tenant_event
 from switchboard.context import RequestContext, Services
+from switchboard.execution.executor import for_schema
+from switchboard.execution.plan import OperationPlan
 from switchboard.live import log as event_log
 from switchboard.live.log import Entry, EventLog
 from switchboard.observability import live as observed
@@ -70,6 +73,7 @@ class Group:
     principal: Principal
     operation: str | None
     members: dict[Subscriber, None] = field(default_factory=dict)
+    plan: OperationPlan | str | None = None  # made at the first event (switchboard.execution)
 
 
 @dataclass(eq=False, slots=True)
@@ -201,13 +205,12 @@ class Hub:
 
     async def render(self, group: Group, root: Any) -> str:
         """The event's `payload` for the group's members, executed with fresh loaders."""
-        executor = group.executor.build_per_event_executor(root)
+        planned = for_schema(group.executor.schema)
+        if group.plan is None:
+            group.plan = planned.event_plan(group.executor)
         context = RequestContext.for_principal(group.principal, self.services)
-        executor.context_value = context
         try:
-            result = executor.execute_operation()
-            if not isinstance(result, ExecutionResult):
-                result = await result  # type: ignore[misc]
+            result = await planned.execute_event(group.executor, group.plan, root, context)
         finally:
             context.loaders.close()
         return orjson.dumps(self.render_payload(result)).decode()  # type: ignore[arg-type]

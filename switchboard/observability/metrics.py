@@ -14,6 +14,7 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 | `switchboard_graphql_request_duration_seconds` | histogram | operation, type, audience |
 | `switchboard_graphql_errors_total` | counter | operation, code |
 | `switchboard_cache_requests_total` | counter | cache, result (hit, miss) |
+| `switchboard_execution_fallbacks_total` | counter | reason (operations graphql-core ran) |
 | `switchboard_db_statement_duration_seconds` | histogram | operation (SELECT, INSERT, …) |
 | `switchboard_db_pool_connections_in_use` | gauge | – |
 | `switchboard_db_pool_connections_open` | gauge | – |
@@ -114,6 +115,11 @@ CACHE_REQUESTS = Counter(
     "switchboard_cache_requests",
     "Cache look-ups by cache and result (hit or miss).",
     ["cache", "result"],
+)
+EXECUTION_FALLBACKS = Counter(
+    "switchboard_execution_fallbacks",
+    "Operations executed by graphql-core instead of the planned executor, by reason.",
+    ["reason"],
 )
 
 # Database
