@@ -27,6 +27,12 @@ def postgres_upstream(database_url: str) -> Upstream:
     return lambda: asyncio.open_connection(url.host or "127.0.0.1", port)
 
 
+def redis_upstream(redis_url: str) -> Upstream:
+    """How to reach the Redis server of a `redis://host:port/db` URL."""
+    url = make_url(redis_url.replace("redis://", "redis+tcp://", 1))
+    return lambda: asyncio.open_connection(url.host or "127.0.0.1", url.port or 6379)
+
+
 def through_proxy(database_url: str, port: int) -> str:
     """The same database, reached through the proxy on 127.0.0.1:`port`."""
     url = make_url(database_url)

@@ -1,5 +1,6 @@
-"""A database outage under a running gateway: 503 SERVICE_UNAVAILABLE with Retry-After while
-PostgreSQL cannot be reached, nothing half-applied, and service again once it is back."""
+"""Outages under a running gateway. PostgreSQL: 503 SERVICE_UNAVAILABLE with Retry-After
+while it cannot be reached, nothing half-applied, and service again once it is back. Redis:
+every read still answered, and the cache and the rate limiter in use again once it is back."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from typing import Any
 
 import asyncpg
 
+from domain.ids import parse_id_of, to_global_id
 from tests.conftest import Servers
-from tests.edge_support import bearer, gateway
-from tests.fault_proxy import FaultProxy, postgres_upstream, through_proxy
+from tests.edge_support import MOBILE_HOME_ID, bearer, gateway, persisted, server_timing
+from tests.fault_proxy import FaultProxy, postgres_upstream, redis_upstream, through_proxy
 
 READ = "{ tenant { name campaigns(first: 3) { edges { node { id name } } } } }"
+DISPATCH = (
+    "mutation($input: DispatchActivityInput!) { dispatchActivity(input: $input) "
+    "{ activity { id status } userErrors { code } } }"
+)
 CREATE = (
     "mutation($input: CreateCampaignInput!) { createCampaign(input: $input) "
     "{ campaign { id } userErrors { code } } }"
@@ -83,5 +89,69 @@ async def test_a_database_outage_answers_503_changes_nothing_and_recovers(
             assert await _until(ready) < 2.0
         count = "SELECT count(*) FROM campaigns WHERE name = $1"
         assert await db_conn.fetchval(count, name) == 0  # the refused write left nothing
+    finally:
+        await proxy.close()
+
+
+async def test_a_redis_outage_answers_every_read_and_the_edge_recovers(
+    servers: Servers, token: Any, db_conn: asyncpg.Connection
+) -> None:
+    proxy = FaultProxy(redis_upstream(servers.redis_url))
+    port = await proxy.start()
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    home = {"extensions": persisted(MOBILE_HOME_ID)}
+    mobile = bearer(token("acme", "marketer", "mobile"))
+    dashboard = bearer(token("acme"))
+    try:
+        async with gateway(servers, redis_url=redis_url, response_cache=True, rate_limit=True) as (
+            _,
+            client,
+        ):
+            await client.post("/graphql", json=home, headers=mobile)
+            cached = await client.post("/graphql", json=home, headers=mobile)
+            assert server_timing(cached)["cache"] == "hit"
+
+            await proxy.cut()
+            for _ in range(10):  # reads go around the cache and the shared window
+                read = await client.post("/graphql", json={"query": READ}, headers=dashboard)
+                assert read.status_code == 200 and "errors" not in read.json(), read.text
+                answer = await client.post("/graphql", json=home, headers=mobile)
+                assert answer.status_code == 200 and "errors" not in answer.json()
+                assert answer.json()["data"] == cached.json()["data"]
+
+            # A dispatch commits its activity: that is its answer, though the job cannot be
+            # enqueued now (the workers' reconciler enqueues it once Redis is back).
+            deliverable = await db_conn.fetchval(
+                "SELECT d.id FROM deliverables d JOIN tenants t ON t.id = d.tenant_id "
+                "JOIN campaigns c ON c.id = d.campaign_id WHERE t.slug = 'acme' "
+                "AND c.status = 'ACTIVE' AND d.status IN ('PLANNED', 'IN_PROGRESS') LIMIT 1"
+            )
+            variables = {
+                "input": {
+                    "deliverableId": to_global_id("Deliverable", deliverable),
+                    "role": "COPYWRITER",
+                }
+            }
+            dispatched = await client.post(
+                "/graphql", json={"query": DISPATCH, "variables": variables}, headers=dashboard
+            )
+            assert dispatched.status_code == 200, dispatched.text
+            activity = dispatched.json()["data"]["dispatchActivity"]["activity"]
+            assert activity is not None, dispatched.text
+            assert activity["status"] == "QUEUED"
+            status = "SELECT status FROM activities WHERE id = $1"
+            assert await db_conn.fetchval(status, parse_id_of("Activity", activity["id"])) == (
+                "QUEUED"
+            )
+
+            await proxy.restore()
+
+            async def cached_again() -> bool:
+                response = await client.post("/graphql", json=home, headers=mobile)
+                assert response.status_code == 200
+                return server_timing(response).get("cache") == "hit"
+
+            # The breaker lets Redis back in after its cool-down (SWITCHBOARD_REDIS_RETRY_S).
+            await _until(cached_again)
     finally:
         await proxy.close()
