@@ -3,17 +3,10 @@ statuses a person may set."""
 
 from __future__ import annotations
 
-import uuid
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import AgentRole
 from domain.errors import Rejected
-from domain.events import record_event
-from loaders.shapes import AGENT_COLUMNS
 
 DEFAULT_CONCURRENCY = {
     AgentRole.ACTIVITY_PLANNER: 2,
@@ -66,27 +59,13 @@ STATUS_TRANSITIONS = {
 }
 
 
-async def set_agent_status(
-    conn: AsyncConnection, tenant_id: uuid.UUID, agent_id: uuid.UUID, status: str
-) -> Any:
-    """Move the agent to `status` (a row of AGENT_COLUMNS)."""
+def check_settable(status: str) -> None:
+    """Rejected unless setAgentStatus may set `status` at all."""
     if status not in SETTABLE_STATUSES:
         raise Rejected("INVALID", "An agent can be set PAUSED, IDLE or TERMINATED.", "status")
-    current = (
-        await conn.execute(
-            text("SELECT status FROM agents WHERE id = :id AND tenant_id = :tenant_id FOR UPDATE"),
-            {"id": agent_id, "tenant_id": tenant_id},
-        )
-    ).scalar()
-    if current is None:
-        raise Rejected("NOT_FOUND", "No agent has this ID.", "id")
+
+
+def check_status_move(current: str, status: str) -> None:
+    """Rejected unless an agent that is `current` may become `status` (staying is fine)."""
     if status != current and status not in STATUS_TRANSITIONS[current]:
         raise Rejected("INVALID_STATE", f"A {current} agent cannot become {status}.", "status")
-    row = (
-        await conn.execute(
-            text(f"UPDATE agents t SET status = :status WHERE id = :id RETURNING {AGENT_COLUMNS}"),
-            {"status": status, "id": agent_id},
-        )
-    ).one()
-    await record_event(conn, tenant_id, "AGENT_STATUS_CHANGED", agent_id=agent_id)
-    return row

@@ -1,26 +1,32 @@
-"""Recording an LLM call: the rules its figures must follow, and the one write that keeps
-every spend rollup exact (see domain/rollups.py)."""
+"""An LLM call's figures: defined once here, the rules they must follow, and the call as it
+is recorded (the write that keeps every spend rollup exact: domain/store/llm_calls.py).
+
+`LlmCallFigures` is the one list of what a call reports. The agent runtimes' turn results
+(tasks/runtimes.py), the recordLlmCall input and the LlmCall type (schema/) extend it, and
+`figures_of` copies the figures from any of them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import Any
 
 from domain.errors import BadUserInput
-from domain.rollups import RECORD_CALL_SQL
 
 MAX_NAME = 100
 MAX_COST = Decimal("100000")
 
 
-@dataclass(frozen=True, slots=True)
-class NewLlmCall:
-    activity_id: uuid.UUID
+# Neither frozen nor slotted: Strawberry builds the schema's input and object types as
+# subclasses, which may not be frozen, and reads slots as default values.
+@dataclass
+class LlmCallFigures:
+    """What one LLM call reports: who answered, and what it took and cost."""
+
     provider: str
     model: str
     input_tokens: int
@@ -43,36 +49,27 @@ class NewLlmCall:
             raise BadUserInput("`cost_usd` has at most 6 decimal places.")
 
 
+FIGURES = tuple(field.name for field in dataclasses.fields(LlmCallFigures))
+
+
+def figures_of(source: Any) -> dict[str, Any]:
+    """The figures of anything that carries them (a turn result, the mutation's input), as
+    keyword arguments for another carrier."""
+    return {name: getattr(source, name) for name in FIGURES}
+
+
+@dataclass(slots=True)
+class NewLlmCall(LlmCallFigures):
+    """A call to record for one activity."""
+
+    activity_id: uuid.UUID
+
+    @classmethod
+    def of(cls, activity_id: uuid.UUID, source: Any) -> NewLlmCall:
+        return cls(activity_id=activity_id, **figures_of(source))
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedCall:
     id: uuid.UUID
     created_at: dt.datetime
-
-
-async def record_llm_call(
-    conn: AsyncConnection,
-    tenant_id: uuid.UUID,
-    call: NewLlmCall,
-    at: dt.datetime | None = None,
-) -> RecordedCall | None:
-    """Write the call and its rollups in the caller's transaction; None if the activity is
-    not one of the tenant's."""
-    call.check()
-    row = (
-        await conn.execute(
-            text(RECORD_CALL_SQL),
-            {
-                "id": uuid.uuid4(),
-                "tenant_id": tenant_id,
-                "activity_id": call.activity_id,
-                "provider": call.provider,
-                "model": call.model,
-                "input_tokens": call.input_tokens,
-                "output_tokens": call.output_tokens,
-                "cost_usd": call.cost_usd,
-                "latency_ms": call.latency_ms,
-                "created_at": at or dt.datetime.now(dt.UTC),
-            },
-        )
-    ).first()
-    return RecordedCall(id=row[0], created_at=row[1]) if row else None

@@ -29,8 +29,9 @@ import asyncpg
 from sqlalchemy import event, text
 from stats import nearest_rank  # perf/stats.py, beside this script
 
-from domain.llm_calls import NewLlmCall, record_llm_call
+from domain.llm_calls import NewLlmCall
 from domain.pagination import Page, decode_cursor
+from domain.store.llm_calls import record_llm_call
 from loaders import Loaders
 from switchboard.db import Database, create_engine
 from switchboard.seed import rebuild_rollups, stable_id

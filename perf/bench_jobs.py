@@ -57,7 +57,7 @@ from gateway import free_port  # noqa: E402
 from stats import summary  # noqa: E402  (perf/stats.py, beside this script)
 
 from domain.ids import to_global_id  # noqa: E402
-from domain.work import create_activity, create_deliverable  # noqa: E402
+from domain.store.work import create_activity, create_deliverable  # noqa: E402
 from switchboard.auth import issue_token  # noqa: E402
 from switchboard.migrate import upgrade_to_head  # noqa: E402
 from switchboard.seed import seed_demo, stable_id  # noqa: E402

@@ -2,8 +2,8 @@
 
 Only agent tokens, and only for activities of their own agent: another agent's activity in
 the same tenant is a FORBIDDEN user error, another tenant's or an unknown one NOT_FOUND.
-Both go through domain/runs.py, the code the job worker runs, so an external runtime moves
-an activity exactly as the built-in ones do:
+Both go through domain/runs.py and domain/store/runs.py, the code the job worker runs, so
+an external runtime moves an activity exactly as the built-in ones do:
 - reportActivityProgress: `status` follows the agent's part of the state machine
   (QUEUED → RUNNING; RUNNING → AWAITING_APPROVAL, FAILED or ESCALATED), anything else is
   INVALID_STATE; `chunk` is appended to a RUNNING activity's output (after the status
@@ -20,13 +20,12 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import text
-
 from domain import runs
 from domain.errors import BadUserInput, Rejected
 from domain.ids import to_global_id
-from domain.llm_calls import NewLlmCall
-from loaders.shapes import ACTIVITY_COLUMNS, activity_from_row
+from domain.llm_calls import NewLlmCall, figures_of
+from domain.store import runs as run_store
+from loaders.shapes import activity_from_row
 from resolvers.common import Problems, audit, input_id, require_agent
 from schema import types as t
 from schema.mutations import (
@@ -38,23 +37,12 @@ from schema.mutations import (
 from schema.types import Info
 from switchboard.observability import llm
 
-OWN_ACTIVITY_SQL = text(
-    "SELECT a.agent_id, a.status, a.campaign_id, g.role FROM activities a "
-    "JOIN agents g ON g.id = a.agent_id WHERE a.id = :id AND a.tenant_id = :t"
-)
-
 
 async def _own_activity(conn: Any, info: Info, activity_id: uuid.UUID, lock: bool) -> Any:
     principal = info.context.principal
-    sql = OWN_ACTIVITY_SQL.text + (" FOR UPDATE OF a" if lock else "")
-    row = (await conn.execute(text(sql), {"id": activity_id, "t": principal.tenant_id})).first()
-    if row is None:
-        raise Rejected("NOT_FOUND", "No activity has this ID.", "input", "activityId")
-    if row[0] != principal.subject_id:
-        raise Rejected(
-            "FORBIDDEN", "This activity belongs to another agent.", "input", "activityId"
-        )
-    return row
+    return await run_store.own_activity(
+        conn, principal.tenant_id, principal.subject_id, activity_id, lock=lock
+    )
 
 
 def _enum_value(value: Any) -> str | None:
@@ -97,24 +85,20 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
         # The common report, a chunk for a running activity of one's own: one statement.
         # When it changes nothing, the checked path below says why.
         rows = await info.context.db.fetch(
-            runs.APPEND_SQL,
-            runs.append_params(tenant_id, activity_id, chunk, info.context.principal.subject_id),
+            run_store.APPEND_SQL,
+            run_store.append_params(
+                tenant_id, activity_id, chunk, info.context.principal.subject_id
+            ),
         )
         if rows:
             return _reported(info, activity_id, rows[0], chunk, None)
     try:
         async with info.context.db.transaction() as conn:
             _, current, _, _ = await _own_activity(conn, info, activity_id, lock=True)
-            if status is not None and status not in runs.AGENT_TRANSITIONS.get(current, ()):
-                raise Rejected(
-                    "INVALID_STATE",
-                    f"A {current} activity cannot become {status}.",
-                    "input",
-                    "status",
-                )
+            runs.check_agent_report(current, status)
             running = current
             if status == "RUNNING" and current == "QUEUED":
-                if await runs.start_run(conn, tenant_id, activity_id, restart=False) is None:
+                if await run_store.start_run(conn, tenant_id, activity_id, restart=False) is None:
                     raise Rejected(
                         "INVALID_STATE", "This activity cannot start.", "input", "status"
                     )
@@ -127,7 +111,7 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
                         "input",
                         "chunk",
                     )
-                if await runs.append_output(conn, tenant_id, activity_id, chunk) is None:
+                if await run_store.append_output(conn, tenant_id, activity_id, chunk) is None:
                     raise Rejected(
                         "INVALID",
                         f"The output would exceed {runs.MAX_OUTPUT} characters.",
@@ -135,16 +119,15 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
                         "chunk",
                     )
             if status == "AWAITING_APPROVAL":
-                await runs.finish_run(conn, await runs.load_run(conn, tenant_id, activity_id))
+                await run_store.finish_run(
+                    conn, await run_store.load_run(conn, tenant_id, activity_id)
+                )
             elif status in ("FAILED", "ESCALATED"):
                 default = "Reported by the agent." if status == "FAILED" else "Needs a person."
-                await runs.fail_run(conn, tenant_id, activity_id, reason or default, status=status)
-            row = (
-                await conn.execute(
-                    text(f"SELECT {ACTIVITY_COLUMNS} FROM activities t WHERE t.id = :id"),
-                    {"id": activity_id},
+                await run_store.fail_run(
+                    conn, tenant_id, activity_id, reason or default, status=status
                 )
-            ).one()
+            row = await run_store.activity_row(conn, activity_id)
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return ActivityPayload(activity=None, user_errors=problems.errors)
@@ -174,15 +157,7 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     require_agent(info)
     problems = Problems()
     activity_id = input_id(problems, "Activity", input.activity_id, "input", "activityId")
-    call = NewLlmCall(
-        activity_id=activity_id or uuid.UUID(int=0),
-        provider=input.provider,
-        model=input.model,
-        input_tokens=input.input_tokens,
-        output_tokens=input.output_tokens,
-        cost_usd=input.cost_usd,
-        latency_ms=input.latency_ms,
-    )
+    call = NewLlmCall.of(activity_id or uuid.UUID(int=0), input)
     try:
         call.check()
     except BadUserInput as bad:
@@ -203,11 +178,11 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
                     "input",
                     "activityId",
                 )
-            recorded = await runs.record_call(conn, tenant_id, call, campaign_id)
+            recorded = await run_store.record_call(conn, tenant_id, call, campaign_id)
             if recorded is None:  # deleted meanwhile: as unknown
                 raise Rejected("NOT_FOUND", "No activity has this ID.", "input", "activityId")
             # A budget now exceeded fails the activity in this transaction.
-            await runs.enforce_budgets(conn, tenant_id, campaign_id, agent_id, activity_id)
+            await run_store.enforce_budgets(conn, tenant_id, campaign_id, agent_id, activity_id)
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return LlmCallPayload(llm_call=None, user_errors=problems.errors)
@@ -225,12 +200,7 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     return LlmCallPayload(
         llm_call=t.LlmCall(
             id=to_global_id("LlmCall", recorded.id),
-            provider=call.provider,
-            model=call.model,
-            input_tokens=call.input_tokens,
-            output_tokens=call.output_tokens,
-            cost_usd=call.cost_usd,
-            latency_ms=call.latency_ms,
+            **figures_of(call),
             created_at=recorded.created_at,
             activity_id=activity_id,
         ),

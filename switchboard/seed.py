@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.agents import DEFAULT_CONCURRENCY, DEFAULT_MODEL, call_cost
 from domain.enums import AgentRole, MemberRole
-from domain.rollups import REBUILD_SQL
+from domain.runs import KIND_RISK
+from domain.store.rollups import REBUILD_SQL
 from switchboard.skill_catalogue import SKILLS
 
 NAMESPACE = uuid.UUID("6f1c8f2e-3d4b-4a5c-9e7f-0a1b2c3d4e5f")
@@ -60,14 +61,6 @@ KIND_ROLE = {
     "REPORT": AgentRole.DATA_ANALYST,
 }
 KINDS = list(KIND_ROLE)
-KIND_RISK = {
-    "AD_SET": "HIGH",
-    "EMAIL": "HIGH",
-    "BLOG_POST": "MEDIUM",
-    "SOCIAL_POST": "MEDIUM",
-    "SEO_AUDIT": "LOW",
-    "REPORT": "LOW",
-}
 DELIVERABLE_STATUSES = ["IN_REVIEW", "IN_PROGRESS", "PLANNED", "APPROVED", "PUBLISHED", "CANCELLED"]
 ACTIVITY_STATUSES = [
     "AWAITING_APPROVAL",

@@ -10,8 +10,9 @@ Keys (P = prefix):
 - `P eligible`       sorted set: agents that may start a job now (configured, not paused,
                      under their cap, with a ready job), score = their best ready job's score;
                      its first member holds the most urgent job that may run;
-- `P a:<agent>`      hash: cap, paused (0/1), tenant; `P unconfigured`: agents whose config a
-                     worker must still load from the database;
+- `P a:<agent>`      hash: cap, paused (0 runs, 1 paused, 2 terminated: held for good),
+                     tenant; `P unconfigured`: agents whose config a worker must still load
+                     from the database;
 - `P run:<agent>`    set: the agent's running jobs (its size is checked against the cap);
 - `P jobs:<agent>`   set: all of the agent's jobs (for cancelling);
 - `P leases`         sorted set: running job -> lease deadline (ms);
@@ -37,7 +38,7 @@ local function refresh(agent)
     return 0
   end
   local best = redis.call('ZRANGE', P .. 'r:' .. agent, 0, 0, 'WITHSCORES')
-  if #best == 0 or cfg[2] == '1'
+  if #best == 0 or cfg[2] ~= '0'
       or redis.call('SCARD', P .. 'run:' .. agent) >= tonumber(cfg[1]) then
     redis.call('ZREM', P .. 'eligible', agent)
     return 0
@@ -278,10 +279,16 @@ end
 return lost
 """
 
-# ARGV: P, agent, tenant, cap, paused (0/1). Caps and PAUSED live here, read by CLAIM.
+# ARGV: P, agent, tenant, cap, paused (0 runs, 1 paused, 2 terminated). Caps and PAUSED
+# live here, read by CLAIM. TERMINATED is final, so it stays: a re-sync that read the agent's
+# status before it was terminated cannot release its jobs.
 CONFIGURE = r"""
 local agent = ARGV[2]
-redis.call('HSET', P .. 'a:' .. agent, 'tenant', ARGV[3], 'cap', ARGV[4], 'paused', ARGV[5])
+local paused = ARGV[5]
+if redis.call('HGET', P .. 'a:' .. agent, 'paused') == '2' then
+  paused = '2'
+end
+redis.call('HSET', P .. 'a:' .. agent, 'tenant', ARGV[3], 'cap', ARGV[4], 'paused', paused)
 redis.call('SREM', P .. 'unconfigured', agent)
 if refresh(agent) == 1 then
   local ready = redis.call('ZCARD', P .. 'r:' .. agent)

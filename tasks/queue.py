@@ -4,7 +4,10 @@ between the database and the queue.
 - `enqueue_activity`: one job per activity (the job's ID is the activity's), at its
   priority; False when dropped because a job with the same dedup key is waiting.
 - `agent_status_changed`: PAUSED holds the agent's waiting jobs, IDLE (or any other
-  status) lets them run, TERMINATED cancels them and their activities.
+  status) lets them run, TERMINATED holds them for good and cancels them and their
+  activities.
+- `configure_agents`: the periodic re-sync of caps and statuses, which also cancels any
+  stray job of a terminated agent.
 - `reconcile`: QUEUED activities with no job in Redis (a crash between a commit and its
   enqueue, or a Redis that lost its data) get their jobs.
 - `requeue_lost`: RUNNING activities whose jobs Redis lost while they ran (it came back
@@ -19,10 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import text
 from taskiq.message import TaskiqMessage
 
-from domain import runs
+from domain.store import agents as agent_store
+from domain.store import runs
 from switchboard.db import Database
 from switchboard.observability import jobs as observed
 from tasks.broker import JobStore, broker
@@ -98,15 +101,16 @@ async def agent_status_changed(
 ) -> None:
     """Tell the queue an agent's status (or cap) changed. PAUSED: its waiting jobs stay
     queued and none starts; IDLE and the rest: they run again, up to `concurrency` at once;
-    TERMINATED: its waiting jobs are removed and their activities CANCELLED (running ones
-    stop at their next turn)."""
+    TERMINATED: its waiting jobs are held for good, removed, and their activities CANCELLED
+    (running ones stop at their next turn)."""
     store = _store()
     if status == "TERMINATED":
-        async with db.transaction() as conn:
-            await runs.cancel_waiting(conn, tenant_id, agent_id)
-        await store.cancel_agent(redis, agent_id.hex)
-        # Not held: a stray job of a terminated agent runs and cancels itself at its start.
-        await store.configure(redis, agent_id.hex, tenant_id.hex, concurrency, paused=False)
+        # Held first: from here on no worker claims one of its jobs, whatever a concurrent
+        # re-sync (configure_agents) read before the termination committed.
+        await store.configure(
+            redis, agent_id.hex, tenant_id.hex, concurrency, paused=True, terminated=True
+        )
+        await _cancel_terminated(redis, db, tenant_id, agent_id, always=True)
         return
     await store.configure(
         redis, agent_id.hex, tenant_id.hex, concurrency, paused=status == "PAUSED"
@@ -120,43 +124,48 @@ async def configure_agents(
     given agents (hex ids), or for every agent of the tenants this worker serves."""
     if agent_ids is not None:
         ids = [uuid.UUID(a) for a in agent_ids]
-        rows = await db.fetch(
-            "SELECT id, tenant_id, concurrency, status FROM agents "
-            "WHERE id = ANY(CAST(:ids AS uuid[]))",
-            {"ids": ids},
-        )
+        rows = await agent_store.queue_settings(db, ids=ids)
         known = {r[0] for r in rows}
         for missing in set(ids) - known:
             # No such agent: its jobs can never run; they end when their activity is not
             # found. A cap of 1 lets them drain.
             await _store().configure(redis, missing.hex, "", 1, paused=False)
-    elif settings.tenants:
-        rows = await db.fetch(
-            "SELECT id, tenant_id, concurrency, status FROM agents "
-            "WHERE tenant_id = ANY(CAST(:t AS uuid[]))",
-            {"t": list(settings.tenants)},
-        )
     else:
-        rows = await db.fetch("SELECT id, tenant_id, concurrency, status FROM agents")
+        rows = await agent_store.queue_settings(db, tenants=settings.tenants or None)
     for agent_id, tenant_id, concurrency, status in rows:
-        # A terminated agent's stray jobs run (and cancel themselves at start).
+        terminated = status == "TERMINATED"
         await _store().configure(
-            redis, agent_id.hex, tenant_id.hex, concurrency, paused=status == "PAUSED"
+            redis,
+            agent_id.hex,
+            tenant_id.hex,
+            concurrency,
+            paused=status == "PAUSED",
+            terminated=terminated,
         )
+        if terminated:
+            # Stray jobs (enqueued after the termination, or a running job's retry) wait
+            # held; they are removed here, with their activities.
+            await _cancel_terminated(redis, db, tenant_id, agent_id, always=False)
     return len(rows)
+
+
+async def _cancel_terminated(
+    redis: Redis, db: Database, tenant_id: uuid.UUID, agent_id: uuid.UUID, *, always: bool
+) -> None:
+    """A terminated (so held) agent's waiting jobs removed, and its QUEUED activities
+    CANCELLED: `always`, or only when it had waiting jobs (the periodic re-sync, which then
+    writes nothing for the terminated agents that have none)."""
+    removed = await _store().cancel_agent(redis, agent_id.hex)
+    if removed or always:
+        async with db.transaction() as conn:
+            await runs.cancel_waiting(conn, tenant_id, agent_id)
 
 
 async def reconcile(redis: Redis, db: Database, settings: JobSettings) -> int:
     """Enqueue QUEUED activities (older than a few seconds) that have no job in Redis, oldest
     first; returns how many."""
     await cancel_dropped(redis, db)
-    scope = "AND a.tenant_id = ANY(CAST(:t AS uuid[]))" if settings.tenants else ""
-    rows = await db.fetch(
-        "SELECT a.id, a.tenant_id, a.agent_id, a.priority FROM activities a "
-        f"WHERE a.status = 'QUEUED' AND a.created_at < now() - make_interval(secs => :age) {scope} "
-        "ORDER BY a.created_at, a.id",
-        {"t": list(settings.tenants or ()), "age": RECONCILE_MIN_AGE_S},
-    )
+    rows = await runs.stranded(db, settings.tenants, RECONCILE_MIN_AGE_S)
     enqueued = 0
     for start in range(0, len(rows), 500):
         batch = rows[start : start + 500]
@@ -195,11 +204,7 @@ async def requeue_lost(redis: Redis, db: Database, jobs: Sequence[tuple[str, str
         activity_id, tenant_id = uuid.UUID(job_id), uuid.UUID(tenant_hex)
         async with db.transaction() as conn:
             if await runs.requeue(conn, tenant_id, activity_id):
-                row = await conn.execute(
-                    text("SELECT agent_id, priority FROM activities WHERE id = :id"),
-                    {"id": activity_id},
-                )
-                requeued.append((activity_id, tenant_id, *row.one()))
+                requeued.append((activity_id, tenant_id, *await runs.job_of(conn, activity_id)))
     for activity_id, tenant_id, agent_id, priority in requeued:
         await enqueue_activity(
             redis,

@@ -17,9 +17,10 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from domain.events import record_event
 from domain.ids import to_global_id
-from domain.llm_calls import NewLlmCall, record_llm_call
+from domain.llm_calls import NewLlmCall
+from domain.store.events import record_event
+from domain.store.llm_calls import record_llm_call
 from switchboard.edge import response_cache
 from switchboard.edge.invalidation import INVALIDATES, groups_for, invalidate
 from switchboard.edge.response_cache import cache_stats

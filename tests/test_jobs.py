@@ -20,9 +20,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import to_global_id
+from switchboard.db import Database
 from tasks.broker import JobStore
+from tasks.config import JobSettings
+from tasks.queue import configure_agents
 from tests.conftest import Servers
 from tests.jobs_support import (
     FakeChatServer,
@@ -479,6 +483,48 @@ async def test_paused_agents_hold_their_jobs_and_terminated_ones_cancel_them(
     await agent_status("COPYWRITER", "IDLE")
     await wait_for(lambda: _all(db_conn, held, "AWAITING_APPROVAL"), 30)
     assert set((await statuses(db_conn, doomed)).values()) == {"CANCELLED"}
+
+
+async def test_a_terminated_agents_jobs_stay_held_whatever_a_late_resync_read(
+    servers: Servers,
+    db_conn: asyncpg.Connection,
+    redis: Redis,
+    gql: Any,
+    token: Any,
+) -> None:
+    """A worker's agent re-sync that read the agent's status just before it was terminated
+    cannot release its jobs for claiming, and the next re-sync cancels a job that reached
+    the queue after the termination (with its activity)."""
+    tenant = await fresh_tenant(servers.database_url, "held")
+    agent = tenant.agent("SEO_SPECIALIST")
+    [late] = await new_work(db_conn, tenant, "SEO_SPECIALIST", kind="SEO_AUDIT")
+    response = await gql(
+        """mutation($id: ID!) { setAgentStatus(id: $id, status: TERMINATED) {
+        agent { status } } }""",
+        {"id": to_global_id("Agent", agent)},
+        token(tenant.slug, "admin"),
+    )
+    assert response.json()["data"]["setAgentStatus"]["agent"]["status"] == "TERMINATED"
+    assert await activity_status(db_conn, late) == "CANCELLED"
+
+    # The re-sync read IDLE before the termination committed and writes after it; the job
+    # of an activity committed before the termination is enqueued after it.
+    await STORE.configure(redis, agent.hex, tenant.id.hex, 3, paused=False)
+    assert await enqueue(redis, tenant, "SEO_SPECIALIST", late, 5)
+    assert await redis.zcard(STORE.key(f"r:{agent.hex}")) == 1  # ready, yet…
+    assert await redis.zscore(STORE.key("eligible"), agent.hex) is None  # …no worker takes it
+
+    engine = create_async_engine(servers.database_url)
+    try:
+        settings = JobSettings(tenants=(tenant.id,))
+        assert await configure_agents(redis, Database(engine), None, settings) == 7
+    finally:
+        await engine.dispose()
+    assert await redis.scard(STORE.key(f"jobs:{agent.hex}")) == 0
+    assert await db_conn.fetchval(
+        "SELECT dispatched_at IS NULL AND status = 'CANCELLED' FROM activities WHERE id = $1",
+        late,
+    )
 
 
 # ---------------------------------------------------------------- the planner

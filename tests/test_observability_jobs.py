@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import parse_id_of, to_global_id
-from domain.work import create_deliverable
+from domain.store.work import create_deliverable
 from switchboard.observability import metrics
 from tests.conftest import Servers
 from tests.edge_support import MOBILE_HOME_ID, bearer, gateway, persisted

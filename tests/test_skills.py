@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from domain import skills
 from domain.ids import to_global_id
 from domain.runs import Run
+from domain.store import skills as skill_store
 from switchboard.seed import stable_id
 from switchboard.skill_catalogue import LABELLED_QUERIES, SKILLS
 from switchboard.skill_search import cache, changes
@@ -333,7 +334,7 @@ async def test_an_unknown_role_is_refused_before_anything_runs(gql: Any, token: 
 
 async def test_uploads_embed_in_batches_of_32(db_conn: asyncpg.Connection, app: Any) -> None:
     async with app.state.db.connect() as conn:
-        rows = await skills.rows_for_index(conn)
+        rows = await skill_store.rows_for_index(conn)
     rows = (rows * (70 // len(rows) + 1))[:70]
     index = SkillIndex(AsyncQdrantClient(location=":memory:"), LexicalEmbedder())
     try:

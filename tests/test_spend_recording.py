@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from domain.agents import call_cost
 from domain.errors import BadUserInput
-from domain.llm_calls import NewLlmCall, record_llm_call
+from domain.llm_calls import NewLlmCall
+from domain.store.llm_calls import record_llm_call
 from switchboard.seed import seed_demo, stable_id
 from tests.conftest import Servers
 

@@ -1,0 +1,48 @@
+"""The domain's rules import nothing of the layers above them, nor a database or GraphQL
+library: every module under domain/ (but domain/store/, the SQL beside them) is read with
+`ast`, so the rule holds without importing anything."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+DOMAIN = Path(__file__).resolve().parents[2] / "domain"
+FORBIDDEN = {
+    "sqlalchemy",
+    "asyncpg",
+    "strawberry",
+    "loaders",
+    "schema",
+    "resolvers",
+    "switchboard",
+    "tasks",
+}
+
+
+def imported(module: Path) -> set[str]:
+    """The top-level names of every module `module` imports (at any depth of its code)."""
+    names = set()
+    for node in ast.walk(ast.parse(module.read_text(), str(module))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return {name.partition(".")[0] for name in names}
+
+
+def test_the_rules_import_no_sql_no_graphql_and_nothing_above_them() -> None:
+    rules = [p for p in sorted(DOMAIN.rglob("*.py")) if "store" not in p.relative_to(DOMAIN).parts]
+    assert len(rules) > 10  # the walk found the domain
+    broken = {
+        str(p.relative_to(DOMAIN)): sorted(imported(p) & FORBIDDEN)
+        for p in rules
+        if imported(p) & FORBIDDEN
+    }
+    assert broken == {}
+
+
+def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
+    module = tmp_path / "rule.py"
+    module.write_text("def f():\n    from sqlalchemy import text\n    import loaders.shapes\n")
+    assert imported(module) & FORBIDDEN == {"sqlalchemy", "loaders"}
