@@ -77,7 +77,6 @@ from switchboard.seed import COLUMNS, seed_demo, seeding_anchor, stable_id  # no
 from switchboard.services import start_services  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
 from switchboard.skill_catalogue import LABELLED_QUERIES  # noqa: E402
-from switchboard.skill_search.embeddings import EMBEDDING_ENV  # noqa: E402
 
 RESULTS = REPO / "perf" / "results"
 DATABASE = "switchboard_bench_skills"
@@ -194,7 +193,6 @@ async def prepare_database(server_url: str, total: int, distribution: str) -> st
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    os.environ[EMBEDDING_ENV] = args.embedding
     services = start_services(
         Path(args.state_dir),
         os.environ.get("DATABASE_URL"),
@@ -204,7 +202,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     try:
         database_url = await prepare_database(services.database_url, args.skills, args.distribution)
-        settings = Settings(database_url=database_url, redis_url=services.redis_url, mode="test")
+        settings = Settings(
+            database_url=database_url,
+            redis_url=services.redis_url,
+            mode="test",
+            skill_embedding=args.embedding,
+        )
         app = create_app(settings)
         started = time.perf_counter()
         async with LifespanManager(app, startup_timeout=600):

@@ -1,96 +1,381 @@
-"""Settings: every knob the gateway reads from the environment, in one frozen object."""
+"""Settings: every knob read from the environment, each declared once, in frozen objects.
+
+A knob is a dataclass field declared with `knob(env=…, default=…, doc=…)`: its variable,
+its default and its meaning in one place. `from_env()` reads every knob of a class in one
+loop, parsing by the field's type (int, float, bool, str, Path, tuples of them, optional
+ones) or by the knob's own `parse`; a value that does not parse stops the start with a
+`ConfigError` naming the variable. An unset or empty variable leaves the default.
+
+`Settings` holds what the gateway (and the job worker) reads; `tasks/config.py`'s
+`JobSettings` declares the job system's knobs the same way. README.md's variable tables
+are checked against these declarations (tests/unit/test_settings.py), and nothing else in
+the application reads os.environ for configuration.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, field
+import typing
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple, Self
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-STATE_DIR = Path(os.environ.get("SWITCHBOARD_STATE_DIR", PROJECT_DIR / ".switchboard"))
 
 # Development-only default; `switchboard serve` prints it so demo tokens can be minted.
 DEV_JWT_SECRET = "switchboard-dev-secret-change-me-0123456789"
 # The mobile app's trusted documents, from the project's copy of the contract.
 DEFAULT_MANIFEST = PROJECT_DIR / "contract/operations/mobile/persisted-query-manifest.json"
 
-
-def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
-def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+_KNOB = "switchboard.knob"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+EMBEDDERS = ("lexical", "minilm")
 
 
-def env_bool(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def env_optional_bool(name: str) -> bool | None:
-    raw = os.environ.get(name, "").strip().lower()
-    return None if raw == "" else raw in ("1", "true", "yes", "on")
-
-
-def _env_paths(name: str) -> list[Path]:
-    return [Path(p) for p in os.environ.get(name, "").split(os.pathsep) if p]
+class ConfigError(ValueError):
+    """A variable that cannot be used; the message names it."""
 
 
 @dataclass(frozen=True)
-class Settings:
-    """What one gateway process needs to run. Build it with `Settings.from_env()`."""
+class Knob:
+    env: str
+    doc: str
+    # The README's default where it is a description rather than the value ("embedded").
+    shown: str | None = None
+    # Text to value, raising ValueError("<what it must be>"); None: by the field's type.
+    parse: Callable[[str], Any] | None = None
+    secret: bool = False  # never in repr() nor in an error message
 
-    database_url: str | None = None
-    redis_url: str | None = None
-    mode: str = "development"  # development | production | test
-    jwt_secret: str = DEV_JWT_SECRET
-    jwks_url: str | None = None
-    jwt_issuer: str | None = None
-    # Database pool
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
-    db_pool_timeout_s: float = 5.0
-    db_idle_timeout_s: float = 300.0
-    db_connect_timeout_s: float = 5.0
-    db_statement_timeout_ms: int = 10_000
-    db_slow_statement_ms: float = 100.0
-    # Auth caches
-    membership_cache_ttl_s: int = 300
-    token_cache_ttl_s: int = 30
-    state_dir: Path = field(default=STATE_DIR)
-    # Observability (switchboard/observability/); tracing itself reads the OTEL_* variables.
-    log_level: str = "INFO"
-    log_format: str = "json"  # json | text
-    trace_resolvers: bool = False  # a span per resolver that awaits: costly, opt-in
-    readiness_cache_s: float = 10.0
+
+class KnobField(NamedTuple):
+    name: str
+    knob: Knob
+    default: Any
+    type: Any
+
+
+def knob(
+    env: str,
+    default: Any,
+    doc: str,
+    *,
+    shown: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+    secret: bool = False,
+) -> Any:
+    """A dataclass field read from `env` (typed Any so that it fits any annotation)."""
+    return dataclasses.field(
+        default=default,
+        repr=not secret,
+        metadata={_KNOB: Knob(env, doc, shown, parse, secret)},
+    )
+
+
+def knob_fields(cls: type) -> list[KnobField]:
+    """The knobs a settings class declares, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    return [
+        KnobField(f.name, f.metadata[_KNOB], f.default, hints[f.name])
+        for f in dataclasses.fields(cls)
+        if _KNOB in f.metadata
+    ]
+
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("a boolean (1/true/yes/on or 0/false/no/off)")
+
+
+def parse_value(hint: Any, raw: str) -> Any:
+    """`raw` as a value of the annotation `hint`; ValueError says what it must be."""
+    args = typing.get_args(hint)
+    if type(None) in args:  # `X | None`: unset is None, which never reaches here
+        (hint,) = (arg for arg in args if arg is not type(None))
+        args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        item = args[0]
+        separator = os.pathsep if item is Path else ","
+        parts = [part.strip() for part in raw.split(separator) if part.strip()]
+        try:
+            return tuple(parse_value(item, part) for part in parts)
+        except ValueError as error:
+            named = {",": "comma", ":": "colon", ";": "semicolon"}.get(separator, repr(separator))
+            raise ValueError(f"{named}-separated {_plural(error)}") from None
+    if hint is bool:
+        return parse_bool(raw)
+    if hint is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("an integer") from None
+    if hint is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("a number") from None
+    if hint is uuid.UUID:
+        try:
+            return uuid.UUID(raw.strip())
+        except ValueError:
+            raise ValueError("a UUID") from None
+    if hint is Path:
+        return Path(raw)
+    if hint is str:
+        return raw
+    raise TypeError(f"no parser for {hint!r}")
+
+
+def _plural(error: ValueError) -> str:
+    what = str(error).removeprefix("an ").removeprefix("a ")
+    return what if what.endswith("s") else f"{what}s"
+
+
+def read_knobs(cls: type, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The value of every knob of `cls` whose variable is set in `environ`."""
+    values: dict[str, Any] = {}
+    for field in knob_fields(cls):
+        raw = environ.get(field.knob.env, "")
+        if not raw.strip():
+            continue  # unset or empty: the default
+        try:
+            parse = field.knob.parse or (lambda text, hint=field.type: parse_value(hint, text))
+            values[field.name] = parse(raw)
+        except ValueError as error:
+            shown = "" if field.knob.secret else f", not {raw!r}"
+            raise ConfigError(f"{field.knob.env} must be {error}{shown}") from None
+    return values
+
+
+class FromEnv:
+    """Mixin for a frozen dataclass of knobs: `from_env()` builds it from the environment."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Self:
+        """Every knob from `environ` (default: this process's environment), then `overrides`
+        (values, not text). Raises ConfigError for a variable that does not parse."""
+        values = read_knobs(cls, os.environ if environ is None else environ)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _with_mobile_manifest(raw: str) -> tuple[Path, ...]:
+    # The mobile manifest is always served; the variable adds manifests after it.
+    return (DEFAULT_MANIFEST, *parse_value(tuple[Path, ...], raw))
+
+
+def _relay_off(raw: str) -> bool:
+    return not parse_bool(raw)  # the variable turns the relay off; the field says "on"
+
+
+def _embedder(raw: str) -> str:
+    name = raw.strip()
+    if name not in EMBEDDERS:
+        raise ValueError(" or ".join(f"`{embedder}`" for embedder in EMBEDDERS))
+    return name
+
+
+@dataclass(frozen=True)
+class Settings(FromEnv):
+    """What one gateway process (and a job worker's connections) need. Build it with
+    `Settings.from_env()`; tests build it directly."""
+
+    database_url: str | None = knob(
+        "DATABASE_URL",
+        None,
+        "`postgresql+asyncpg://…` (unset: the embedded PostgreSQL)",
+        shown="embedded",
+        secret=True,
+    )
+    redis_url: str | None = knob(
+        "REDIS_URL",
+        None,
+        "`redis://…` (unset: the embedded Valkey)",
+        shown="embedded",
+        secret=True,
+    )
+    mode: str = knob(
+        "SWITCHBOARD_MODE",
+        "development",
+        "development | production | test; production masks unexpected errors, turns GraphiQL off",
+    )
+    jwt_secret: str = knob(
+        "SWITCHBOARD_JWT_SECRET",
+        DEV_JWT_SECRET,
+        "HS256 signing secret",
+        shown="a development secret",
+        secret=True,
+    )
+    jwks_url: str | None = knob(
+        "SWITCHBOARD_JWKS_URL", None, "verify RS256/ES256 tokens against this key set"
+    )
+    jwt_issuer: str | None = knob("SWITCHBOARD_JWT_ISSUER", None, "require this `iss`")
+
+    # Database pool (switchboard/db.py)
+    db_pool_size: int = knob("SWITCHBOARD_DB_POOL_SIZE", 10, "pooled connections kept")
+    db_max_overflow: int = knob("SWITCHBOARD_DB_MAX_OVERFLOW", 10, "connections past the pool")
+    db_pool_timeout_s: float = knob(
+        "SWITCHBOARD_DB_POOL_TIMEOUT_S", 5.0, "wait for a pooled connection"
+    )
+    db_idle_timeout_s: float = knob(
+        "SWITCHBOARD_DB_IDLE_TIMEOUT_S", 300.0, "replace connections idle longer"
+    )
+    db_connect_timeout_s: float = knob("SWITCHBOARD_DB_CONNECT_TIMEOUT_S", 5.0, "connect timeout")
+    db_statement_timeout_ms: int = knob(
+        "SWITCHBOARD_DB_STATEMENT_TIMEOUT_MS",
+        10_000,
+        "`statement_timeout` of every query; a timed-out read is retried once",
+    )
+    db_slow_statement_ms: float = knob(
+        "SWITCHBOARD_DB_SLOW_STATEMENT_MS", 100.0, "log a statement slower than this, with its plan"
+    )
+    db_statement_cache_size: int = knob(
+        "SWITCHBOARD_DB_STATEMENT_CACHE_SIZE",
+        100,
+        "prepared statements kept per connection; 0 behind PgBouncer in transaction mode",
+    )
+
+    # Auth caches in Redis (switchboard/auth.py)
+    membership_cache_ttl_s: int = knob(
+        "SWITCHBOARD_MEMBERSHIP_CACHE_TTL_S",
+        300,
+        "how long a user's role in a tenant is cached (a changed role applies within this)",
+    )
+    token_cache_ttl_s: int = knob(
+        "SWITCHBOARD_TOKEN_CACHE_TTL_S", 30, "how long a verified token's claims are cached"
+    )
+
+    state_dir: Path = knob(  # noqa: RUF009 (knob returns a dataclasses.field)
+        "SWITCHBOARD_STATE_DIR",
+        PROJECT_DIR / ".switchboard",
+        "where embedded services keep their data",
+        shown=".switchboard/",
+    )
+
+    # Observability (switchboard/observability/); the OTEL_* variables are the SDK's own.
+    log_level: str = knob(
+        "SWITCHBOARD_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR", parse=str.upper
+    )
+    log_format: str = knob(
+        "SWITCHBOARD_LOG_FORMAT", "json", "`json`, or `text` for a person", parse=str.lower
+    )
+    trace_resolvers: bool = knob(
+        "SWITCHBOARD_TRACE_RESOLVERS", False, "a span per awaited resolver and root field (costly)"
+    )
+    readiness_cache_s: float = knob(
+        "SWITCHBOARD_READINESS_CACHE_S", 10.0, "how long `/readyz` reuses its answer"
+    )
+    otlp_inline: bool = knob(
+        "SWITCHBOARD_OTLP_INLINE",
+        False,
+        "encode and send spans in this process instead of its export process",
+    )
 
     # Edge (switchboard/edge/): persisted queries, limits, rate limits, response cache
-    pq_manifests: tuple[Path, ...] = (DEFAULT_MANIFEST,)
-    apq_ttl_s: int = 7 * 86400
-    max_body_bytes: int = 1_000_000
-    max_variables_bytes: int = 256_000
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 3000
-    max_cost: int = 100_000
-    rate_limit: bool | None = None  # None: on, except in test mode
-    rate_limit_window_s: float = 60.0
-    rate_limit_dashboard: int = 3000  # per tenant and window
-    rate_limit_mobile: int = 3000
-    rate_limit_agent: int = 6000
-    rate_limit_anonymous: int = 60  # per IP and window, requests without a valid token
-    response_cache: bool | None = None  # None: on, except in test mode
-    cache_home_ttl_s: int = 60
-    cache_spend_ttl_s: int = 300
-    compression_min_bytes: int = 1024
-    redis_retry_s: float = 2.0  # after a Redis failure, the edge skips Redis this long
+    pq_manifests: tuple[Path, ...] = knob(
+        "SWITCHBOARD_PQ_MANIFESTS",
+        (DEFAULT_MANIFEST,),
+        "manifests served besides the mobile one, os.pathsep-separated (each must exist)",
+        shown="–",
+        parse=_with_mobile_manifest,
+    )
+    apq_ttl_s: int = knob(
+        "SWITCHBOARD_APQ_TTL_S", 7 * 86400, "how long an APQ registration lives in Redis"
+    )
+    max_body_bytes: int = knob("SWITCHBOARD_MAX_BODY_BYTES", 1_000_000, "largest request body")
+    max_variables_bytes: int = knob(
+        "SWITCHBOARD_MAX_VARIABLES_BYTES", 256_000, "largest variables object"
+    )
+    max_depth: int = knob("SWITCHBOARD_MAX_DEPTH", 12, "deepest selection")
+    max_aliases: int = knob("SWITCHBOARD_MAX_ALIASES", 30, "aliases in one operation")
+    max_tokens: int = knob("SWITCHBOARD_MAX_TOKENS", 3000, "lexical tokens in one document")
+    max_cost: int = knob(
+        "SWITCHBOARD_MAX_COST", 100_000, "estimated response fields (two nested full pages fit)"
+    )
+    rate_limit: bool | None = knob(
+        "SWITCHBOARD_RATE_LIMIT",
+        None,
+        "rate limits on or off (unset: on, except in test mode)",
+        shown="on (off in test mode)",
+    )
+    rate_limit_window_s: float = knob("SWITCHBOARD_RATE_LIMIT_WINDOW_S", 60.0, "the window")
+    rate_limit_dashboard: int = knob(
+        "SWITCHBOARD_RATE_LIMIT_DASHBOARD", 3000, "requests per window per tenant, dashboard"
+    )
+    rate_limit_mobile: int = knob(
+        "SWITCHBOARD_RATE_LIMIT_MOBILE", 3000, "requests per window per tenant, mobile"
+    )
+    rate_limit_agent: int = knob(
+        "SWITCHBOARD_RATE_LIMIT_AGENT", 6000, "requests per window per tenant, agents"
+    )
+    rate_limit_anonymous: int = knob(
+        "SWITCHBOARD_RATE_LIMIT_ANONYMOUS", 60, "requests per window per IP without a valid token"
+    )
+    response_cache: bool | None = knob(
+        "SWITCHBOARD_RESPONSE_CACHE",
+        None,
+        "the response cache on or off (unset: on, except in test mode)",
+        shown="on (off in test mode)",
+    )
+    cache_home_ttl_s: int = knob("SWITCHBOARD_CACHE_HOME_TTL_S", 60, "`mobileHome` entries")
+    cache_spend_ttl_s: int = knob("SWITCHBOARD_CACHE_SPEND_TTL_S", 300, "spend entries")
+    compression_min_bytes: int = knob(
+        "SWITCHBOARD_COMPRESSION_MIN_BYTES", 1024, "smallest body compressed"
+    )
+    redis_retry_s: float = knob(
+        "SWITCHBOARD_REDIS_RETRY_S", 2.0, "after a Redis failure, the edge skips Redis this long"
+    )
+
     # Live events (switchboard/live/)
-    live_relay: bool = True  # False: this process relays no outbox rows (tests of crashes)
-    live_relay_poll_s: float = 1.0  # besides the commit notification
-    live_init_timeout_s: float = 10.0  # connection_init must arrive within this
-    live_send_queue: int = 1000  # messages waiting for one connection before it is closed
+    live_relay: bool = knob(
+        "SWITCHBOARD_LIVE_RELAY_OFF",
+        True,
+        "`1`: this process relays no outbox rows (another one must)",
+        shown="–",
+        parse=_relay_off,
+    )
+    live_relay_poll_s: float = knob(
+        "SWITCHBOARD_LIVE_RELAY_POLL_S", 1.0, "the relay's poll, besides the notification"
+    )
+    live_init_timeout_s: float = knob(
+        "SWITCHBOARD_LIVE_INIT_TIMEOUT_S", 10.0, "`connection_init` must arrive within this"
+    )
+    live_send_queue: int = knob(
+        "SWITCHBOARD_LIVE_SEND_QUEUE",
+        1000,
+        "messages waiting for one connection before it is closed as too slow",
+    )
+    live_heartbeat_s: float = knob(
+        "SWITCHBOARD_LIVE_HEARTBEAT_S",
+        15.0,
+        "an SSE stream's heartbeat (a comment) while no event goes, under proxies' idle timeouts",
+    )
+
     # `switchboard serve`: from a stop signal to nothing left running (switchboard/supervisor.py)
-    stop_timeout_s: float = 10.0
+    stop_timeout_s: float = knob(
+        "SWITCHBOARD_STOP_TIMEOUT_S", 10.0, "`serve`: from SIGTERM/SIGINT to nothing left running"
+    )
+
+    # Skill search (switchboard/skill_search/)
+    skill_embedding: str = knob(
+        "SWITCHBOARD_SKILL_EMBEDDING",
+        "lexical",
+        "`lexical`, or `minilm` (the `minilm` extra)",
+        parse=_embedder,
+    )
+    qdrant_url: str | None = knob(
+        "QDRANT_URL", None, "a Qdrant server instead of local mode", parse=str.strip
+    )
+    qdrant_api_key: str | None = knob(
+        "QDRANT_API_KEY", None, "the Qdrant server's API key", secret=True
+    )
 
     @property
     def rate_limit_enabled(self) -> bool:
@@ -106,52 +391,17 @@ class Settings:
     def development(self) -> bool:
         return self.mode != "production"
 
-    @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        env = os.environ
-        values: dict[str, object] = {
-            "database_url": env.get("DATABASE_URL") or None,
-            "redis_url": env.get("REDIS_URL") or None,
-            "mode": env.get("SWITCHBOARD_MODE", "development"),
-            "jwt_secret": env.get("SWITCHBOARD_JWT_SECRET", DEV_JWT_SECRET),
-            "jwks_url": env.get("SWITCHBOARD_JWKS_URL") or None,
-            "jwt_issuer": env.get("SWITCHBOARD_JWT_ISSUER") or None,
-            "db_pool_size": env_int("SWITCHBOARD_DB_POOL_SIZE", 10),
-            "db_max_overflow": env_int("SWITCHBOARD_DB_MAX_OVERFLOW", 10),
-            "db_pool_timeout_s": env_float("SWITCHBOARD_DB_POOL_TIMEOUT_S", 5.0),
-            "db_idle_timeout_s": env_float("SWITCHBOARD_DB_IDLE_TIMEOUT_S", 300.0),
-            "db_connect_timeout_s": env_float("SWITCHBOARD_DB_CONNECT_TIMEOUT_S", 5.0),
-            "db_statement_timeout_ms": env_int("SWITCHBOARD_DB_STATEMENT_TIMEOUT_MS", 10_000),
-            "db_slow_statement_ms": env_float("SWITCHBOARD_DB_SLOW_STATEMENT_MS", 100.0),
-            "state_dir": STATE_DIR,
-            "log_level": env.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
-            "log_format": env.get("SWITCHBOARD_LOG_FORMAT", "json").lower(),
-            "trace_resolvers": env_bool("SWITCHBOARD_TRACE_RESOLVERS"),
-            "readiness_cache_s": env_float("SWITCHBOARD_READINESS_CACHE_S", 10.0),
-            "pq_manifests": (DEFAULT_MANIFEST, *_env_paths("SWITCHBOARD_PQ_MANIFESTS")),
-            "apq_ttl_s": env_int("SWITCHBOARD_APQ_TTL_S", 7 * 86400),
-            "max_body_bytes": env_int("SWITCHBOARD_MAX_BODY_BYTES", 1_000_000),
-            "max_variables_bytes": env_int("SWITCHBOARD_MAX_VARIABLES_BYTES", 256_000),
-            "max_depth": env_int("SWITCHBOARD_MAX_DEPTH", 12),
-            "max_aliases": env_int("SWITCHBOARD_MAX_ALIASES", 30),
-            "max_tokens": env_int("SWITCHBOARD_MAX_TOKENS", 3000),
-            "max_cost": env_int("SWITCHBOARD_MAX_COST", 100_000),
-            "rate_limit": env_optional_bool("SWITCHBOARD_RATE_LIMIT"),
-            "rate_limit_window_s": env_float("SWITCHBOARD_RATE_LIMIT_WINDOW_S", 60.0),
-            "rate_limit_dashboard": env_int("SWITCHBOARD_RATE_LIMIT_DASHBOARD", 3000),
-            "rate_limit_mobile": env_int("SWITCHBOARD_RATE_LIMIT_MOBILE", 3000),
-            "rate_limit_agent": env_int("SWITCHBOARD_RATE_LIMIT_AGENT", 6000),
-            "rate_limit_anonymous": env_int("SWITCHBOARD_RATE_LIMIT_ANONYMOUS", 60),
-            "response_cache": env_optional_bool("SWITCHBOARD_RESPONSE_CACHE"),
-            "cache_home_ttl_s": env_int("SWITCHBOARD_CACHE_HOME_TTL_S", 60),
-            "cache_spend_ttl_s": env_int("SWITCHBOARD_CACHE_SPEND_TTL_S", 300),
-            "compression_min_bytes": env_int("SWITCHBOARD_COMPRESSION_MIN_BYTES", 1024),
-            "redis_retry_s": env_float("SWITCHBOARD_REDIS_RETRY_S", 2.0),
-            "live_relay": not env_bool("SWITCHBOARD_LIVE_RELAY_OFF"),
-            "live_relay_poll_s": env_float("SWITCHBOARD_LIVE_RELAY_POLL_S", 1.0),
-            "live_init_timeout_s": env_float("SWITCHBOARD_LIVE_INIT_TIMEOUT_S", 10.0),
-            "live_send_queue": env_int("SWITCHBOARD_LIVE_SEND_QUEUE", 1000),
-            "stop_timeout_s": env_float("SWITCHBOARD_STOP_TIMEOUT_S", 10.0),
-        }
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+    def server_urls(self) -> tuple[str, str]:
+        """The database and Redis URLs; ConfigError when either is missing (the embedded
+        servers are started by the `switchboard` command, which fills them in)."""
+        if self.database_url is None or self.redis_url is None:
+            missing = " and ".join(
+                name
+                for name, value in (
+                    ("DATABASE_URL", self.database_url),
+                    ("REDIS_URL", self.redis_url),
+                )
+                if value is None
+            )
+            raise ConfigError(f"{missing} not set: this process needs servers to connect to")
+        return self.database_url, self.redis_url

@@ -172,9 +172,17 @@ class JobStore:
         return [_text(j) for j in await HEARTBEAT(redis, self.prefix, now_ms() + lease_ms, *args)]
 
     async def configure(
-        self, redis: Redis, agent_id: str, tenant_id: str, cap: int, paused: bool
+        self,
+        redis: Redis,
+        agent_id: str,
+        tenant_id: str,
+        cap: int,
+        paused: bool,
+        terminated: bool = False,
     ) -> None:
-        await CONFIGURE(redis, self.prefix, agent_id, tenant_id, max(cap, 1), int(paused))
+        """The agent's cap and whether its jobs wait; a terminated agent's wait for good."""
+        held = 2 if terminated else int(paused)
+        await CONFIGURE(redis, self.prefix, agent_id, tenant_id, max(cap, 1), held)
 
     async def cancel_agent(self, redis: Redis, agent_id: str) -> list[str]:
         return [_text(j) for j in await CANCEL_AGENT(redis, self.prefix, agent_id)]

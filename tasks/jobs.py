@@ -40,7 +40,7 @@ from taskiq.abc.middleware import TaskiqMiddleware
 from taskiq.message import TaskiqMessage
 from taskiq.result import TaskiqResult
 
-from domain import runs
+from domain.store import runs
 from switchboard.db import Database
 from switchboard.observability import jobs as observed
 from tasks import runner

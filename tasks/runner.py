@@ -1,7 +1,7 @@
 """One activity's run in the worker: start, turns (budget check first, tokens streamed,
 the call recorded), then the finish (approval, or the planner's plan).
 
-Every step goes through domain/runs.py, the code the agent mutations use too. A step that
+Every step goes through domain/store/runs.py, the code the agent mutations use too. A step that
 finds the activity no longer running (cancelled, failed by a budget, finished elsewhere)
 ends the run quietly: the job is done.
 
@@ -20,8 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from domain import runs
+from domain.budgets import BUDGET_EXCEEDED
 from domain.llm_calls import NewLlmCall
+from domain.runs import Run
+from domain.store import runs
 from switchboard.db import Database
 from switchboard.observability import llm
 from tasks import skill_loading
@@ -60,7 +62,7 @@ class OutputStream:
     """Tokens into the activity's output: the first at once (firstTokenAt is exact), then at
     most every `flush_ms`, and whatever is left at the end of each turn."""
 
-    def __init__(self, db: Database, run: runs.Run, flush_ms: float, steps: Guard = direct) -> None:
+    def __init__(self, db: Database, run: Run, flush_ms: float, steps: Guard = direct) -> None:
         self.db, self.run, self.steps = db, run, steps
         self.flush_s = flush_ms / 1000
         self.buffer: list[str] = []
@@ -110,7 +112,7 @@ async def execute(
     external runtime through the mutations)."""
     tries = 0
 
-    async def start() -> runs.Run | None:
+    async def start() -> Run | None:
         nonlocal tries
         tries += 1
         # A try after the database dropped an earlier one may find the activity RUNNING
@@ -166,7 +168,7 @@ async def execute(
     return Outcome(status, turns)
 
 
-async def _before_turn(db: Database, run: runs.Run, turns: int) -> Outcome | None:
+async def _before_turn(db: Database, run: Run, turns: int) -> Outcome | None:
     """None when the next turn may run: the activity still runs, its agent is not
     terminated and no budget is spent. Otherwise the run's outcome."""
     tenant_id, activity_id = run.tenant_id, run.activity_id
@@ -181,25 +183,17 @@ async def _before_turn(db: Database, run: runs.Run, turns: int) -> Outcome | Non
             conn, tenant_id, run.campaign_id, run.agent_id, activity_id
         )
     if exceeded:
-        return Outcome("FAILED", turns, f"{runs.BUDGET_EXCEEDED} ({exceeded})")
+        return Outcome("FAILED", turns, f"{BUDGET_EXCEEDED} ({exceeded})")
     return None
 
 
-async def _record(db: Database, run: runs.Run, result: TurnResult) -> Any:
-    call = NewLlmCall(
-        activity_id=run.activity_id,
-        provider=result.provider,
-        model=result.model,
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
-        cost_usd=result.cost_usd,
-        latency_ms=result.latency_ms,
-    )
+async def _record(db: Database, run: Run, result: TurnResult) -> Any:
+    call = NewLlmCall.of(run.activity_id, result)
     async with db.transaction() as conn:
         return await runs.record_call(conn, run.tenant_id, call, run.campaign_id)
 
 
-async def _answer(db: Database, run: runs.Run, requested: tuple[str, ...], loaded: set[str]) -> str:
+async def _answer(db: Database, run: Run, requested: tuple[str, ...], loaded: set[str]) -> str:
     # On a copy: a try cut short by an outage must not count its skills as loaded.
     trying = set(loaded)
     reply = await skill_loading.answer(db, run, requested, trying)
@@ -207,7 +201,7 @@ async def _answer(db: Database, run: runs.Run, requested: tuple[str, ...], loade
     return reply
 
 
-async def _finish(db: Database, run: runs.Run) -> list[Any]:
+async def _finish(db: Database, run: Run) -> list[Any]:
     """The run's end (the planner's plan first); the activities the plan created."""
     created: list[Any] = []
     async with db.transaction() as conn:

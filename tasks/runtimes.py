@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 from domain.agents import MODEL_PRICES, call_cost
+from domain.llm_calls import LlmCallFigures
 from domain.runs import PLAN, Run
 from domain.skills import ManifestEntry
 from tasks.config import JobSettings
@@ -42,15 +43,11 @@ class Message:
     content: str
 
 
-@dataclass(frozen=True, slots=True)
-class TurnResult:
+@dataclass(slots=True)
+class TurnResult(LlmCallFigures):
+    """One turn: its text, and the figures of the LLM call it made (recorded as they are)."""
+
     text: str
-    provider: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: Decimal
-    latency_ms: int
     done: bool  # the agent has nothing more to do after this turn
     # Two-stage skill loading: names of skills from the manifest the agent asks to read in
     # full; the runner answers with their content before the next turn.

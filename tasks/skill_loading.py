@@ -2,7 +2,7 @@
 the skills the agent asks for, as the message that answers its request.
 
 A run starts knowing only the names and one-line summaries of its role's skills
-(domain/skills.py `manifest`); when a turn asks for skills (`TurnResult.skill_requests`,
+(domain/store/skills.py `manifest`); when a turn asks for skills (`TurnResult.skill_requests`,
 from the simulated runtime or a model's `load_skill <name>` lines), `answer` loads each from
 PostgreSQL and returns the next user message carrying their content. A run loads at most
 MAX_LOADED_PER_RUN skills, each once; unknown names are answered as such, so a model that
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from domain import skills
 from domain.runs import Run
-from domain.skills import ManifestEntry
+from domain.skills import MAX_LOADED_PER_RUN, ManifestEntry
+from domain.store import skills
 from switchboard.db import Database
 
 CONTINUE = "Continue."
@@ -38,10 +38,9 @@ async def answer(db: Database, run: Run, requested: Sequence[str], loaded: set[s
             if key in loaded:
                 parts.append(f"Skill “{name}” is already above.")
                 continue
-            if len(loaded) >= skills.MAX_LOADED_PER_RUN:
+            if len(loaded) >= MAX_LOADED_PER_RUN:
                 parts.append(
-                    f"Skill “{name}” not loaded: a run loads at most "
-                    f"{skills.MAX_LOADED_PER_RUN} skills."
+                    f"Skill “{name}” not loaded: a run loads at most {MAX_LOADED_PER_RUN} skills."
                 )
                 continue
             skill = await skills.load_for_run(conn, run.tenant_id, run.role, name)

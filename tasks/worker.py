@@ -13,8 +13,8 @@ Observability: tracing from the OTEL_* environment (`tracing.configure_from_env`
 job's span continues the enqueuing request's trace. Metrics (switchboard/observability/
 jobs.py): under `switchboard serve` the worker writes them to PROMETHEUS_MULTIPROC_DIR and
 the gateway's /metrics adds them up; a standalone `switchboard worker` serves them itself
-on 127.0.0.1:SWITCHBOARD_WORKER_METRICS_PORT when that is set (all processes' values when
-PROMETHEUS_MULTIPROC_DIR is set too).
+on 127.0.0.1:SWITCHBOARD_WORKER_METRICS_PORT (`JobSettings.metrics_port`) when that is set
+(all processes' values when PROMETHEUS_MULTIPROC_DIR is set too).
 
 SIGTERM / SIGINT: no new jobs; running ones get `shutdown_grace_s` to finish, then they are
 handed back to the queue in their place (no attempt used) and start over elsewhere.
@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,7 +44,7 @@ from redis.backoff import NoBackoff
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
-from domain import runs
+from domain.store import runs
 from switchboard.db import Database, create_engine
 from switchboard.observability import logs, metrics, tracing
 from switchboard.settings import Settings
@@ -132,8 +131,7 @@ def _dump_tasks() -> None:
 async def run_worker(
     settings: Settings, job_settings: JobSettings, stop: asyncio.Event | None = None
 ) -> None:
-    database_url = settings.database_url or os.environ["DATABASE_URL"]
-    redis_url = settings.redis_url or os.environ["REDIS_URL"]
+    database_url, redis_url = settings.server_urls()
     db = Database(create_engine(settings, database_url))
     redis = Redis.from_url(
         redis_url,
@@ -206,9 +204,8 @@ async def run_worker(
     maintenance = asyncio.create_task(
         _maintenance(redis, db, job_settings, outages), name="maintenance"
     )
-    metrics_port = os.environ.get("SWITCHBOARD_WORKER_METRICS_PORT")
-    if metrics_port:
-        metrics.serve_metrics(int(metrics_port))
+    if job_settings.metrics_port is not None:
+        metrics.serve_metrics(job_settings.metrics_port)
 
     log.info(
         "worker %s ready: %d slots, lease %.1f s, tenants %s",
@@ -250,8 +247,8 @@ async def run_worker(
 def configure_logs(settings: Settings) -> None:
     """JSON lines (or text), secrets redacted, as every other process writes them."""
     logs.register_secret(settings.jwt_secret)
-    logs.register_url_password(settings.database_url or os.environ.get("DATABASE_URL"))
-    logs.register_url_password(settings.redis_url or os.environ.get("REDIS_URL"))
+    logs.register_url_password(settings.database_url)
+    logs.register_url_password(settings.redis_url)
     root = logging.getLogger()
     for handler in list(root.handlers):
         # `switchboard worker` may have installed a plain handler while parsing arguments:
@@ -262,12 +259,14 @@ def configure_logs(settings: Settings) -> None:
     logging.getLogger("taskiq").setLevel(logging.WARNING)
 
 
-def main() -> int:
-    """`switchboard worker` (DATABASE_URL and REDIS_URL point at the servers)."""
-    settings = Settings.from_env()
+def main(settings: Settings | None = None, job_settings: JobSettings | None = None) -> int:
+    """`switchboard worker` (the settings' URLs point at the servers); `python -m
+    tasks.worker` reads both settings from the environment."""
+    settings = settings or Settings.from_env()
+    job_settings = job_settings or JobSettings.from_env()
     configure_logs(settings)
-    tracing.configure_from_env()
-    asyncio.run(run_worker(settings, JobSettings.from_env()))
+    tracing.configure_from_env(otlp_inline=settings.otlp_inline)
+    asyncio.run(run_worker(settings, job_settings))
     return 0
 
 

@@ -78,8 +78,7 @@ def test_nothing_is_exported_unless_the_environment_says_so() -> None:
     endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
     assert isinstance(exporter(endpoint, RESOURCE), ForwardingSpanExporter)
     assert isinstance(exporter({"OTEL_TRACES_EXPORTER": "otlp"}, RESOURCE), ForwardingSpanExporter)
-    inline = {**endpoint, "SWITCHBOARD_OTLP_INLINE": "1"}
-    assert isinstance(exporter(inline, RESOURCE), OTLPSpanExporter)
+    assert isinstance(exporter(endpoint, RESOURCE, inline=True), OTLPSpanExporter)
     with pytest.raises(ValueError, match="http/protobuf"):
         exporter({**endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, RESOURCE)
     with pytest.raises(ValueError, match="otlp, console or none"):

@@ -10,7 +10,8 @@ Configuration is the standard OTEL_* environment, read once per process by
   here; `grpc` is refused at start: that exporter is not installed, use port 4318). The
   exporter reads its own variables (endpoint, headers, timeout, compression, certificate)
   and batching reads OTEL_BSP_*. Encoding and sending happen in a child process
-  (`export`), unless SWITCHBOARD_OTLP_INLINE=1 keeps them in this one.
+  (`export`), unless SWITCHBOARD_OTLP_INLINE=1 (`otlp_inline`, a Settings knob passed
+  in) keeps them in this one.
 - While exporting, sampling follows OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default
   `parentbased_always_on`); OTEL_SERVICE_NAME (default `switchboard`) and
   OTEL_RESOURCE_ATTRIBUTES describe the service; an incoming `traceparent` is honoured
@@ -99,8 +100,9 @@ def install(provider: TracerProvider | None, trace_resolvers: bool | None = None
         STATE.trace_resolvers = trace_resolvers
 
 
-def configure_from_env(trace_resolvers: bool = False) -> None:
-    """Set up tracing from the OTEL_* environment; only the first call in a process builds."""
+def configure_from_env(trace_resolvers: bool = False, otlp_inline: bool = False) -> None:
+    """Set up tracing from the OTEL_* environment (the SDK's own variables, read where the
+    SDK expects them) and our settings; only the first call in a process builds."""
     STATE.trace_resolvers = trace_resolvers
     if STATE.configured:
         return
@@ -110,7 +112,7 @@ def configure_from_env(trace_resolvers: bool = False) -> None:
         install(None)
         return
     resource = _resource()
-    exporter = _exporter_from_env(env, resource)
+    exporter = _exporter_from_env(env, resource, inline=otlp_inline)
     if exporter is None:
         # Trace ids for logs and propagation, nothing recorded.
         install(build_provider(sampler=ALWAYS_OFF, resource=resource))
@@ -119,7 +121,9 @@ def configure_from_env(trace_resolvers: bool = False) -> None:
         log.info("exporting traces with %s", type(exporter).__name__)
 
 
-def _exporter_from_env(env: Mapping[str, str], resource: Resource) -> SpanExporter | None:
+def _exporter_from_env(
+    env: Mapping[str, str], resource: Resource, inline: bool = False
+) -> SpanExporter | None:
     endpoint_set = bool(
         env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
@@ -141,7 +145,7 @@ def _exporter_from_env(env: Mapping[str, str], resource: Resource) -> SpanExport
         raise ValueError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: only http/protobuf is installed"
         )
-    if env.get("SWITCHBOARD_OTLP_INLINE", "").strip().lower() in ("1", "true", "yes"):
+    if inline:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter()

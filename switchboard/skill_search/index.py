@@ -33,7 +33,6 @@ out, how they are uploaded and searched.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -61,10 +60,10 @@ class Hit:
     score: float
 
 
-def client_from_env() -> AsyncQdrantClient:
-    url = os.environ.get("QDRANT_URL", "").strip()
+def qdrant_client(url: str | None, api_key: str | None) -> AsyncQdrantClient:
+    """A client of the Qdrant server at `url`, or local mode in memory without one."""
     if url:
-        return AsyncQdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY") or None)
+        return AsyncQdrantClient(url=url, api_key=api_key)
     return AsyncQdrantClient(location=":memory:")
 
 

@@ -20,7 +20,7 @@ still catches up the same way (upserts are idempotent), and the first process to
 fills it.
 
 Workers never search: an agent run's manifest and the skills it loads come from PostgreSQL
-through domain/skills.py, so a worker builds no index.
+through domain/store/skills.py, so a worker builds no index.
 
 Redis down: the generation is unknown, so this process searches the collections it has
 and caches nothing until Redis answers again (a breaker skips Redis meanwhile).
@@ -38,12 +38,13 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from domain.skills import rows_for_index
+from domain.store.skills import rows_for_index
 from switchboard.db import Database, current_counter
 from switchboard.edge.breaker import RedisBreaker
+from switchboard.settings import Settings
 from switchboard.skill_search import cache, changes
-from switchboard.skill_search.embeddings import Embedder, embedder_from_env
-from switchboard.skill_search.index import Hit, SkillIndex, client_from_env
+from switchboard.skill_search.embeddings import Embedder, embedder_named
+from switchboard.skill_search.index import Hit, SkillIndex, qdrant_client
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,8 +64,14 @@ class SkillSearch:
         self._building: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_env(cls, db: Database, redis: Redis, embedder: Embedder | None = None) -> SkillSearch:
-        return cls(db, redis, SkillIndex(client_from_env(), embedder or embedder_from_env()))
+    def from_settings(
+        cls, settings: Settings, db: Database, redis: Redis, embedder: Embedder | None = None
+    ) -> SkillSearch:
+        """Qdrant where the settings say (QDRANT_URL: a server; else local mode), with the
+        embedder they name (SWITCHBOARD_SKILL_EMBEDDING)."""
+        client = qdrant_client(settings.qdrant_url, settings.qdrant_api_key)
+        embedder = embedder or embedder_named(settings.skill_embedding)
+        return cls(db, redis, SkillIndex(client, embedder))
 
     def start(self) -> None:
         """Start building the collections in the background: the process starts serving at
