@@ -90,13 +90,23 @@ async def _fetch_group(
     return rows_by_owner
 
 
+class _Edge(t.Edge):  # type: ignore[type-arg]
+    """An Edge whose cursor is encoded when it is read: most operations select only the
+    node, and encoding every edge's cursor cost about 1 ms of a DashboardOverview."""
+
+    def __init__(self, sort_value: Any, row_id: uuid.UUID, node: Any) -> None:
+        self.node = node
+        self._position = (sort_value, row_id)
+
+    @property  # type: ignore[override]
+    def cursor(self) -> str:
+        return encode_cursor(*self._position)
+
+
 def _connection(spec: ConnectionSpec, page: Page, rows: list[Any]) -> t.Connection[Any]:
     has_next = len(rows) > page.first
     rows = rows[: page.first]
-    edges = [
-        t.Edge(cursor=encode_cursor(row[spec.sort_index], row[0]), node=spec.build(row))
-        for row in rows
-    ]
+    edges = [_Edge(row[spec.sort_index], row[0], spec.build(row)) for row in rows]
     return t.Connection(
         edges=edges,
         page_info=t.PageInfo(

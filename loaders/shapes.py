@@ -2,6 +2,11 @@
 
 Every mapper reads columns by position order of its `*_COLUMNS` list, so a query that
 selects `CAMPAIGN_COLUMNS` can hand its rows to `campaign_from_row` unchanged.
+
+The mappers of the types a page reads by the hundred fill the new object's `__dict__` with
+every field at once instead of calling the dataclass `__init__` with keyword arguments:
+about 0.6 us less per object, some 800 objects in a DashboardOverview. They must name
+every field of their type (the differential and contract tests read them all).
 """
 
 from __future__ import annotations
@@ -10,29 +15,18 @@ from decimal import Decimal
 from typing import Any
 
 from domain.ids import to_global_id
+
+# The write side owns the lists its RETURNING clauses share with these mappers.
+from domain.store.tables import ACTIVITY_COLUMNS as ACTIVITY_COLUMNS
+from domain.store.tables import AGENT_COLUMNS as AGENT_COLUMNS
+from domain.store.tables import APPROVAL_COLUMNS as APPROVAL_COLUMNS
+from domain.store.tables import CAMPAIGN_COLUMNS as CAMPAIGN_COLUMNS
+from domain.store.tables import DELIVERABLE_COLUMNS as DELIVERABLE_COLUMNS
 from schema import types as t
 
+_new = object.__new__
+
 TENANT_COLUMNS = "t.id, t.name, t.slug, t.created_at, t.monthly_spend_cap_usd"
-CAMPAIGN_COLUMNS = (
-    "t.id, t.tenant_id, t.name, t.goal, t.status, t.budget_cap_usd, t.starts_on, t.ends_on, "
-    "t.created_at, t.updated_at, t.spent_usd"
-)
-DELIVERABLE_COLUMNS = (
-    "t.id, t.campaign_id, t.title, t.kind, t.status, t.due_at, t.created_at, t.cost_usd"
-)
-ACTIVITY_COLUMNS = (
-    "t.id, t.deliverable_id, t.agent_id, t.status, t.wake_reason, t.priority, t.instructions, "
-    "t.output, t.failure_reason, t.created_at, t.dispatched_at, t.first_token_at, "
-    "t.completed_at, t.cost_usd"
-)
-APPROVAL_COLUMNS = (
-    "t.id, t.activity_id, t.status, t.risk_level, t.requested_at, t.expires_at, t.resolved_at, "
-    "t.comment, t.resolved_by"
-)
-AGENT_COLUMNS = (
-    "t.id, t.role, t.status, t.model, t.concurrency, t.max_cost_usd_per_activity, "
-    "t.max_turns_per_run"
-)
 LLM_CALL_COLUMNS = (
     "t.id, t.activity_id, t.provider, t.model, t.input_tokens, t.output_tokens, t.cost_usd, "
     "t.latency_ms, t.created_at"
@@ -53,69 +47,77 @@ def tenant_from_row(r: Any) -> t.Tenant:
 
 def campaign_from_row(r: Any) -> t.Campaign:
     cap: Decimal | None = r[5]
-    return t.Campaign(
-        id=to_global_id("Campaign", r[0]),
-        row_id=r[0],
-        tenant_id=r[1],
-        name=r[2],
-        goal=r[3],
-        status=r[4],
-        budget_cap_usd=cap,
-        starts_on=r[6],
-        ends_on=r[7],
-        created_at=r[8],
-        updated_at=r[9],
-        budget_used_fraction=float(r[10] / cap) if cap else None,
-    )
+    campaign = _new(t.Campaign)
+    campaign.__dict__ = {
+        "id": to_global_id("Campaign", r[0]),
+        "row_id": r[0],
+        "tenant_id": r[1],
+        "name": r[2],
+        "goal": r[3],
+        "status": r[4],
+        "budget_cap_usd": cap,
+        "starts_on": r[6],
+        "ends_on": r[7],
+        "created_at": r[8],
+        "updated_at": r[9],
+        "budget_used_fraction": float(r[10] / cap) if cap else None,
+    }
+    return campaign
 
 
 def deliverable_from_row(r: Any) -> t.Deliverable:
-    return t.Deliverable(
-        id=to_global_id("Deliverable", r[0]),
-        row_id=r[0],
-        campaign_id=r[1],
-        title=r[2],
-        kind=r[3],
-        status=r[4],
-        due_at=r[5],
-        created_at=r[6],
-        cost_usd=r[7],
-    )
+    deliverable = _new(t.Deliverable)
+    deliverable.__dict__ = {
+        "id": to_global_id("Deliverable", r[0]),
+        "row_id": r[0],
+        "campaign_id": r[1],
+        "title": r[2],
+        "kind": r[3],
+        "status": r[4],
+        "due_at": r[5],
+        "created_at": r[6],
+        "cost_usd": r[7],
+    }
+    return deliverable
 
 
 def activity_from_row(r: Any) -> t.Activity:
-    return t.Activity(
-        id=to_global_id("Activity", r[0]),
-        row_id=r[0],
-        deliverable_id=r[1],
-        agent_id=r[2],
-        status=r[3],
-        wake_reason=r[4],
-        priority=r[5],
-        instructions=r[6],
-        output=r[7],
-        failure_reason=r[8],
-        created_at=r[9],
-        dispatched_at=r[10],
-        first_token_at=r[11],
-        completed_at=r[12],
-        cost_usd=r[13],
-    )
+    activity = _new(t.Activity)
+    activity.__dict__ = {
+        "id": to_global_id("Activity", r[0]),
+        "row_id": r[0],
+        "deliverable_id": r[1],
+        "agent_id": r[2],
+        "status": r[3],
+        "wake_reason": r[4],
+        "priority": r[5],
+        "instructions": r[6],
+        "output": r[7],
+        "failure_reason": r[8],
+        "created_at": r[9],
+        "dispatched_at": r[10],
+        "first_token_at": r[11],
+        "completed_at": r[12],
+        "cost_usd": r[13],
+    }
+    return activity
 
 
 def approval_from_row(r: Any) -> t.Approval:
-    return t.Approval(
-        id=to_global_id("Approval", r[0]),
-        row_id=r[0],
-        activity_id=r[1],
-        status=r[2],
-        risk_level=r[3],
-        requested_at=r[4],
-        expires_at=r[5],
-        resolved_at=r[6],
-        comment=r[7],
-        resolved_by_id=r[8],
-    )
+    approval = _new(t.Approval)
+    approval.__dict__ = {
+        "id": to_global_id("Approval", r[0]),
+        "row_id": r[0],
+        "activity_id": r[1],
+        "status": r[2],
+        "risk_level": r[3],
+        "requested_at": r[4],
+        "expires_at": r[5],
+        "resolved_at": r[6],
+        "comment": r[7],
+        "resolved_by_id": r[8],
+    }
+    return approval
 
 
 def agent_from_row(r: Any) -> t.Agent:

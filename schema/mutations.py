@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import strawberry
 
+from domain.llm_calls import LlmCallFigures
 from schema import types as t
 from schema.scalars import Date, DateTime, Decimal
 
@@ -87,14 +88,10 @@ class ActivityProgressInput:
 
 
 @strawberry.input
-class RecordLlmCallInput:
+class RecordLlmCallInput(LlmCallFigures):
+    """The figures of domain.llm_calls.LlmCallFigures, for one of the agent's activities."""
+
     activity_id: strawberry.ID
-    provider: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: Decimal
-    latency_ms: int
 
 
 @strawberry.input

@@ -7,12 +7,17 @@ from decimal import Decimal as PyDecimal
 from decimal import InvalidOperation
 from typing import Any, NewType
 
+import orjson
 import strawberry
 
 from domain.errors import BadUserInput
 
 
 def serialize_datetime(value: dt.datetime) -> str:
+    if value.tzinfo is dt.UTC:
+        # PostgreSQL's timestamptz arrives in UTC: orjson writes isoformat()'s text with "Z"
+        # in a quarter of the time (a DashboardOverview serializes about 270 of them).
+        return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
     text = value.astimezone(dt.UTC).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
@@ -109,3 +114,6 @@ SCALAR_MAP = {
         parse_value=lambda value: value,
     ),
 }
+# The domain's dataclasses (e.g. domain.llm_calls.LlmCallFigures, which schema types extend)
+# say `decimal.Decimal`: the same scalar.
+SCALAR_MAP[PyDecimal] = SCALAR_MAP[Decimal]

@@ -4,7 +4,8 @@ Scalar fields are plain attributes, filled by the loaders straight from SQL rows
 graphql-core reads them without calling a resolver. Each relation or aggregate is a thin
 synchronous resolver that hands back a per-request DataLoader's future: the loaders batch
 every parent of a level into one statement, and a sync resolver costs far less than an
-async one (see ../shared/notes/performance-facts.md).
+async one. Those declared with `@relation(loader)` (schema/relations.py) return only the
+key, after their access checks: the planned executor loads a whole level's keys in one call.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Annotated, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry import Private
@@ -20,8 +21,10 @@ from strawberry import Private
 from domain import enums
 from domain.access import require_member, require_member_or_self
 from domain.errors import Forbidden
+from domain.llm_calls import LlmCallFigures
 from domain.pagination import page_args
 from domain.spend import month_window
+from schema.relations import relation
 from schema.scalars import JSON, BigInt, Date, DateTime, Decimal
 
 if TYPE_CHECKING:
@@ -105,8 +108,9 @@ class Membership:
     tenant_id: Private[uuid.UUID]
 
     @strawberry.field(graphql_type=Annotated["Tenant", strawberry.lazy("schema.types")])
-    def tenant(self, info: Info) -> Awaitable[Tenant]:
-        return info.context.loaders.tenant.load(self.tenant_id)
+    @relation("tenant")
+    def tenant(self, info: Info) -> Any:
+        return self.tenant_id
 
 
 @strawberry.type
@@ -119,8 +123,9 @@ class Viewer:
     user_id: Private[uuid.UUID | None]  # None for an agent
 
     @strawberry.field(graphql_type=Annotated["Tenant", strawberry.lazy("schema.types")])
-    def tenant(self, info: Info) -> Awaitable[Tenant]:
-        return info.context.loaders.tenant.load(self.tenant_id)
+    @relation("tenant")
+    def tenant(self, info: Info) -> Any:
+        return self.tenant_id
 
     @strawberry.field
     def memberships(self) -> list[Membership]:
@@ -146,38 +151,42 @@ class Tenant(Node):
     row_id: Private[uuid.UUID]
 
     @strawberry.field(graphql_type=Connection["Campaign"])
+    @relation("campaigns_of_tenant")
     def campaigns(
         self,
         info: Info,
         first: int | None = 20,
         after: str | None = None,
         status: CampaignStatus | None = None,
-    ) -> Awaitable[Connection[Campaign]]:
+    ) -> Any:
         require_member(info.context.principal)
         page = page_args(first, after)
-        return info.context.loaders.campaigns_of_tenant.load((self.row_id, page, status))
+        return (self.row_id, page, status)
 
     @strawberry.field(graphql_type=list["Agent"])
-    def agents(self, info: Info) -> Awaitable[list[Agent]]:
+    @relation("agents_of_tenant")
+    def agents(self, info: Info) -> Any:
         require_member(info.context.principal)
-        return info.context.loaders.agents_of_tenant.load(self.row_id)
+        return self.row_id
 
     @strawberry.field(graphql_type=int)
-    def pending_approval_count(self, info: Info) -> Awaitable[int]:
+    @relation("pending_approval_count_of_tenant")
+    def pending_approval_count(self, info: Info) -> Any:
         require_member(info.context.principal)
-        return info.context.loaders.pending_approval_count_of_tenant.load(self.row_id)
+        return self.row_id
 
     @strawberry.field(
         graphql_type=SpendSummary, description="Spend of LLM calls made in [from, to)."
     )
+    @relation("spend")
     def spend(
         self,
         info: Info,
         from_: Annotated[DateTime, strawberry.argument(name="from")],
         to: DateTime,
-    ) -> Awaitable[SpendSummary]:
+    ) -> Any:
         require_member(info.context.principal)
-        return info.context.loaders.spend.load(("TENANT", "", from_, to))
+        return ("TENANT", "", from_, to)
 
     @strawberry.field(
         graphql_type=list[SpendBucket],
@@ -186,15 +195,16 @@ class Tenant(Node):
             "(DAY: oldest first, UTC days)."
         ),
     )
+    @relation("spend_report")
     def spend_report(
         self,
         info: Info,
         from_: Annotated[DateTime, strawberry.argument(name="from")],
         to: DateTime,
         group_by: SpendDimension,
-    ) -> Awaitable[list[SpendBucket]]:
+    ) -> Any:
         require_member(info.context.principal)
-        return info.context.loaders.spend_report.load((group_by, from_, to))
+        return (group_by, from_, to)
 
 
 @strawberry.type
@@ -215,43 +225,48 @@ class Campaign(Node):
     tenant_id: Private[uuid.UUID]
 
     @strawberry.field(graphql_type=Tenant)
-    def tenant(self, info: Info) -> Awaitable[Tenant]:
-        return info.context.loaders.tenant.load(self.tenant_id)
+    @relation("tenant")
+    def tenant(self, info: Info) -> Any:
+        return self.tenant_id
 
     @strawberry.field(graphql_type=Connection["Deliverable"])
+    @relation("deliverables_of_campaign")
     def deliverables(
         self,
         info: Info,
         first: int | None = 20,
         after: str | None = None,
         status: DeliverableStatus | None = None,
-    ) -> Awaitable[Connection[Deliverable]]:
+    ) -> Any:
         require_member(info.context.principal)
         page = page_args(first, after)
-        return info.context.loaders.deliverables_of_campaign.load((self.row_id, page, status))
+        return (self.row_id, page, status)
 
     @strawberry.field(graphql_type=Connection["Approval"])
+    @relation("pending_approvals_of_campaign")
     def pending_approvals(
         self, info: Info, first: int | None = 20, after: str | None = None
-    ) -> Awaitable[Connection[Approval]]:
+    ) -> Any:
         require_member(info.context.principal)
         page = page_args(first, after)
-        return info.context.loaders.pending_approvals_of_campaign.load((self.row_id, page, None))
+        return (self.row_id, page, None)
 
     @strawberry.field(graphql_type=int)
-    def pending_approval_count(self, info: Info) -> Awaitable[int]:
+    @relation("pending_approval_count_of_campaign")
+    def pending_approval_count(self, info: Info) -> Any:
         require_member(info.context.principal)
-        return info.context.loaders.pending_approval_count_of_campaign.load(self.row_id)
+        return self.row_id
 
     @strawberry.field(graphql_type=SpendSummary)
+    @relation("spend")
     def spend(
         self,
         info: Info,
         from_: Annotated[DateTime, strawberry.argument(name="from")],
         to: DateTime,
-    ) -> Awaitable[SpendSummary]:
+    ) -> Any:
         require_member(info.context.principal)
-        return info.context.loaders.spend.load(("CAMPAIGN", str(self.row_id), from_, to))
+        return ("CAMPAIGN", str(self.row_id), from_, to)
 
 
 @strawberry.type
@@ -269,21 +284,22 @@ class Deliverable(Node):
     campaign_id: Private[uuid.UUID]
 
     @strawberry.field(graphql_type=Campaign)
-    def campaign(self, info: Info) -> Awaitable[Campaign]:
-        return info.context.loaders.campaign.load(self.campaign_id)
+    @relation("campaign")
+    def campaign(self, info: Info) -> Any:
+        return self.campaign_id
 
     @strawberry.field(graphql_type=Connection["Activity"])
-    def activities(
-        self, info: Info, first: int | None = 20, after: str | None = None
-    ) -> Awaitable[Connection[Activity]]:
+    @relation("activities_of_deliverable")
+    def activities(self, info: Info, first: int | None = 20, after: str | None = None) -> Any:
         require_member(info.context.principal)
         page = page_args(first, after)
-        return info.context.loaders.activities_of_deliverable.load((self.row_id, page, None))
+        return (self.row_id, page, None)
 
     @strawberry.field(graphql_type=Annotated["Activity", strawberry.lazy("schema.types")] | None)
-    def latest_activity(self, info: Info) -> Awaitable[Activity | None]:
+    @relation("latest_activity_of_deliverable")
+    def latest_activity(self, info: Info) -> Any:
         require_member(info.context.principal)
-        return info.context.loaders.latest_activity_of_deliverable.load(self.row_id)
+        return self.row_id
 
 
 @strawberry.type
@@ -298,26 +314,28 @@ class Agent(Node):
     row_id: Private[uuid.UUID]
 
     @strawberry.field(graphql_type=Connection["Activity"])
+    @relation("activities_of_agent")
     def activities(
         self,
         info: Info,
         first: int | None = 20,
         after: str | None = None,
         status: ActivityStatus | None = None,
-    ) -> Awaitable[Connection[Activity]]:
+    ) -> Any:
         require_member_or_self(info.context.principal, self.row_id)
         page = page_args(first, after)
-        return info.context.loaders.activities_of_agent.load((self.row_id, page, status))
+        return (self.row_id, page, status)
 
     @strawberry.field(graphql_type=SpendSummary)
+    @relation("spend")
     def spend(
         self,
         info: Info,
         from_: Annotated[DateTime, strawberry.argument(name="from")],
         to: DateTime,
-    ) -> Awaitable[SpendSummary]:
+    ) -> Any:
         require_member_or_self(info.context.principal, self.row_id)
-        return info.context.loaders.spend.load(("AGENT", str(self.row_id), from_, to))
+        return ("AGENT", str(self.row_id), from_, to)
 
 
 @strawberry.type
@@ -339,23 +357,25 @@ class Activity(Node):
     agent_id: Private[uuid.UUID]
 
     @strawberry.field(graphql_type=Deliverable)
-    def deliverable(self, info: Info) -> Awaitable[Deliverable]:
-        return info.context.loaders.deliverable.load(self.deliverable_id)
+    @relation("deliverable")
+    def deliverable(self, info: Info) -> Any:
+        return self.deliverable_id
 
     @strawberry.field(graphql_type=Agent)
-    def agent(self, info: Info) -> Awaitable[Agent]:
-        return info.context.loaders.agent.load(self.agent_id)
+    @relation("agent")
+    def agent(self, info: Info) -> Any:
+        return self.agent_id
 
     @strawberry.field(graphql_type=Annotated["Approval", strawberry.lazy("schema.types")] | None)
-    def approval(self, info: Info) -> Awaitable[Approval | None]:
-        return info.context.loaders.approval_of_activity.load(self.row_id)
+    @relation("approval_of_activity")
+    def approval(self, info: Info) -> Any:
+        return self.row_id
 
     @strawberry.field(graphql_type=Connection["LlmCall"])
-    def llm_calls(
-        self, info: Info, first: int | None = 20, after: str | None = None
-    ) -> Awaitable[Connection[LlmCall]]:
+    @relation("llm_calls_of_activity")
+    def llm_calls(self, info: Info, first: int | None = 20, after: str | None = None) -> Any:
         page = page_args(first, after)
-        return info.context.loaders.llm_calls_of_activity.load((self.row_id, page, None))
+        return (self.row_id, page, None)
 
 
 @strawberry.type
@@ -372,31 +392,28 @@ class Approval(Node):
     resolved_by_id: Private[uuid.UUID | None]
 
     @strawberry.field(graphql_type=Activity)
-    def activity(self, info: Info) -> Awaitable[Activity]:
-        return info.context.loaders.activity.load(self.activity_id)
+    @relation("activity")
+    def activity(self, info: Info) -> Any:
+        return self.activity_id
 
     @strawberry.field(graphql_type=Viewer | None)
-    def resolved_by(self, info: Info) -> Awaitable[Viewer | None] | None:
-        if self.resolved_by_id is None:
-            return None
-        return info.context.loaders.member.load(self.resolved_by_id)
+    @relation("member")
+    def resolved_by(self, info: Info) -> Any:
+        return self.resolved_by_id
 
 
 @strawberry.type
-class LlmCall(Node):
+class LlmCall(Node, LlmCallFigures):
+    """A recorded call: the figures of domain.llm_calls.LlmCallFigures, and when."""
+
     id: strawberry.ID
-    provider: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: Decimal
-    latency_ms: int
     created_at: DateTime
     activity_id: Private[uuid.UUID]
 
     @strawberry.field(graphql_type=Activity)
-    def activity(self, info: Info) -> Awaitable[Activity]:
-        return info.context.loaders.activity.load(self.activity_id)
+    @relation("activity")
+    def activity(self, info: Info) -> Any:
+        return self.activity_id
 
 
 @strawberry.type
@@ -429,14 +446,16 @@ class MobileHome:
         graphql_type=list[Approval],
         description="Up to 5 pending HIGH-risk approvals, soonest expiry first.",
     )
-    def urgent_approvals(self, info: Info) -> Awaitable[list[Approval]]:
-        return info.context.loaders.urgent_approvals.load(self.tenant_id)
+    @relation("urgent_approvals")
+    def urgent_approvals(self, info: Info) -> Any:
+        return self.tenant_id
 
     @strawberry.field(
         graphql_type=list[Activity], description="The 10 most recently created activities."
     )
-    def recent_activities(self, info: Info) -> Awaitable[list[Activity]]:
-        return info.context.loaders.recent_activities.load(self.tenant_id)
+    @relation("recent_activities")
+    def recent_activities(self, info: Info) -> Any:
+        return self.tenant_id
 
 
 # ------------------------------------------------------------ live events
@@ -458,38 +477,35 @@ class TenantEvent:
     campaign_id: Private[uuid.UUID | None]
 
     @strawberry.field(graphql_type=Approval | None)
-    def approval(self, info: Info) -> Awaitable[Approval | None] | None:
-        if self.approval_id is None:
-            return None
-        return info.context.loaders.approval.load(self.approval_id)
+    @relation("approval")
+    def approval(self, info: Info) -> Any:
+        return self.approval_id
 
     @strawberry.field(graphql_type=Activity | None)
-    def activity(self, info: Info) -> Awaitable[Activity | None] | None:
-        if self.activity_id is None:
-            return None
-        return info.context.loaders.activity.load(self.activity_id)
+    @relation("activity")
+    def activity(self, info: Info) -> Any:
+        return self.activity_id
 
     @strawberry.field(graphql_type=Agent | None)
-    def agent(self, info: Info) -> Awaitable[Agent | None] | None:
-        if self.agent_id is None:
-            return None
-        return info.context.loaders.agent.load(self.agent_id)
+    @relation("agent")
+    def agent(self, info: Info) -> Any:
+        return self.agent_id
 
     @strawberry.field(graphql_type=Campaign | None)
-    def campaign(self, info: Info) -> Awaitable[Campaign | None] | None:
-        if self.campaign_id is None:
-            return None
-        return info.context.loaders.campaign.load(self.campaign_id)
+    @relation("campaign")
+    def campaign(self, info: Info) -> Any:
+        return self.campaign_id
 
     @strawberry.field(
         graphql_type=SpendSummary | None,
         description="Month-to-date spend of the tenant, on SPEND_UPDATED.",
     )
-    def spend(self, info: Info) -> Awaitable[SpendSummary] | None:
+    @relation("spend")
+    def spend(self, info: Info) -> Any:
         if self.type != enums.TenantEventType.SPEND_UPDATED:
             return None
         month = month_window(dt.datetime.now(dt.UTC))
-        return info.context.loaders.spend.load(("TENANT", "", month.start, month.end))
+        return ("TENANT", "", month.start, month.end)
 
 
 @strawberry.type

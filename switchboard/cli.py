@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -27,7 +28,8 @@ from switchboard.observability.logs import configure_logging
 from switchboard.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from switchboard.seed import DEMO_TENANTS, PEOPLE, database_is_empty, seed_demo, stable_id
 from switchboard.services import EmbeddedServices, export_urls, start_services
-from switchboard.settings import Settings
+from switchboard.settings import ConfigError, Settings
+from tasks.config import JobSettings
 
 
 @contextmanager
@@ -47,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the gateway (migrates and seeds demo data)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=_at_least(1), default=1, help="gateway processes")
+    serve.add_argument(
+        "--workers",
+        type=_at_least(1),
+        default=_cores(),
+        help="gateway processes (default: one per core this process may run on)",
+    )
 
     # --- jobs (tasks/): `switchboard worker`, and those `serve` runs beside the gateway ---
     serve.add_argument(
@@ -58,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     worker = commands.add_parser("worker", help="run a job worker (agent work)")
     worker.add_argument("--slots", type=int, help="jobs run at once (SWITCHBOARD_WORKER_SLOTS)")
+    worker.add_argument(
+        "--grace-s", type=float, help="for running jobs on stop (SWITCHBOARD_WORKER_GRACE_S)"
+    )
     # --- end jobs ---
 
     commands.add_parser("migrate", help="bring the database to the newest schema")
@@ -84,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until it expires")
 
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    try:  # a variable that cannot be used stops the start, naming it
+        settings = Settings.from_env()
+        jobs = JobSettings.from_env(**_job_overrides(args))
+    except ConfigError as error:
+        print(f"switchboard: {error}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         try:  # a mobile app without its trusted documents cannot work: refuse to start
             for manifest in settings.pq_manifests:
@@ -96,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         # every process of the deployment writes its metrics to one folder.
         configure_logging(settings.log_level, settings.log_format, secrets=[settings.jwt_secret])
         _share_metrics(settings, sys.argv[1:] if argv is None else argv)
-        return _serve(settings, args.host, args.port, args.workers, args.job_workers)
+        return _serve(settings, jobs, args.host, args.port, args.workers, args.job_workers)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "worker":  # jobs (tasks/)
-        return _worker(settings, args.slots)
+        return _worker(settings, jobs)
     with services(settings) as running:
         if args.command == "migrate":
             upgrade_to_head(running.database_url)
@@ -123,8 +138,8 @@ async def _put_skill(running: EmbeddedServices, args: argparse.Namespace) -> int
     gateway process (the skills generation, switchboard/skill_search/changes.py)."""
     from redis.asyncio import Redis
 
-    from domain import skills
     from domain.errors import Rejected
+    from domain.store import skills
     from switchboard.skill_search import changes
 
     content = args.content_file.read_text()
@@ -177,14 +192,16 @@ async def _put_skill(running: EmbeddedServices, args: argparse.Namespace) -> int
     return 0
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int, job_workers: int) -> int:
+def _serve(
+    settings: Settings, jobs: JobSettings, host: str, port: int, workers: int, job_workers: int
+) -> int:
     """Start the services, migrate and seed, then supervise the gateway processes (on one
     socket bound here) and the job workers until a signal; the services stop last
     (switchboard/supervisor.py has the order)."""
     import uvicorn
 
+    from switchboard.listening import REUSE_PORT, reuse_port_socket
     from switchboard.supervisor import StopRequested, Supervisor
-    from tasks.config import JobSettings
 
     try:
         with Supervisor(settings.stop_timeout_s) as supervisor, services(settings) as running:
@@ -193,28 +210,40 @@ def _serve(settings: Settings, host: str, port: int, workers: int, job_workers: 
             if settings.development:  # tokens never go to a production server's output
                 _print_demo_tokens(settings, host, port)
             budget = supervisor.budget
-            # log_config=None: uvicorn's loggers keep the JSON handler.
-            config = uvicorn.Config("switchboard.app", host=host, port=port, log_config=None)
-            with config.bind_socket() as listener:
-                fd = listener.fileno()
-                gateway = [sys.executable, "-m", "switchboard.gateway_process"]
-                gateway += ["--fd", str(fd), "--grace-s", f"{budget.grace_s:g}"]
+            gateway = [sys.executable, "-m", "switchboard.gateway_process"]
+            gateway += ["--grace-s", f"{budget.grace_s:g}"]
+            if REUSE_PORT:
+                # Each gateway process listens on a socket of its own (switchboard/listening.py);
+                # this one, bound but not listening, holds the port for them.
+                listener = reuse_port_socket(host, port, listen=False)
+                gateway += ["--reuse-port", f"{host}:{listener.getsockname()[1]}"]
+                pass_fds: tuple[int, ...] = ()
+            else:
+                # log_config=None: uvicorn's loggers keep the JSON handler.
+                config = uvicorn.Config("switchboard.app", host=host, port=port, log_config=None)
+                listener = config.bind_socket()
+                gateway += ["--fd", str(listener.fileno())]
+                pass_fds = (listener.fileno(),)
+            with listener:
                 for _ in range(workers):
-                    supervisor.add("gateway", gateway, pass_fds=(fd,))
+                    supervisor.add("gateway", gateway, pass_fds=pass_fds)
                 # Jobs (tasks/): a running job's grace fits in the stop's share of processes.
-                grace_s = min(JobSettings.from_env().shutdown_grace_s, budget.grace_s)
-                worker_env = {**os.environ, "SWITCHBOARD_WORKER_GRACE_S": f"{grace_s:g}"}
+                grace_s = min(jobs.shutdown_grace_s, budget.grace_s)
+                job_worker = [sys.executable, "-m", "switchboard.cli", "worker"]
+                job_worker += ["--grace-s", repr(grace_s)]
                 for _ in range(job_workers):
-                    supervisor.add(
-                        "job_worker",
-                        [sys.executable, "-m", "switchboard.cli", "worker"],
-                        env=worker_env,
-                    )
+                    supervisor.add("job_worker", job_worker)
                 supervisor.run(on_stop=listener.close)  # stop accepting first
             running.stop_deadline = supervisor.stop_deadline  # the servers stop in what is left
     except StopRequested:
         pass  # a signal during start-up: what had started has stopped
     return 0
+
+
+def _cores() -> int:
+    """One gateway process per usable core: a process runs Python on one core at a time,
+    and DashboardOverview's throughput doubled from one process to two on two cores."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -230,13 +259,21 @@ def _at_least(minimum: int) -> Callable[[str], int]:
 # --- jobs (tasks/): the worker command `serve` runs (and operators, under a supervisor) ---
 
 
-def _worker(settings: Settings, slots: int | None) -> int:
+def _job_overrides(args: argparse.Namespace) -> dict[str, float]:
+    """`worker`'s options, which win over their variables."""
+    if args.command != "worker":
+        return {}
+    overrides = {"worker_slots": args.slots, "shutdown_grace_s": args.grace_s}
+    return {name: value for name, value in overrides.items() if value is not None}
+
+
+def _worker(settings: Settings, jobs: JobSettings) -> int:
     from tasks.worker import main as worker_main
 
-    if slots is not None:
-        os.environ["SWITCHBOARD_WORKER_SLOTS"] = str(slots)
-    with services(settings):
-        return worker_main()
+    with services(settings) as running:
+        # The embedded servers', when the settings named none.
+        urls = {"database_url": running.database_url, "redis_url": running.redis_url}
+        return worker_main(dataclasses.replace(settings, **urls), jobs)
 
 
 # --- end jobs ---

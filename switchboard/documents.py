@@ -1,9 +1,9 @@
 """Parsed and validated GraphQL documents, cached per process by their text.
 
-Parsing and validating a dashboard operation costs milliseconds (see
-../shared/notes/performance-facts.md); the clients send the same few documents again and
-again, so each distinct text is parsed and validated once. Invalid documents are cached too
-(with their errors), so a client repeating a bad document costs nothing either.
+Parsing and validating a dashboard operation costs milliseconds (about 6 ms for
+DashboardOverview); the clients send the same few documents again and again, so each
+distinct text is parsed and validated once. Invalid documents are cached too (with their
+errors), so a client repeating a bad document costs nothing either.
 
 Along with each valid document the cache keeps the analysis of its operations for the
 operation limits (`switchboard.edge.limits`): a cached document is never parsed,

@@ -1,5 +1,7 @@
-"""One gateway process under `switchboard serve`: uvicorn on the listening socket `serve`
-bound and handed down, with the stop order inside the process.
+"""One gateway process under `switchboard serve`: uvicorn on a listening socket of its own
+on `serve`'s port (SO_REUSEPORT, switchboard/listening.py), or on the one `serve` bound
+and handed down (`--fd`, where SO_REUSEPORT does not balance), with the stop order inside
+the process.
 
 On SIGTERM or SIGINT (any number of them: `serve` decides when to kill): stop accepting,
 close every websocket with 1001 (going away: clients reconnect, to this instance once it is
@@ -17,6 +19,7 @@ import socket
 import uvicorn
 
 from switchboard.app import create_app
+from switchboard.listening import reuse_port_socket
 from switchboard.live.websocket import LiveEndpoint
 from switchboard.observability.logs import configure_logging
 from switchboard.settings import Settings
@@ -40,7 +43,9 @@ class GatewayServer(uvicorn.Server):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m switchboard.gateway_process")
-    parser.add_argument("--fd", type=int, required=True, help="the listening socket")
+    listen = parser.add_mutually_exclusive_group(required=True)
+    listen.add_argument("--fd", type=int, help="the listening socket")
+    listen.add_argument("--reuse-port", metavar="HOST:PORT", help="listen with SO_REUSEPORT")
     parser.add_argument("--grace-s", type=float, required=True, help="for in-flight requests")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -60,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         ws_per_message_deflate=False,
     )
     server = GatewayServer(config, app.state.live)
-    server.run(sockets=[socket.socket(fileno=args.fd)])
+    if args.reuse_port is not None:
+        host, _, port = args.reuse_port.rpartition(":")
+        listener = reuse_port_socket(host, int(port), listen=True)
+    else:
+        listener = socket.socket(fileno=args.fd)
+    server.run(sockets=[listener])
     return 0 if server.started else 3  # 3: uvicorn's start-up failure
 
 

@@ -239,3 +239,78 @@ async def test_connection_idle_within_the_idle_timeout_is_kept(settings: Setting
         assert await _backend_pid(engine) == first
     finally:
         await engine.dispose()
+
+
+# --- reads on the raw asyncpg connection (Database.fetch of an SQL string) ---------------
+
+
+async def test_reads_take_named_parameters_and_give_rows_by_index_name_and_attribute(
+    settings: Settings,
+) -> None:
+    assert settings.database_url is not None
+    db = Database(create_engine(settings, settings.database_url))
+    try:
+        ids = [uuid.uuid4(), uuid.uuid4()]
+        rows = await db.fetch(
+            "SELECT CAST(:a AS int) + 1 AS b, cast(:ids AS uuid[]) AS ids, :a AS again, "
+            "'{\"k\": 1}'::jsonb AS doc",
+            {"a": 41, "ids": ids},
+        )
+        [row] = rows
+        assert row[0] == row["b"] == row.b == 42
+        assert row.ids == ids and row.again == 41
+        assert row.doc == {"k": 1}  # JSON decoded, as SQLAlchemy's dialect does
+        assert row[1:] == (ids, 41, {"k": 1}) and tuple(row) == (42, ids, 41, {"k": 1})
+        assert row._mapping == {"b": 42, "ids": ids, "again": 41, "doc": {"k": 1}}
+        with pytest.raises(AttributeError):
+            _ = row.missing
+        with pytest.raises(exc.InvalidRequestError, match="'a'"):
+            await db.fetch("SELECT :a", {})
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("cache_size", [0, 100])
+async def test_prepared_statements_are_named_and_kept_unless_the_cache_is_off(
+    settings: Settings, cache_size: int
+) -> None:
+    """Off (PgBouncer in transaction mode): no named prepared statement outlives its use,
+    on the read path and through SQLAlchemy alike."""
+    one = _settings(settings, db_pool_size=1, db_max_overflow=0, db_statement_cache_size=cache_size)
+    assert one.database_url is not None
+    db = Database(create_engine(one, one.database_url))
+    try:
+        for _ in range(2):
+            assert [tuple(r) for r in await db.fetch("SELECT CAST(:x AS int)", {"x": 7})] == [(7,)]
+            async with db.transaction() as conn:
+                assert (await conn.execute(text("SELECT CAST(:x AS int)"), {"x": 8})).scalar() == 8
+        [(named,)] = await db.fetch("SELECT count(*) FROM pg_prepared_statements")
+        assert (named > 0) is (cache_size > 0)
+    finally:
+        await db.dispose()
+
+
+async def test_a_cancelled_read_leaves_the_pool_serving(settings: Settings) -> None:
+    one = _settings(settings, db_pool_size=1, db_max_overflow=0)
+    assert one.database_url is not None
+    db = Database(create_engine(one, one.database_url))
+    try:
+        read = asyncio.create_task(db.fetch("SELECT pg_sleep(5)"))
+        waiting = await db_waits_for_sleep(db, read)
+        assert waiting
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        assert [tuple(r) for r in await db.fetch("SELECT 1")] == [(1,)]
+    finally:
+        await db.dispose()
+
+
+async def db_waits_for_sleep(db: Database, read: asyncio.Task[Any]) -> bool:
+    """Yield to the loop until `read` runs its statement (its connection is checked out)."""
+    pool = db.engine.sync_engine.pool
+    for _ in range(10_000):
+        if pool.checkedout() == 1:  # type: ignore[attr-defined]
+            return True
+        await asyncio.sleep(0)
+    return False

@@ -88,8 +88,10 @@ async def _same(
     assert ran, "the planner should cover this operation"
     assert result[1] == reference[1]
     assert result[0] == reference[0]
-    if not result[1]:  # batching: one statement per loader and level, as graphql-core
-        assert statements[1] == statements[0]
+    if not result[1]:  # batching: one statement per loader and level, or fewer: a
+        # relation's level waits for all its keys, where graphql-core may split a loader's
+        # level in two when some keys were cached (MobileHome's campaigns)
+        assert statements[1] <= statements[0]
 
 
 @pytest.mark.parametrize("slug", TENANTS)

@@ -41,9 +41,14 @@ async def captured(app: Starlette) -> AsyncIterator[list[tuple[str, tuple[Any, .
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         statements.append((statement, tuple(parameters or ())))
 
+    def record_read(statement: str, parameters: Any) -> None:
+        statements.append((statement, tuple(parameters)))
+
     await app.state.relay.stop()
     event.listen(engine, "before_cursor_execute", record)
+    app.state.db.read_listeners.append(record_read)  # reads that bypass SQLAlchemy's events
     yield statements
+    app.state.db.read_listeners.remove(record_read)
     event.remove(engine, "before_cursor_execute", record)
     app.state.relay.start()
 

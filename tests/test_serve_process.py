@@ -8,6 +8,8 @@ folder of its own (so its own embedded PostgreSQL and Valkey), real signals, rea
   embedded servers are stopped, and an open websocket got close code 1001 (going away).
 - A second signal during the stop kills what remains at once (a job worker waiting for its
   running job) and still stops the embedded servers.
+- Keep-alive connections spread over the gateway processes (each listens on the port with
+  SO_REUSEPORT): of 20 connections to `--workers 2`, each process holds some.
 
 The first `serve` (the slow start: a new database, migrations, demo data) serves the first
 two tests; the later starts reuse its folder.
@@ -34,7 +36,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import parse_id_of, to_global_id
-from domain.work import create_deliverable
+from domain.store.work import create_deliverable
 from switchboard.auth import issue_token
 from switchboard.settings import PROJECT_DIR, Settings
 from switchboard.supervisor import backoff_s, die_with_parent
@@ -96,7 +98,9 @@ class Serve:
     def job_workers(self) -> list[psutil.Process]:
         children = psutil.Process(self.process.pid).children()
         return [
-            c for c in children if alive(c) and c.cmdline()[-2:] == ["switchboard.cli", "worker"]
+            c
+            for c in children
+            if alive(c) and c.cmdline()[1:4] == ["-m", "switchboard.cli", "worker"]
         ]
 
     def tree(self) -> list[psutil.Process]:
@@ -296,6 +300,39 @@ async def test_sigint_stops_the_same_way_with_several_processes(
     await serve.ready(gateways=2, job_workers=2)
     assert len(serve.job_workers()) == 2
     await _stop_and_check(serve, signal.SIGINT)
+
+
+async def test_keep_alive_connections_spread_over_the_gateway_processes(
+    state_dir: Path, serves: list[Serve]
+) -> None:
+    serve = Serve(
+        state_dir, state_dir.parent / "serve-spread.log", "--workers", "2", "--job-workers", "0"
+    )
+    serves.append(serve)
+    await serve.ready(gateways=2, job_workers=0)
+    gateways = [
+        c
+        for c in psutil.Process(serve.process.pid).children()
+        if "switchboard.gateway_process" in c.cmdline()
+    ]
+    assert len(gateways) == 2
+    clients = [httpx.AsyncClient(base_url=serve.url) for _ in range(20)]
+    try:
+        for client in clients:  # one keep-alive connection each, accepted once it answered
+            assert (await client.get("/healthz")).status_code == 200
+        held = {
+            gateway.pid: sum(
+                1
+                for c in gateway.net_connections(kind="tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == serve.port
+            )
+            for gateway in gateways
+        }
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert sum(held.values()) == 20, held
+    assert all(count > 0 for count in held.values()), held  # all 20 on one: p = 2e-6
 
 
 async def test_a_second_signal_kills_what_remains(state_dir: Path, serves: list[Serve]) -> None:

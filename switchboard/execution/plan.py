@@ -5,9 +5,10 @@ collects the fields of every selection set with graphql-core's own `collect_fiel
 fragments, aliases, merging and @skip/@include mean exactly what they mean there) and
 decides, per field, everything the executor would otherwise work out per object: whether
 it is a plain attribute, the Strawberry resolver to call (the one the schema declares,
-never a copy) with its arguments converted once when they hold no variable, the output
-type's list and null shape, the leaf serializer, the child selection, and for an abstract
-type the child selection of each possible object type.
+never a copy; for a declared relation, its key function and loader) with its arguments
+converted once when they hold no variable, the output type's list and null shape, the
+leaf serializer, the child selection, and for an abstract type the child selection of
+each possible object type.
 
 What the planner does not cover raises `Unsupported` with a reason (the executor then
 runs graphql-core and counts it): mutations and subscriptions, introspection, directives
@@ -61,6 +62,7 @@ from graphql.language import (
 )
 from strawberry.types.arguments import convert_arguments
 
+from schema.relations import RELATION
 from switchboard.edge.response_cache import CACHED_FIELDS
 
 # LEAF: a plain attribute of a leaf type; EVENT: a subscription field, whose value is the
@@ -110,6 +112,9 @@ class FieldPlan:
     possible: dict[str, ObjectPlan] | None = None  # abstract types: plan per object type
     abstract_name: str = ""
     cache_group: str | None = None  # served through the response cache when it is on
+    # A declared relation (schema/relations.py): `resolve` is its key function, and the
+    # run loads the keys of all the level's objects from this loader in one call.
+    loader: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -245,6 +250,9 @@ class Planner:
                 raise Unsupported("field")
             plan.kind = RESOLVER
             plan.resolve = resolver.wrapped_func
+            declared = getattr(plan.resolve, RELATION, None)
+            if declared is not None:
+                plan.resolve, plan.loader = declared.key, declared.loader
             plan.pass_self = resolver.self_parameter is not None
             plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
             plan.source_names = tuple(

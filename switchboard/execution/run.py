@@ -6,7 +6,10 @@ depth first, as graphql-core completes them; a resolver that answers with a load
 left at hand, the run awaits what was set aside, in order: the first await lets the
 request's `BatchScheduler` dispatch every loader of the level in one statement each, and
 the rest are then already done. Their values are completed, which sets aside the next
-level, and so on. No task or coroutine per field or object.
+level, and so on. No task or coroutine per field or object. A declared relation
+(`FieldPlan.loader`) runs its key function (its access checks) per object at once, but
+its keys wait in a group per field, loaded with one `load_many` when the level is
+awaited, so a level's relation costs one future, not one per object.
 
 Errors and nulls follow the spec and graphql-core: an error is located at its field's path;
 a failed nullable position becomes null; a failed non-null one nulls its nearest nullable
@@ -44,7 +47,19 @@ from switchboard.execution.plan import (
 
 complete_leaf = Executor.complete_leaf_value
 MIN_INT, MAX_INT = -(2**31), 2**31 - 1  # GraphQL's Int; graphql-core refuses others
+COMPLETE, CACHED, GROUP = 0, 1, 2  # what a pending entry's value is for
 Path = tuple[Any, str | int] | None  # (parent path, key); None is the root
+
+
+class Group:
+    """One relation field's keys of a level and where each value goes."""
+
+    __slots__ = ("future", "keys", "places")
+
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+        self.places: list[tuple[Any, Path, Path]] = []  # (out, path, anchor) per key
+        self.future: Future[list[Any]] | None = None
 
 
 class ResolverInfo:
@@ -75,7 +90,10 @@ class Run:
         self.errors: list[GraphQLError] = [] if errors is None else errors
         self.nulled: set[Path] = set() if nulled is None else nulled  # positions nulled
         self.trims: list[Path] = []  # nullable ancestors to null once the run is done
-        self.pending: list[tuple[Any, FieldPlan, Any, Any, Path, Path, bool]] = []
+        self.pending: list[tuple[Any, FieldPlan, Any, Any, Path, Path, int]] = []
+        # A declared relation's keys of this level, and where each value goes; the group's
+        # future is set when the level is awaited. Its pending entry holds the group.
+        self.groups: dict[FieldPlan, Group] = {}
         self.arguments: dict[FieldPlan, Any] = {}
         # While awaited values are completed: non-null failures to record after them.
         self.deferred: list[tuple[GraphQLError, Path]] | None = None
@@ -94,9 +112,14 @@ class Run:
 
     async def drain(self) -> None:
         while self.pending:
+            if self.groups:
+                self.load_groups()
             pending, self.pending = self.pending, []
             self.deferred = []
-            for awaitable, f, out, key, path, anchor, cached in pending:
+            for awaitable, f, out, key, path, anchor, mode in pending:
+                if mode == GROUP:
+                    await self.complete_group(f, out)
+                    continue
                 if self.deferred and not awaitable.done():
                     self.flush()
                 try:
@@ -107,12 +130,38 @@ class Run:
                     continue
                 if self.nulled and self.inside_nulled(path):
                     continue  # graphql-core drops what completes inside a nulled position
-                if cached:
+                if mode == CACHED:
                     out[key] = value  # completed already (and its errors recorded)
                 else:
                     self.complete(f, value, out, key, path, anchor, 0)
             self.flush()
             self.deferred = None
+
+    def load_groups(self) -> None:
+        """Hand each group's keys to its loader: all before the first await, so the level
+        is still one batch per loader."""
+        groups, self.groups = self.groups, {}
+        loaders = self.info.context.loaders
+        for f, group in groups.items():
+            assert f.loader is not None
+            group.future = getattr(loaders, f.loader).load_many(group.keys)
+
+    async def complete_group(self, f: FieldPlan, group: Group) -> None:
+        """Complete each value of a relation's group where it goes, as each object's own
+        future would have been completed."""
+        future = group.future
+        assert future is not None
+        if self.deferred and not future.done():
+            self.flush()
+        try:
+            values = await future
+        except Exception as error:  # the whole batch failed: every object's field fails
+            values = [error] * len(group.keys)
+        key = f.key
+        for value, (out, path, anchor) in zip(values, group.places, strict=True):
+            if self.nulled and self.inside_nulled(path):
+                continue  # graphql-core drops what completes inside a nulled position
+            self.complete(f, value, out, key, path, anchor, 0)
 
     def flush(self) -> None:
         """Null the anchors of the non-null failures of the values that came together.
@@ -194,7 +243,7 @@ class Run:
         if cache and f.cache_group is not None and self.cache_request is not None:
             out[f.key] = None  # keeps the response's order until the value comes
             task = asyncio.ensure_future(self.cached(f, source, path, anchor))
-            self.pending.append((task, f, out, f.key, path, anchor, True))
+            self.pending.append((task, f, out, f.key, path, anchor, CACHED))
             return False
         kwargs = self.arguments.get(f)
         if kwargs is None:
@@ -204,14 +253,23 @@ class Run:
         if f.source_names:
             kwargs = {**kwargs, **dict.fromkeys(f.source_names, source)}
         result = f.resolve(source, **kwargs) if f.pass_self else f.resolve(**kwargs)  # type: ignore[misc]
+        if f.loader is not None and result is not None:  # a relation's key
+            out[f.key] = None
+            group = self.groups.get(f)
+            if group is None:
+                group = self.groups[f] = Group()
+                self.pending.append((None, f, group, None, None, None, GROUP))
+            group.keys.append(result)
+            group.places.append((out, path, anchor))
+            return False
         if isinstance(result, Future):
             out[f.key] = None
-            self.pending.append((result, f, out, f.key, path, anchor, False))
+            self.pending.append((result, f, out, f.key, path, anchor, COMPLETE))
             return False
         if iscoroutine(result) or isawaitable(result):
             out[f.key] = None
             task = asyncio.ensure_future(result)
-            self.pending.append((task, f, out, f.key, path, anchor, False))
+            self.pending.append((task, f, out, f.key, path, anchor, COMPLETE))
             return False
         return self.complete(f, result, out, f.key, path, anchor, 0)
 
@@ -249,7 +307,10 @@ class Run:
         inner_anchor = path if nullable else anchor
         try:
             if level < f.list_depth:
-                if isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
+                # A list (nearly always) skips the Iterable ABC's check.
+                if type(value) is not list and (
+                    isinstance(value, str | bytes | dict) or not isinstance(value, Iterable)
+                ):
                     raise GraphQLError(
                         "Expected Iterable, but did not find one for field"
                         f" '{f.parent_type}.{f.name}'."

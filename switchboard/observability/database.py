@@ -7,7 +7,8 @@ connection pool's gauges. `switchboard.db.create_engine` installs it on every en
   that span records, and made after the request's answer has gone (`tracing.child_span`).
   A failed statement's span carries the error.
 - `switchboard_db_statement_duration_seconds{operation}`: every statement, from the
-  cursor's execute to its result, as SQLAlchemy's cursor events see it.
+  cursor's execute to its result, as SQLAlchemy's cursor events see it; reads that
+  `Database.fetch` runs on the raw asyncpg connection report through `observe_statement`.
 - Pool gauges, updated at every checkout and checkin: connections in use and open
   (summed over this process's engines), and requests waiting for a connection
   (`ObservedPool`, the engine's pool class, counts callers blocked in the pool's queue).
@@ -107,6 +108,15 @@ def instrument_engine(engine: AsyncEngine) -> None:
     def _disposed(_: Any) -> None:
         _pool_counts.pop(key, None)
         _publish_pool_counts()
+
+
+def observe_statement(
+    started: float, parent: Any, started_ns: int, statement: str, error: BaseException | None
+) -> None:
+    """The span and duration of one statement run on a raw driver connection
+    (`Database.fetch`): `started` from `time.perf_counter()`, `parent` from
+    `recording_parent()` and `started_ns` from `time.time_ns()` when there is a parent."""
+    _observe((started, parent, started_ns), statement, error)
 
 
 def _observe(observed: tuple[float, Any, int], statement: str, error: Any) -> None:
