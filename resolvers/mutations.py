@@ -8,14 +8,17 @@ after the commit, records the audit entry and returns the payload built from the
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import strawberry
+from redis.exceptions import RedisError
 
-from domain import agents, approvals, budgets, campaigns, preferences, skills, work
 from domain.errors import Rejected
+from domain.store import agents, approvals, budgets, campaigns, preferences, skills, work
 from loaders import shapes
 from resolvers.common import ADMINS, MARKETERS, USERS, Problems, audit, input_id, require_role
 from schema import mutations as m
@@ -23,6 +26,10 @@ from schema import types as t
 from schema.scalars import JSON
 from schema.types import Info
 from switchboard.auth import forget_membership
+
+log = logging.getLogger(__name__)
+REDIS_WARN_EVERY_S = 30.0
+_redis_warned_at = float("-inf")
 
 T = TypeVar("T")
 
@@ -43,15 +50,32 @@ def _given(value: Any) -> bool:
     return value is not strawberry.UNSET
 
 
+async def _after_commit(what: str, step: Awaitable[Any]) -> None:
+    """Redis work that follows a committed change. Redis down must not turn the committed
+    change into an error (the client would retry it, and do it twice): the workers'
+    reconciler enqueues QUEUED activities that have no job, and their agent re-sync
+    restores caps and pauses, once Redis is back (tasks/queue.py)."""
+    global _redis_warned_at
+    try:
+        await step
+    except (RedisError, OSError) as error:
+        if time.monotonic() - _redis_warned_at > REDIS_WARN_EVERY_S:  # one line per outage
+            _redis_warned_at = time.monotonic()
+            log.warning("%s after commit skipped (%s); the workers catch up", what, error)
+
+
 async def _enqueue(info: Info, activity_row: Any, tenant_id: uuid.UUID) -> None:
     from tasks.queue import enqueue_activity
 
-    await enqueue_activity(
-        info.context.services.redis,
-        activity_id=activity_row[0],
-        tenant_id=tenant_id,
-        agent_id=activity_row[2],
-        priority=activity_row[5],
+    await _after_commit(
+        "enqueue",
+        enqueue_activity(
+            info.context.services.redis,
+            activity_id=activity_row[0],
+            tenant_id=tenant_id,
+            agent_id=activity_row[2],
+            priority=activity_row[5],
+        ),
     )
 
 
@@ -254,14 +278,19 @@ async def set_agent_status(info: Info, id: strawberry.ID, status: t.AgentStatus)
     from tasks.queue import agent_status_changed
 
     redis = info.context.services.redis
-    await forget_membership(redis, row[0], tenant_id)  # a terminated agent's token stops working
-    await agent_status_changed(
-        redis,
-        info.context.db,
-        tenant_id=tenant_id,
-        agent_id=row[0],
-        status=row[2],
-        concurrency=row[4],
+    # A terminated agent's token stops working (without Redis, every request checks the
+    # database anyway).
+    await _after_commit("forget membership", forget_membership(redis, row[0], tenant_id))
+    await _after_commit(
+        "agent queue update",
+        agent_status_changed(
+            redis,
+            info.context.db,
+            tenant_id=tenant_id,
+            agent_id=row[0],
+            status=row[2],
+            concurrency=row[4],
+        ),
     )
     audit(info, "setAgentStatus", "Agent", row[0], {"status": str(status)})
     return m.AgentPayload(agent=shapes.agent_from_row(row), user_errors=[])
