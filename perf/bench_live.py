@@ -3,11 +3,9 @@
 
 This script owns the "Live events (issue 4)" section of perf/README.md.
 
-The gateway is `switchboard serve --workers 1 --no-worker` (one gateway process; uvicorn
-runs inside it), started through a two-line shim (`_serve` below) that passes `ws=<impl>`
-to `uvicorn.run`, so the uvicorn websocket implementations can be compared without
-touching switchboard/cli.py. `--ws auto` is exactly what `serve` runs today (uvicorn picks
-`websockets-sansio` when the `websockets` package is installed). State: its own folder
+The gateway is `switchboard serve --workers 1 --no-worker` (one gateway process, a child of
+`serve` running uvicorn: switchboard/gateway_process.py), started through perf/gateway.py
+like the other benchmarks, so it runs exactly as operators run it. State: its own folder
 (`--state-dir`, default /tmp/switchboard-bench-live), so nothing collides with other work.
 
 Subscribers are websocket clients (the `websockets` package, on uvloop) in `--client-procs`
@@ -41,16 +39,23 @@ open connections every 30 s. Each connection counts the events it received, gaps
 duplicates (by sequence number) and, if the server closed it, the code and reason.
 Memory per connection = (RSS with N − RSS with none) / N.
 
+`--transport sse` (issue 18, the "Live events over SSE" section of perf/README.md): the
+same subscribers, events and figures over GraphQL over SSE (graphql-sse's distinct
+connections mode: one `POST /graphql/stream` per subscriber, on a raw connection that
+reads the event stream's bytes); a stream the server ends counts as a close with its
+terminal event as the reason. `--transport ws` (the default) is the websocket run above.
+
 Run (from the repository root, in the venv):
 
     python perf/bench_live.py latency --json                  # 1, 100, 1,000 subscribers
-    python perf/bench_live.py latency --levels 1000 --ws websockets websockets-sansio wsproto
     python perf/bench_live.py soak --subscribers 2000 --minutes 10 --json
-    python perf/bench_live.py soak --minutes 1 --ws websockets wsproto   # memory per impl
+    python perf/bench_live.py latency --transport sse --json  # the same over SSE
+    python perf/bench_live.py soak --transport sse --subscribers 2000 --minutes 10 --json
 
-`wsproto` needs `pip install wsproto`. `serve` passes `ws_per_message_deflate=False`, so the
-clients' deflate offer is declined unless `--server-deflate` (uvicorn's own default) is given.
-Results go to perf/results/bench-live-*.json.
+`serve` turns permessage-deflate off, so the clients' deflate offer is declined. (Earlier
+`--ws` and `--server-deflate` options compared uvicorn's websocket implementations and
+deflate through a shim around `uvicorn.run`; `serve` no longer calls it, and that one-time
+study's results stay in perf/README.md.) Results go to perf/results/bench-live-*.json.
 """
 
 from __future__ import annotations
@@ -86,37 +91,11 @@ CONNECT_CONCURRENCY = 50  # handshakes in flight per client process
 # ---------------------------------------------------------------- the gateway
 
 
-def _serve(ws: str, argv: list[str]) -> int:
-    """`switchboard serve` with `uvicorn.run(..., ws=ws)`: nothing else differs."""
-    sys.path.insert(0, str(REPO))
-    import uvicorn
-
-    from switchboard.cli import main
-
-    run = uvicorn.run
-
-    def run_with_ws(*args: Any, **kwargs: Any) -> Any:
-        if ws != "auto":
-            kwargs["ws"] = ws
-        if os.environ.get("BENCH_LIVE_SERVER_DEFLATE") == "1":  # `serve` turns it off
-            kwargs["ws_per_message_deflate"] = True
-        return run(*args, **kwargs)
-
-    uvicorn.run = run_with_ws  # type: ignore[assignment]
-    return main(argv)
-
-
-def start_gateway(
-    state_dir: Path, ws: str, log: Path, env: dict[str, str], workers: int = 1
-) -> tuple[Any, int]:
-    """perf/gateway.py's start, through the `_serve` shim, without a job worker."""
+def start_gateway(state_dir: Path, log: Path, env: dict[str, str], workers: int = 1) -> Any:
+    """perf/gateway.py's start, without a job worker; returns (process, port)."""
     from gateway import start_gateway as start  # perf/gateway.py
 
-    # Set here so `serve` does not re-execute itself (it would lose the ws shim).
-    (state_dir / "prometheus").mkdir(parents=True, exist_ok=True)
-    env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(state_dir / "prometheus")}
-    shim = (sys.executable, __file__, "_serve", ws, "serve")
-    return start(state_dir, log, env, workers, serve=shim, extra=("--no-worker",))
+    return start(state_dir, log, env, workers, extra=("--no-worker",))
 
 
 # ---------------------------------------------------------------- subscriber processes
@@ -130,11 +109,49 @@ def _seq(raw: bytes) -> int:
     return int(raw[start : raw.index(b'"', start)])
 
 
+class SSEConnection:
+    """One SSE stream (distinct mode, POST /graphql/stream) on a raw connection: the bench
+    needs only the bytes, and thousands of them per process."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.close_rcvd = None
+
+    @classmethod
+    async def open(cls, url: str, token: str, query: str) -> SSEConnection:
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        reader, writer = await asyncio.open_connection(host, int(port), limit=2**20)
+        body = json.dumps({"query": query, "operationName": "TenantEvents"}).encode()
+        writer.write(
+            b"POST /graphql/stream HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n"
+            + f"authorization: {token}\r\ncontent-type: application/json\r\n".encode()
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        if not head.startswith(b"HTTP/1.1 200"):
+            writer.close()
+            raise RuntimeError(f"stream refused: {head[:200]!r}")
+        return cls(reader, writer)
+
+    async def close(self) -> None:
+        self.writer.close()
+
+
 class Subscribers:
     """The connections of one client process, driven by commands over a pipe."""
 
-    def __init__(self, url: str, token: str, compression: str | None, keep_times: bool) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        compression: str | None,
+        keep_times: bool,
+        transport: str = "ws",
+    ) -> None:
         self.url, self.token, self.compression = url, token, compression
+        self.transport = transport
         self.keep_times = keep_times
         self.sockets: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -153,6 +170,14 @@ class Subscribers:
         from websockets.asyncio.client import connect
 
         async with sem:
+            if self.transport == "sse":
+                try:
+                    stream = await SSEConnection.open(self.url, self.token, query)
+                except Exception as error:
+                    self.failed.append(f"{type(error).__name__}: {error}"[:200])
+                    return
+                self._track(stream, self.read_sse)
+                return
             try:
                 ws = await connect(
                     self.url,
@@ -172,15 +197,60 @@ class Subscribers:
             except Exception as error:
                 self.failed.append(f"{type(error).__name__}: {error}"[:200])
                 return
+        self._track(ws, self.read)
+
+    def _track(self, connection: Any, read: Any) -> None:
         index = len(self.sockets)
-        self.sockets.append(ws)
+        self.sockets.append(connection)
         self.times.append([])
         self.count.append(0)
         self.last.append(0)
         self.gaps.append(0)
         self.dups.append(0)
         self.closes.append(None)
-        self.tasks.append(asyncio.create_task(self.read(index, ws)))
+        self.tasks.append(asyncio.create_task(read(index, connection)))
+
+    def _received(self, index: int, now: float, seq: int, raw: bytes) -> None:
+        if self.keep_times:
+            self.times[index].append((now, seq))
+            if index == 0:
+                self.samples[seq] = raw
+        self.count[index] += 1
+        last = self.last[index]
+        if seq <= last:
+            self.dups[index] += 1
+            return
+        if last and seq > last + 1:
+            self.gaps[index] += seq - last - 1
+        self.last[index] = seq
+
+    async def read_sse(self, index: int, stream: SSEConnection) -> None:
+        """Events are `…data: {…}\n\n`; HTTP's chunk sizes between them are skipped."""
+        buffer = b""
+        try:
+            while True:
+                chunk = await stream.reader.read(1 << 16)
+                now = time.time()
+                if not chunk:
+                    if not self.stopping:
+                        self.closes[index] = (None, "stream ended")
+                    return
+                buffer += chunk
+                *events, buffer = buffer.split(b"\n\n")
+                for event in events:
+                    at = event.find(b"data: ")
+                    if at < 0:
+                        continue  # a heartbeat
+                    data = event[at + 6 :]
+                    seq = _seq(data)
+                    if seq < 0:
+                        if not self.stopping:
+                            self.closes[index] = (None, data[:200].decode(errors="replace"))
+                        return
+                    self._received(index, now, seq, b'{"payload":' + data + b"}")
+        except Exception as error:
+            if not self.stopping:
+                self.closes[index] = (None, f"{type(error).__name__}: {error}"[:200])
 
     async def read(self, index: int, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
@@ -260,11 +330,13 @@ class Subscribers:
                 return
 
 
-def client_process(pipe: Any, url: str, token: str, compression: str, keep_times: bool) -> None:
+def client_process(
+    pipe: Any, url: str, token: str, compression: str, keep_times: bool, transport: str = "ws"
+) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     subscribers = Subscribers(
-        url, token, None if compression == "none" else compression, keep_times
+        url, token, None if compression == "none" else compression, keep_times, transport
     )
     try:
         import uvloop
@@ -277,6 +349,8 @@ def client_process(pipe: Any, url: str, token: str, compression: str, keep_times
 class Clients:
     """`procs` client processes holding `total` subscribers between them."""
 
+    transport = "ws"  # set from --transport (main)
+
     def __init__(self, url: str, token: str, procs: int, compression: str, keep_times: bool):
         context = mp.get_context("spawn")
         self.pipes: list[Any] = []
@@ -285,7 +359,7 @@ class Clients:
             mine, theirs = context.Pipe()
             process = context.Process(
                 target=client_process,
-                args=(theirs, url, token, compression, keep_times),
+                args=(theirs, url, token, compression, keep_times, Clients.transport),
                 daemon=True,
             )
             process.start()
@@ -506,18 +580,16 @@ def run_level(driver: Driver, args: argparse.Namespace, total: int) -> dict[str,
 
 
 def latency(args: argparse.Namespace) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for ws in args.ws:
-        with Gateway(args, ws) as driver:
-            # Warm the gateway's code paths (websocket, subscribe, render) once.
-            warm = Args(**{**vars(args), "events": 5, "warmup": 2, "interval_ms": 100})
-            run_level(driver, warm, 1)
-            runs[ws] = []
-            for total in args.levels:
-                print(f"[{ws}] {total} subscribers…", file=sys.stderr, flush=True)
-                level = run_level(driver, args, total)
-                runs[ws].append(level)
-                show_level(ws, level)
+    runs: list[dict[str, Any]] = []
+    with Gateway(args) as driver:
+        # Warm the gateway's code paths (websocket, subscribe, render) once.
+        warm = Args(**{**vars(args), "events": 5, "warmup": 2, "interval_ms": 100})
+        run_level(driver, warm, 1)
+        for total in args.levels:
+            print(f"{total} subscribers…", file=sys.stderr, flush=True)
+            level = run_level(driver, args, total)
+            runs.append(level)
+            show_level(level)
     return {"runs": runs}
 
 
@@ -525,10 +597,10 @@ class Args(argparse.Namespace):
     pass
 
 
-def show_level(ws: str, level: dict[str, Any]) -> None:
+def show_level(level: dict[str, Any]) -> None:
     lat = level["latency_ms"]
     print(
-        f"[{ws}] {level['subscribers']:>5} subs, {level['events']} events: "
+        f"{level['subscribers']:>5} subs, {level['events']} events: "
         f"from response p50 {lat['from_response']['p50']} p99 {lat['from_response']['p99']} "
         f"| last sub p50 {lat['last_subscriber_from_response']['p50']} "
         f"p99 {lat['last_subscriber_from_response']['p99']} "
@@ -541,11 +613,8 @@ def show_level(ws: str, level: dict[str, Any]) -> None:
 
 
 def soak(args: argparse.Namespace) -> dict[str, Any]:
-    runs: dict[str, dict[str, Any]] = {}
-    for ws in args.ws:
-        with Gateway(args, ws) as driver:
-            runs[ws] = soak_one(driver, args, ws)
-    return {"runs": runs}
+    with Gateway(args) as driver:
+        return {"run": soak_one(driver, args)}
 
 
 def settle_rss(driver: Driver) -> float:
@@ -556,7 +625,7 @@ def settle_rss(driver: Driver) -> float:
     return statistics.median(samples)
 
 
-def soak_one(driver: Driver, args: argparse.Namespace, ws: str) -> dict[str, Any]:
+def soak_one(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
     total = args.subscribers
     warm = Clients(driver.url, f"Bearer {driver.token}", 1, args.compression, False)
     try:
@@ -573,7 +642,7 @@ def soak_one(driver: Driver, args: argparse.Namespace, ws: str) -> dict[str, Any
         started = time.monotonic()
         opened = clients.connect(total)
         connect_s = time.monotonic() - started
-        print(f"[{ws}] opened {opened} in {connect_s:.1f} s", file=sys.stderr, flush=True)
+        print(f"opened {opened} in {connect_s:.1f} s", file=sys.stderr, flush=True)
         driver.barrier(clients, opened["opened"], timeout_s=120)
         clients.ask("reset")
         first = driver.seq + 1
@@ -599,7 +668,7 @@ def soak_one(driver: Driver, args: argparse.Namespace, ws: str) -> dict[str, Any
                         "load_avg": os.getloadavg(),
                     }
                 )
-                print(f"[{ws}] {timeline[-1]}", file=sys.stderr, flush=True)
+                print(f"{timeline[-1]}", file=sys.stderr, flush=True)
                 cpu_mark, mark = cpu_now, now
                 next_sample += 30
             pause = random.uniform(0.5, 1.5) / args.rate
@@ -633,7 +702,6 @@ def soak_one(driver: Driver, args: argparse.Namespace, ws: str) -> dict[str, Any
     per_conn_kb = (rss_with - rss_none) * 1024 / max(1, opened["opened"])
     end_kb = (rss_end - rss_none) * 1024 / max(1, opened["opened"])
     outcome = {
-        "ws": ws,
         "subscribers_asked": total,
         "subscribers_opened": opened["opened"],
         "connect_failures": len(failed),
@@ -667,21 +735,19 @@ def soak_one(driver: Driver, args: argparse.Namespace, ws: str) -> dict[str, Any
 
 
 class Gateway:
-    """`with Gateway(args, ws) as driver`: a gateway for one run, stopped after it."""
+    """`with Gateway(args) as driver`: a gateway for one run, stopped after it."""
 
-    def __init__(self, args: argparse.Namespace, ws: str) -> None:
-        self.args, self.ws = args, ws
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
 
     def __enter__(self) -> Driver:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        log = Path(self.args.state_dir) / f"gateway-{self.ws}-{stamp}.log"
+        log = Path(self.args.state_dir) / f"gateway-{stamp}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {"SWITCHBOARD_RATE_LIMIT_DASHBOARD": str(self.args.rate_limit)}
-        if self.args.server_deflate:
-            env["BENCH_LIVE_SERVER_DEFLATE"] = "1"
-        print(f"[{self.ws}] starting the gateway (log {log})…", file=sys.stderr, flush=True)
+        print(f"starting the gateway (log {log})…", file=sys.stderr, flush=True)
         self.process, port = start_gateway(
-            Path(self.args.state_dir), self.ws, log, env, self.args.gateway_workers
+            Path(self.args.state_dir), log, env, self.args.gateway_workers
         )
         try:
             from gateway import gateway_pid
@@ -702,30 +768,22 @@ def fingerprint() -> dict[str, Any]:
     import hashlib
 
     files = sorted((REPO / "switchboard/live").glob("*.py"))
-    files += [REPO / "switchboard/cli.py", REPO / "switchboard/app.py"]
+    files += [REPO / "switchboard/gateway_process.py", REPO / "switchboard/app.py"]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
     newest = max(f.stat().st_mtime for f in files)
     changed = dt.datetime.fromtimestamp(newest, dt.UTC).isoformat(timespec="seconds")
-    return {"sha256_live_cli_app": digest, "newest_change": changed}
+    return {"sha256_live_gateway_app": digest, "newest_change": changed}
 
 
 def main() -> int:
-    if len(sys.argv) > 2 and sys.argv[1] == "_serve":
-        return _serve(sys.argv[2], sys.argv[3:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["latency", "soak"])
-    parser.add_argument("--ws", nargs="+", default=["auto"], help="uvicorn ws implementations")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 100, 1000])
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--interval-ms", type=float, default=200.0)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--compression", choices=["deflate", "none"], default="deflate")
-    parser.add_argument(
-        "--server-deflate",
-        action="store_true",
-        help="let uvicorn negotiate permessage-deflate (serve turns it off)",
-    )
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=1.5, help="soak events per second")
@@ -741,9 +799,16 @@ def main() -> int:
         default=1,
         help="uvicorn worker processes (above 1, CPU and RSS figures are the supervisor's only)",
     )
+    parser.add_argument(
+        "--transport",
+        choices=["ws", "sse"],
+        default="ws",
+        help="subscribers over websocket (graphql-transport-ws) or SSE (graphql-sse, distinct)",
+    )
     parser.add_argument("--state-dir", default="/tmp/switchboard-bench-live")
     parser.add_argument("--json", action="store_true", help="write perf/results/bench-live-*.json")
     args = parser.parse_args(namespace=Args())
+    Clients.transport = args.transport
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     started = dt.datetime.now(dt.UTC)
@@ -753,7 +818,7 @@ def main() -> int:
         "load_avg_start": os.getloadavg(),
         "cpus": os.cpu_count(),
         "client_compression": args.compression,
-        "server_deflate": args.server_deflate,
+        "transport": args.transport,
         "code": fingerprint(),
         "git": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -763,7 +828,9 @@ def main() -> int:
     report = {**head, **body, "load_avg_end": os.getloadavg()}
     if args.json:
         RESULTS.mkdir(exist_ok=True)
-        name = f"bench-live-{args.command}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+        name = (
+            f"bench-live-{args.command}-{args.transport}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+        )
         (RESULTS / name).write_text(json.dumps(report, indent=1, default=str))
         print(f"wrote perf/results/{name}", file=sys.stderr)
     return 0

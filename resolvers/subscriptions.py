@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from sqlalchemy import text
 
 from domain import enums
 from domain.access import require_member
 from domain.errors import BadUserInput
 from domain.events import parse_position
 from domain.ids import parse_id_of, to_global_id
+from domain.store.runs import activity_agent
 from schema import types as t
 
 AFTER_HELP = "`after` must be an event `id` this subscription sent (`<ms>-<seq>`)."
@@ -62,12 +62,9 @@ async def activity_stream(
     unknown = BadUserInput("No activity has this ID.")
     if row_id is None:
         raise unknown
-    rows = await info.context.db.fetch(
-        text("SELECT agent_id FROM activities WHERE id = :id AND tenant_id = :t"),
-        {"id": row_id, "t": principal.tenant_id},
-    )
+    agent_id = await activity_agent(info.context.db, principal.tenant_id, row_id)
     # Another tenant's activity is as unknown; an agent follows only its own activities.
-    if not rows or (principal.is_agent and rows[0][0] != principal.subject_id):
+    if agent_id is None or (principal.is_agent and agent_id != principal.subject_id):
         raise unknown
     return Feed(principal.tenant_id, row_id, None, _position(after))  # type: ignore[return-value]
 

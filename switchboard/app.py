@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 from collections.abc import AsyncIterator
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -23,7 +22,10 @@ from switchboard.db import Database, create_engine, libpq_url
 from switchboard.edge.compression import CompressionMiddleware
 from switchboard.graphql_http import GraphQLEndpoint, result_payload
 from switchboard.live.hub import Hub
+from switchboard.live.multipart import MultipartEndpoint, wants_multipart
 from switchboard.live.relay import Relay
+from switchboard.live.sse import SSEEndpoint
+from switchboard.live.subscribe import LiveSubscriptions
 from switchboard.live.websocket import LiveEndpoint
 from switchboard.observability import health, logs, metrics, operations, tracing
 from switchboard.observability.middleware import ObservabilityMiddleware
@@ -51,10 +53,9 @@ def create_redis(url: str) -> Redis:
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """The gateway. DATABASE_URL and REDIS_URL (or the settings' URLs) must point at servers."""
+    """The gateway. The settings' URLs (DATABASE_URL, REDIS_URL) must point at servers."""
     settings = settings or Settings.from_env()
-    database_url = settings.database_url or os.environ["DATABASE_URL"]
-    redis_url = settings.redis_url or os.environ["REDIS_URL"]
+    database_url, redis_url = settings.server_urls()
     # Observability: JSON logs with secrets redacted (a test run's logging is its runner's),
     # and tracing from the OTEL_* variables.
     logs.register_secret(settings.jwt_secret)
@@ -62,21 +63,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
     logs.register_url_password(redis_url)
     if settings.mode != "test":
         logs.configure_logging(settings.log_level, settings.log_format)
-    tracing.configure_from_env(trace_resolvers=settings.trace_resolvers)
+    tracing.configure_from_env(
+        trace_resolvers=settings.trace_resolvers, otlp_inline=settings.otlp_inline
+    )
     db = Database(create_engine(settings, database_url))
     redis = create_redis(redis_url)
     # Skill search: this process's copy of the skill index (switchboard/skill_search/).
-    skill_search = SkillSearch.from_env(db, redis)
+    skill_search = SkillSearch.from_settings(settings, db, redis)
     services = Services(db=db, redis=redis, audit=AuditLog(db), skills=skill_search)
     endpoint = GraphQLEndpoint(settings, services, Authenticator(settings, db, redis), schema)
 
     async def graphql(request: Request) -> Response:
+        if wants_multipart(request):  # Apollo's multipart subscriptions (switchboard/live/)
+            return await multipart(request)
         return await operations.observe(endpoint, request)  # span, duration, errors by code
 
     # Live events: this process's relay of the outbox, its hub, and the websocket endpoint.
     relay = Relay(db, redis, libpq_url(database_url), poll_s=settings.live_relay_poll_s)
     hub = Hub(services, redis_url, lambda result: result_payload(result, settings)[1])
-    live = LiveEndpoint(endpoint, hub)
+    # One live path for every transport: the same admission and hub groups (subscribe.py).
+    subscriptions = LiveSubscriptions(endpoint, hub)
+    live = LiveEndpoint(endpoint, hub, subscriptions)
+    sse = SSEEndpoint(subscriptions)
+    multipart = MultipartEndpoint(subscriptions)
+    live.streams += [sse, multipart]  # a stopping server ends them with the websockets
 
     readiness = health.Readiness(db, redis, database_url, ttl_s=settings.readiness_cache_s)
 
@@ -107,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Every method reaches the endpoint, which answers 405 in the contract's format.
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             WebSocketRoute("/graphql", live),  # subscriptions (switchboard/live/)
+            Route("/graphql/stream", sse, methods=["GET", "POST", "PUT", "DELETE"]),  # SSE
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", readiness.endpoint, methods=["GET"]),
             Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),

@@ -17,8 +17,6 @@ outside execution, which answer INTERNAL_SERVER_ERROR with 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,12 +29,16 @@ from domain.errors import DomainError
 from switchboard.auth import Authenticator
 from switchboard.context import RequestContext, Services
 from switchboard.db import StatementCounter, current_counter, unavailable
-from switchboard.documents import DocumentCache
 from switchboard.edge import etag
-from switchboard.edge.breaker import RedisBreaker
-from switchboard.edge.limits import TOO_COMPLEX, OperationLimits
-from switchboard.edge.persisted import PersistedQueries, PersistedQueryError
-from switchboard.edge.ratelimit import Decision, RateLimiter
+from switchboard.edge.admission import (
+    Admission,
+    Admitted,
+    GraphQLRequest,
+    NotExecuted,
+    RequestError,
+    graphql_request,
+)
+from switchboard.edge.admission import errors_payload as _errors_payload
 from switchboard.edge.response_cache import CacheRequest, ResponseCache, caching_executor
 from switchboard.edge.timing import ServerTiming
 from switchboard.execution.executor import OperationExecutor
@@ -53,34 +55,6 @@ UNAVAILABLE_MESSAGE = "The database cannot be reached now; nothing was changed. 
 RETRY_AFTER_S = 1
 
 
-class RequestError(Exception):
-    """The request cannot run: answered with one error, `code` and HTTP `status`."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = dict(headers or {})
-
-
-class NotExecuted(Exception):
-    """The operation never started: its document does not parse or validate, or its
-    variables do not coerce. Its status follows the media type (`pre_execution_status`)."""
-
-    def __init__(self, payload: dict[str, Any]) -> None:
-        super().__init__(payload)
-        self.payload = payload
-
-
-@dataclass(frozen=True, slots=True)
-class GraphQLRequest:
-    query: str | None  # None: a persisted query named in `extensions`
-    variables: dict[str, Any] | None
-    operation_name: str | None
-    extensions: dict[str, Any] | None = None
-
-
 class GraphQLEndpoint:
     def __init__(
         self,
@@ -93,40 +67,14 @@ class GraphQLEndpoint:
         self.services = services
         self.authenticator = authenticator
         self.schema = schema
-        self.limits = OperationLimits(
-            max_depth=settings.max_depth,
-            max_aliases=settings.max_aliases,
-            max_tokens=settings.max_tokens,
-            max_cost=settings.max_cost,
-        )
-        self.documents = DocumentCache(
-            schema._schema, limits=self.limits, introspection=settings.development
-        )
-        self.breaker = RedisBreaker(settings.redis_retry_s)
-        self.persisted = PersistedQueries(
-            services.redis,
-            self.breaker,
-            settings.pq_manifests,
-            ttl_s=settings.apq_ttl_s,
-        )
-        # Trusted documents are parsed, validated and analysed now, before any request.
-        for operation in self.persisted.trusted.values():
-            self.documents.pin(operation.body)
-        self.rate_limiter = (
-            RateLimiter(
-                services.redis,
-                self.breaker,
-                {
-                    "dashboard": settings.rate_limit_dashboard,
-                    "mobile": settings.rate_limit_mobile,
-                    "agent": settings.rate_limit_agent,
-                    "anonymous": settings.rate_limit_anonymous,
-                },
-                settings.rate_limit_window_s,
-            )
-            if settings.rate_limit_enabled
-            else None
-        )
+        # The one admission path (edge/admission.py), shared with the live transports; its
+        # parts stay reachable here under their old names.
+        self.admission = Admission(settings, services, authenticator, schema)
+        self.limits = self.admission.limits
+        self.documents = self.admission.documents
+        self.breaker = self.admission.breaker
+        self.persisted = self.admission.persisted
+        self.rate_limiter = self.admission.rate_limiter
         self.response_cache = (
             ResponseCache(
                 services.redis,
@@ -161,9 +109,7 @@ class GraphQLEndpoint:
             principal = await self._authenticate(request)
             timing.mark("auth")
             if self.rate_limiter is not None:
-                _refuse_over_limit(
-                    await self.rate_limiter.hit_tenant(principal.tenant_id.hex, principal.audience)
-                )
+                await self.admission.rate_limit(principal)
                 timing.mark("rl")
             status, payload = await self._run(request, graphql_request, principal, timing)
             executed_get = request.method == "GET"
@@ -202,13 +148,9 @@ class GraphQLEndpoint:
 
     async def _authenticate(self, request: Request) -> Principal:
         """The token's principal; a request without a valid one counts against its IP."""
-        try:
-            return await self.authenticator.authenticate(request.headers.get("authorization"))
-        except DomainError:
-            if self.rate_limiter is not None:
-                address = request.client.host if request.client else "unknown"
-                _refuse_over_limit(await self.rate_limiter.hit_ip(address))
-            raise
+        return await self.admission.authenticate(
+            request.headers.get("authorization"), request.client.host if request.client else None
+        )
 
     async def _run(
         self,
@@ -217,50 +159,33 @@ class GraphQLEndpoint:
         principal: Principal,
         timing: ServerTiming,
     ) -> tuple[int, dict[str, Any]]:
-        try:
-            resolved = await self.persisted.resolve(
-                graphql_request.query, graphql_request.extensions, principal.audience
-            )
-        except PersistedQueryError as error:
-            raise RequestError(error.status, error.code, error.message) from None
         prepare_seconds = self.documents.prepare_seconds
-        prepared = self.documents.get(resolved.text)
+
+        def http_rules(admitted: Admitted) -> None:
+            operation = admitted.operation
+            # observability: the operation's name, type and hash on its span and metrics
+            observed.identify(
+                operation, admitted.resolved.text, principal, admitted.prepared.sha256
+            )
+            if operation.operation is not OperationType.QUERY and request.method == "GET":
+                raise RequestError(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    "Only queries may be sent with GET.",
+                    {"allow": "POST"},
+                )
+            if operation.operation is OperationType.SUBSCRIPTION:
+                raise RequestError(
+                    400,
+                    "BAD_REQUEST",
+                    "Subscriptions run over websocket or SSE at /graphql/stream, or as "
+                    "multipart with Accept: multipart/mixed;subscriptionSpec=1.0.",
+                )
+
+        admitted = await self.admission.admit(graphql_request, principal, http_rules)
+        prepared, operation = admitted.prepared, admitted.operation
         timing.mark("doc")
         timing.add("parse", self.documents.prepare_seconds - prepare_seconds)
-        if prepared.too_complex:
-            raise RequestError(400, TOO_COMPLEX, prepared.too_complex)
-        if prepared.parse_errors:
-            raise NotExecuted(
-                _formatted(prepared.parse_errors, "GRAPHQL_PARSE_FAILED", self.settings)
-            )
-        if prepared.validation_errors:
-            raise NotExecuted(
-                _formatted(prepared.validation_errors, "GRAPHQL_VALIDATION_FAILED", self.settings)
-            )
-        operation = prepared.operation(graphql_request.operation_name)
-        if operation is None:
-            raise NotExecuted(
-                _errors_payload(
-                    "GRAPHQL_VALIDATION_FAILED", "No single operation matches `operationName`."
-                )
-            )
-        # observability: the operation's name, type and hash on its span and metrics
-        observed.identify(operation, resolved.text, principal, prepared.sha256)
-        if operation.operation is not OperationType.QUERY and request.method == "GET":
-            raise RequestError(
-                405, "METHOD_NOT_ALLOWED", "Only queries may be sent with GET.", {"allow": "POST"}
-            )
-        if operation.operation is OperationType.SUBSCRIPTION:
-            raise RequestError(
-                400, "BAD_REQUEST", "Subscriptions run over the websocket at /graphql."
-            )
-        analysis = prepared.analysis(operation)
-        if analysis is not None:
-            violation = analysis.violation(graphql_request.variables, self.limits)
-            if violation is not None:
-                raise RequestError(400, TOO_COMPLEX, violation)
-        if resolved.register and resolved.sha256:
-            await self.persisted.register(resolved.sha256, resolved.text)
         cache_request = None
         if self.response_cache is not None and operation.operation is OperationType.QUERY:
             cache_request = CacheRequest(
@@ -296,23 +221,13 @@ class GraphQLEndpoint:
         return result_payload(result, self.settings)
 
 
-def _refuse_over_limit(decision: Decision) -> None:
-    if not decision.allowed:
-        raise RequestError(
-            429,
-            "RATE_LIMITED",
-            f"Too many requests; retry in {decision.retry_after_s} s.",
-            {"retry-after": str(decision.retry_after_s)},
-        )
-
-
 async def _read_request(request: Request, settings: Settings) -> GraphQLRequest:
     limit = settings.max_body_bytes
     if request.method == "GET":
         if len(request.url.query) > limit:
             raise RequestError(413, "BAD_REQUEST", f"The query string exceeds {limit} bytes.")
         params = request.query_params
-        return _graphql_request(
+        return graphql_request(
             params.get("query"),
             _json_param(params.get("variables"), "variables"),
             params.get("operationName"),
@@ -339,7 +254,7 @@ async def _read_request(request: Request, settings: Settings) -> GraphQLRequest:
         )
     if not isinstance(payload, dict):
         raise RequestError(400, "BAD_REQUEST", "The request body must be a JSON object.")
-    return _graphql_request(
+    return graphql_request(
         payload.get("query"),
         payload.get("variables"),
         payload.get("operationName"),
@@ -368,42 +283,6 @@ def _json_param(raw: str | None, name: str) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise RequestError(400, "BAD_REQUEST", f"`{name}` is not valid JSON.") from None
-
-
-def _graphql_request(
-    query: Any, variables: Any, operation_name: Any, extensions: Any, settings: Settings
-) -> GraphQLRequest:
-    if extensions is not None and not isinstance(extensions, dict):
-        raise RequestError(400, "BAD_REQUEST", "`extensions` must be a JSON object.")
-    persisted = extensions is not None and "persistedQuery" in extensions
-    if not (query is None and persisted) and (not isinstance(query, str) or not query.strip()):
-        raise RequestError(400, "BAD_REQUEST", "`query` must be a non-empty string.")
-    if variables is not None and not isinstance(variables, dict):
-        raise RequestError(400, "BAD_REQUEST", "`variables` must be a JSON object.")
-    if operation_name is not None and not isinstance(operation_name, str):
-        raise RequestError(400, "BAD_REQUEST", "`operationName` must be a string.")
-    if variables and len(orjson.dumps(variables)) > settings.max_variables_bytes:
-        raise RequestError(
-            413, "BAD_REQUEST", f"`variables` exceed {settings.max_variables_bytes} bytes."
-        )
-    if (query is not None and ("\x00" in query or "\\u0000" in query)) or _holds_nul(variables):
-        # PostgreSQL text cannot hold U+0000; refuse it here rather than fail in a query.
-        raise NotExecuted(
-            _errors_payload("BAD_USER_INPUT", "Text may not contain the NUL character.")
-        )
-    return GraphQLRequest(
-        query=query, variables=variables, operation_name=operation_name, extensions=extensions
-    )
-
-
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
 
 
 def result_payload(result: ExecutionResult, settings: Settings) -> tuple[int, dict[str, Any]]:
@@ -447,19 +326,6 @@ def format_error(error: GraphQLError, settings: Settings) -> dict[str, Any]:
             formatted["message"] = "Internal server error."
     formatted["extensions"] = {"code": code}
     return formatted
-
-
-def _formatted(errors: list[GraphQLError], code: str, settings: Settings) -> dict[str, Any]:
-    formatted = []
-    for error in errors:
-        entry = format_error(error, settings)
-        entry["extensions"]["code"] = code
-        formatted.append(entry)
-    return {"errors": formatted}
-
-
-def _errors_payload(code: str, message: str) -> dict[str, Any]:
-    return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 def _variables_rejected(result: ExecutionResult) -> bool:

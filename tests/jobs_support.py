@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from domain.work import create_activity, create_deliverable
+from domain.store.work import create_activity, create_deliverable
 from switchboard.seed import seed_demo, stable_id
 from switchboard.settings import PROJECT_DIR
 from switchboard.supervisor import die_with_parent
@@ -88,7 +88,7 @@ async def new_work(
     campaign_id: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
     """`count` QUEUED activities of the tenant's agent of `role` (each on a deliverable of
-    its own, in an ACTIVE campaign), created through domain.work as the mutations do."""
+    its own, in an ACTIVE campaign), created through domain/store/work.py as the mutations do."""
     engine = create_async_engine(tenant.database_url)
     ids = []
     try:

@@ -56,6 +56,9 @@ async def served(app: Starlette) -> AsyncIterator[str]:
     try:
         yield f"ws://127.0.0.1:{port}/graphql"
     finally:
+        # As a stopping gateway process does (gateway_process.py): streams and sockets end
+        # first, or uvicorn would wait for an open event stream forever.
+        await app.state.live.going_away()
         server.should_exit = True
         await task
 

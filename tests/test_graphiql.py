@@ -21,7 +21,7 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from domain.events import record_event
+from domain.store.events import record_event
 from switchboard.app import create_app
 from switchboard.db import Database, create_engine
 from switchboard.graphiql import STATIC_PATH

@@ -342,6 +342,39 @@ def build() -> dict[str, Any]:
         width=6,
         unit="ops",
     )
+    # Live events over plain HTTP (SSE, multipart): switchboard/live/stream.py.
+    lay.panel(
+        "Event streams open by transport",
+        [(f"sum by (transport) ({m('switchboard_live_streams_open')})", "{{transport}}")],
+        width=6,
+    )
+    lay.panel(
+        "Stream events written per second",
+        [
+            (
+                f"sum by (transport) (rate({m('switchboard_live_stream_events_total')}[{RATE}]))",
+                "{{transport}}",
+            )
+        ],
+        width=6,
+        unit="ops",
+    )
+    lay.panel(
+        "Stream closes by reason, resumes",
+        [
+            (
+                "sum by (transport, reason) "
+                f"(rate({m('switchboard_live_stream_closes_total')}[{RATE}]))",
+                "{{transport}} {{reason}}",
+            ),
+            (
+                f"sum by (transport) (rate({m('switchboard_live_resumes_total')}[{RATE}]))",
+                "resumes {{transport}}",
+            ),
+        ],
+        width=6,
+        unit="ops",
+    )
     lay.panel(
         "HTTP requests by status",
         [

@@ -1,4 +1,4 @@
-"""Live events: the contract's subscriptions over websocket.
+"""Live events: the contract's subscriptions over websocket, SSE and multipart HTTP.
 
 How an event travels, one way:
 
@@ -7,6 +7,12 @@ How an event travels, one way:
       → log.py: each tenant's and each activity's stream (24 h), plus one firehose
       → hub.py: one Redis reader per gateway process; renders each event once per group of
         identical subscriptions, through fresh loaders, and fans it out
-      → websocket.py: one bounded send queue per connection (graphql-transport-ws and the
-        legacy graphql-ws protocol)
+      → one bounded send queue per connection or stream, each transport only its framing:
+        websocket.py (graphql-transport-ws and the legacy graphql-ws protocol), sse.py
+        (graphql-sse, both modes) and multipart.py (Apollo's multipart subscriptions), the
+        last two on stream.py (heartbeats, terminal events, close reasons)
+
+Every transport starts its subscriptions through subscribe.py: the one admission path
+(switchboard/edge/admission.py), then the hub's groups, so subscribers of one document,
+variables and tenant share one execution per event whatever carries them.
 """

@@ -53,9 +53,10 @@ MAX_HELD = 10_000  # live events a replaying subscriber may hold aside
 
 
 class Outbox(Protocol):
-    """Where a subscriber's messages go: its connection (websocket.py)."""
+    """Where a subscriber's messages go: its websocket connection (websocket.py) or its
+    stream (stream.py: SSE and multipart); `position` is the event's, for SSE's `id:`."""
 
-    def send_next(self, subscription_id: str, payload: str) -> None: ...
+    def send_next(self, subscription_id: str, payload: str, position: Position) -> None: ...
 
     def overflow(self, reason: str) -> None: ...
 
@@ -99,7 +100,7 @@ class Subscriber:
         if position <= self.last:
             return
         self.last = position
-        self.outbox.send_next(self.id, payload)
+        self.outbox.send_next(self.id, payload, position)
 
 
 def stream_of(feed: Feed) -> str:
@@ -198,7 +199,7 @@ class Hub:
         for entry, payload in zip(batch, payloads, strict=True):
             if entry.position > subscriber.last:
                 subscriber.last = entry.position
-                subscriber.outbox.send_next(subscriber.id, payload)
+                subscriber.outbox.send_next(subscriber.id, payload, entry.position)
         observed.delivered(group.operation, len(batch))
 
     # ------------------------------------------------------------ rendering

@@ -38,41 +38,26 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import (
-    DocumentNode,
-    ExecutionResult,
-    FieldNode,
-    GraphQLError,
-    OperationDefinitionNode,
-    OperationType,
-    VariableNode,
-    Visitor,
-    visit,
-)
-from graphql.execution import Executor, create_source_event_stream
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from domain.access import Principal
 from domain.errors import DomainError
-from resolvers.subscriptions import Feed
-from switchboard.context import RequestContext
-from switchboard.edge.limits import TOO_COMPLEX
-from switchboard.edge.persisted import PersistedQueryError
-from switchboard.graphql_http import GraphQLEndpoint, format_error
-from switchboard.live.hub import Group, Hub, ReplayGap, Subscriber, stream_of
+from domain.events import Position
+from switchboard.graphql_http import GraphQLEndpoint
+from switchboard.live.hub import Hub, Subscriber
+from switchboard.live.subscribe import CannotSubscribe, LiveSubscriptions
 
 log = logging.getLogger(__name__)
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
 MAX_ID_LENGTH = 128
-MAX_DOCUMENTS = 1000
 KEEP_ALIVE_S = 20.0  # the legacy protocol's `ka`, which its clients expect now and then
 
 
@@ -82,18 +67,6 @@ class Closed(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code, self.reason = code, reason
-
-
-class CannotSubscribe(Exception):
-    """The subscription does not start: answered with an `error` message."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(errors[0]["message"] if errors else "")
-        self.errors = errors
-
-
-def _error(code: str, message: str) -> CannotSubscribe:
-    return CannotSubscribe([{"message": message, "extensions": {"code": code}}])
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +88,18 @@ DIALECTS = {
 class LiveEndpoint:
     """The websocket route; one `Connection` per socket."""
 
-    def __init__(self, graphql: GraphQLEndpoint, hub: Hub) -> None:
-        # The HTTP endpoint's settings, services, authenticator, documents, persisted
-        # queries, limits and rate limiter: a subscription passes the same edge.
+    def __init__(
+        self, graphql: GraphQLEndpoint, hub: Hub, subscriptions: LiveSubscriptions | None = None
+    ) -> None:
+        # The one live path (subscribe.py): the HTTP endpoint's admission, then the hub.
         self.graphql = graphql
         self.settings = graphql.settings
         self.services = graphql.services
         self.authenticator = graphql.authenticator
         self.hub = hub
-        self._render_variables: dict[tuple[str, str | None], frozenset[str]] = {}
+        self.subscriptions = subscriptions or LiveSubscriptions(graphql, hub)
         self.connections: set[Connection] = set()
+        self.streams: list[Any] = []  # SSE and multipart endpoints, stopped with the sockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # An ASGI app rather than a Starlette endpoint: frames go straight to the server's
@@ -142,18 +117,10 @@ class LiveEndpoint:
         reconnects (here once the server is back, or to another instance) and resumes
         each subscription with `after`."""
         reason = "Server going away: reconnect and resume with after"
-        await asyncio.gather(*(c._close(1001, reason) for c in list(self.connections)))
-
-    def rendering_variables(self, sha: str, document: DocumentNode, name: str | None):
-        """The variables an event's rendering can depend on: all but those used only in
-        the root field's arguments (`after`, `types`, `activityId`)."""
-        key = (sha, name)
-        found = self._render_variables.get(key)
-        if found is None:
-            if len(self._render_variables) >= MAX_DOCUMENTS:  # bounded, like the documents
-                self._render_variables.clear()
-            found = self._render_variables[key] = _variables_beyond_root_arguments(document)
-        return found
+        await asyncio.gather(
+            *(c._close(1001, reason) for c in list(self.connections)),
+            *(streams.going_away() for streams in self.streams),
+        )
 
 
 class Connection:
@@ -225,7 +192,7 @@ class Connection:
 
     # ------------------------------------------------------------ sending (Outbox)
 
-    def send_next(self, subscription_id: str, payload: str) -> None:
+    def send_next(self, subscription_id: str, payload: str, position: Position) -> None:
         quoted = self._ids.get(subscription_id)
         if quoted is None:
             quoted = self._ids[subscription_id] = orjson.dumps(subscription_id).decode()
@@ -398,141 +365,11 @@ class Connection:
             self.starting.pop(subscription_id, None)
 
     async def _open(self, subscription_id: str, payload: dict[str, Any]) -> None:
-        endpoint = self.endpoint
-        graphql = endpoint.graphql
-        principal = self.principal
-        assert principal is not None
-        query, variables = payload.get("query"), payload.get("variables")
-        operation_name, extensions = payload.get("operationName"), payload.get("extensions")
-        if query is not None and not isinstance(query, str):
-            raise _error("BAD_REQUEST", "`query` must be a string.")
-        if variables is not None and not isinstance(variables, dict):
-            raise _error("BAD_REQUEST", "`variables` must be a JSON object.")
-        if operation_name is not None and not isinstance(operation_name, str):
-            raise _error("BAD_REQUEST", "`operationName` must be a string.")
-        if extensions is not None and not isinstance(extensions, dict):
-            raise _error("BAD_REQUEST", "`extensions` must be a JSON object.")
-        if graphql.rate_limiter is not None:
-            decision = await graphql.rate_limiter.hit_tenant(
-                principal.tenant_id.hex, principal.audience
-            )
-            if not decision.allowed:
-                raise _error(
-                    "RATE_LIMITED", f"Too many requests; retry in {decision.retry_after_s} s."
-                )
-        try:
-            resolved = await graphql.persisted.resolve(query, extensions, principal.audience)
-        except PersistedQueryError as error:
-            raise _error(error.code, error.message) from None
-        prepared = graphql.documents.get(resolved.text)
-        if prepared.too_complex:
-            raise _error(TOO_COMPLEX, prepared.too_complex)
-        if prepared.parse_errors:
-            raise self._formatted(prepared.parse_errors, "GRAPHQL_PARSE_FAILED")
-        if prepared.validation_errors:
-            raise self._formatted(prepared.validation_errors, "GRAPHQL_VALIDATION_FAILED")
-        operation = prepared.operation(operation_name)
-        if operation is None:
-            raise _error(
-                "GRAPHQL_VALIDATION_FAILED", "No single operation matches `operationName`."
-            )
-        if operation.operation is not OperationType.SUBSCRIPTION:
-            raise _error(
-                "BAD_REQUEST", "Send queries and mutations over HTTP; only subscriptions here."
-            )
-        analysis = prepared.analysis(operation)
-        if analysis is not None:
-            violation = analysis.violation(variables, graphql.limits)
-            if violation is not None:
-                raise _error(TOO_COMPLEX, violation)
-        if resolved.register and resolved.sha256:
-            await graphql.persisted.register(resolved.sha256, resolved.text)
-
-        feed, executor = await self._source(prepared.document, variables, operation_name)
-        name = operation.name.value if operation.name else None
-        rendering = endpoint.rendering_variables(prepared.sha256, prepared.document, name)
-        stream = stream_of(feed)
-        group_key: Hashable = (
-            stream,
-            prepared.sha256,
-            name,
-            ("agent", principal.subject_id) if principal.is_agent else ("user", principal.role),
-            orjson.dumps(
-                {k: v for k, v in (variables or {}).items() if k in rendering},
-                option=orjson.OPT_SORT_KEYS,
-            ),
-        )
-        subscriber = Subscriber(self, subscription_id, feed)
-        self.subscribers[subscription_id] = subscriber
-
-        def make_group(stream: str) -> Group:
-            return Group(stream, principal.tenant_id.hex, executor, principal, name)
-
-        try:
-            await endpoint.hub.add(subscriber, group_key, make_group)
-        except ReplayGap:
-            raise _error(
-                "BAD_USER_INPUT",
-                "`after` is older than the 24-hour event log: subscribe without it and "
-                "reload what the view shows.",
-            ) from None
-
-    async def _source(
-        self, document: DocumentNode, variables: dict[str, Any] | None, name: str | None
-    ) -> tuple[Feed, Executor]:
-        """Coerce the variables and arguments and call the subscription's resolver."""
-        endpoint = self.endpoint
         assert self.principal is not None
-        context = RequestContext.for_principal(self.principal, endpoint.services)
-        try:
-            built = Executor.build(
-                endpoint.graphql.schema._schema,
-                document,
-                context_value=context,
-                raw_variable_values=variables,
-                operation_name=name,
-                hide_suggestions=not endpoint.settings.development,
-            )
-            if isinstance(built, list):
-                raise self._formatted(built, "BAD_USER_INPUT")
-            source = create_source_event_stream(built)
-            if not isinstance(source, ExecutionResult) and not isinstance(source, Feed):
-                source = await source  # type: ignore[misc]
-        finally:
-            context.loaders.close()
-        if isinstance(source, ExecutionResult):
-            raise self._formatted(source.errors or [], None)
-        return source, built
-
-    def _formatted(self, errors: list[GraphQLError], code: str | None) -> CannotSubscribe:
-        settings = self.endpoint.settings
-        formatted = [format_error(error, settings) for error in errors]
-        if code is not None:
-            for entry in formatted:
-                entry["extensions"]["code"] = code
-        return CannotSubscribe(formatted)
-
-
-def _variables_beyond_root_arguments(document: DocumentNode) -> frozenset[str]:
-    """Names of the variables used anywhere but in the root fields' own arguments."""
-    root_arguments: set[int] = set()
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            for selection in definition.selection_set.selections:
-                if isinstance(selection, FieldNode):
-                    root_arguments.update(id(argument) for argument in selection.arguments)
-
-    names: set[str] = set()
-
-    class Collect(Visitor):
-        def enter_argument(self, node: Any, *_: Any) -> Any:
-            return Visitor.SKIP if id(node) in root_arguments else None
-
-        def enter_variable_definition(self, *_: Any) -> Any:
-            return Visitor.SKIP
-
-        def enter_variable(self, node: VariableNode, *_: Any) -> None:
-            names.add(node.name.value)
-
-    visit(document, Collect())
-    return frozenset(names)
+        subscriptions = self.endpoint.subscriptions
+        request = subscriptions.request(payload)
+        subscriber = await subscriptions.start(self.principal, request, self, subscription_id)
+        if self.subscribers.get(subscription_id, subscriber) is None:
+            self.subscribers[subscription_id] = subscriber
+        else:  # completed (or the connection closed) while it started
+            self.endpoint.hub.remove(subscriber)

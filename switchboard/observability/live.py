@@ -7,16 +7,26 @@ Websocket connections themselves are counted and traced by the middleware
     live.closed("TenantEvents")        # it ends
     live.handed_over(occurred_at)      # an event reached its local subscribers
 
+and the HTTP event streams (switchboard/live/stream.py) and every transport's resumes:
+
+    live.stream_opened("sse") / live.stream_ended("sse")
+    live.stream_sent("multipart")              # one event written to one stream
+    live.stream_closed("sse", "TOO_SLOW")      # why a stream ended
+    live.resumed("websocket")                  # a subscription started from a position
+
 Metrics: `switchboard_subscriptions_open{operation}` (a gauge summed over live worker
 processes), `switchboard_subscription_events_total{operation}` and
 `switchboard_live_event_lag_seconds` (change to hand-over; the platform asks < 200 ms).
 `operation` is the subscription operation's name, capped like every client-chosen name
-(`metrics.operation_label`).
+(`metrics.operation_label`). Streams: `switchboard_live_streams_open{transport}`,
+`switchboard_live_stream_events_total{transport}`, `switchboard_live_resumes_total{transport}`
+and `switchboard_live_stream_closes_total{transport, reason}`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from switchboard.observability import metrics
 
@@ -39,3 +49,29 @@ def handed_over(occurred_at: str) -> None:
     changed = dt.datetime.fromisoformat(occurred_at)
     lag = (dt.datetime.now(dt.UTC) - changed).total_seconds()
     metrics.LIVE_EVENT_LAG.observe(max(lag, 0.0))
+
+
+def stream_opened(transport: str) -> None:
+    metrics.LIVE_STREAMS_OPEN.labels(transport).inc()
+
+
+def stream_ended(transport: str) -> None:
+    metrics.LIVE_STREAMS_OPEN.labels(transport).dec()
+
+
+_SENT: dict[str, Any] = {}  # one child per transport: this runs once per event and stream
+
+
+def stream_sent(transport: str) -> None:
+    child = _SENT.get(transport)
+    if child is None:
+        child = _SENT[transport] = metrics.LIVE_STREAM_EVENTS.labels(transport)
+    child.inc()
+
+
+def stream_closed(transport: str, reason: str) -> None:
+    metrics.LIVE_STREAM_CLOSES.labels(transport, reason).inc()
+
+
+def resumed(transport: str) -> None:
+    metrics.LIVE_RESUMES.labels(transport).inc()

@@ -27,6 +27,10 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 | `switchboard_subscriptions_open` | gauge | operation |
 | `switchboard_subscription_events_total` | counter | operation |
 | `switchboard_live_event_lag_seconds` | histogram | – |
+| `switchboard_live_streams_open` | gauge | transport (sse, multipart) |
+| `switchboard_live_stream_events_total` | counter | transport |
+| `switchboard_live_resumes_total` | counter | transport (websocket, sse, multipart) |
+| `switchboard_live_stream_closes_total` | counter | transport, reason |
 | `switchboard_llm_cost_usd_total` | counter | tenant, agent, model |
 | `switchboard_llm_calls_total` | counter | tenant, agent, model |
 | `switchboard_llm_tokens_total` | counter | tenant, agent, model, kind (input, output) |
@@ -191,6 +195,28 @@ LIVE_EVENT_LAG = Histogram(
     "switchboard_live_event_lag_seconds",
     "From an event's change (its transaction's time) to its hand-over to local subscribers.",
     buckets=API_BUCKETS,
+)
+LIVE_STREAMS_OPEN = Gauge(
+    "switchboard_live_streams_open",
+    "HTTP event streams open now (SSE, multipart), by transport.",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+LIVE_STREAM_EVENTS = Counter(
+    "switchboard_live_stream_events",
+    "Events written to HTTP event streams, by transport.",
+    ["transport"],
+)
+LIVE_RESUMES = Counter(
+    "switchboard_live_resumes",
+    "Subscriptions that resumed from a position (`after`, SSE's Last-Event-ID), by transport.",
+    ["transport"],
+)
+LIVE_STREAM_CLOSES = Counter(
+    "switchboard_live_stream_closes",
+    "HTTP event streams ended, by transport and reason (client, complete, TOKEN_EXPIRED, "
+    "TOO_SLOW, GOING_AWAY).",
+    ["transport", "reason"],
 )
 
 # LLM

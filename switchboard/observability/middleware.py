@@ -32,7 +32,7 @@ from switchboard.observability.tracing import (
 
 log = logging.getLogger(__name__)
 
-ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+ROUTES = frozenset({"/graphql", "/graphql/stream", "/healthz", "/readyz", "/metrics"})
 UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 

@@ -1,0 +1,335 @@
+"""GraphQL over Server-Sent Events at /graphql/stream: the graphql-sse protocol, both modes.
+
+Every request carries `Authorization: Bearer <JWT>`; a missing or bad one answers 401
+before any stream opens (and a rate-limited one 429).
+
+- Distinct connections mode: `POST` (JSON body) or `GET` (query string) with the
+  operation opens one stream for it: `next` events, then `complete` when the operation
+  ends. A document that cannot run (it does not parse or validate, a mobile token sent
+  text, a bad argument, a malformed or unknown `Last-Event-ID`) still gets a 200 stream, as
+  the protocol wants: one `next` with the errors, then `complete`.
+- Single connection mode: `PUT` reserves a stream (201, the reservation token as the body);
+  `GET` with the token (`X-GraphQL-Event-Stream-Token` or `?token=`) opens it (404 for an
+  unknown token, another tenant's or user's included; 409 for a second stream on one
+  reservation); `POST` with the token and `extensions.operationId` starts an operation on
+  it (202; a refusal is the operation's own HTTP answer with the contract's codes); `DELETE
+  ?operationId=` stops one (200). A reservation nobody opens within
+  `live_init_timeout_s` is dropped; the stream ending drops it with its operations.
+
+Every `next` carries `id: <the event's position>`. Resuming: distinct mode, the reconnect
+sends `Last-Event-ID`; single connection mode, the operation's `POST` carries it (each
+operation's events are positions in its own log). Replay, seam and the 24-hour limit are
+`after`'s (hub.py). How streams end, heartbeats and close reasons: stream.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import orjson
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from domain.access import Principal
+from domain.errors import DomainError
+from domain.events import Position, parse_position
+from switchboard.edge.admission import RequestError, errors_payload
+from switchboard.live.stream import GOING_AWAY_WAIT_S, EventStream, terminal_errors
+from switchboard.live.subscribe import CannotSubscribe, LiveSubscriptions, refusal
+
+TOKEN_HEADER = "x-graphql-event-stream-token"
+MAX_OPERATION_ID = 128
+DISTINCT_ID = ""  # the one subscription of a distinct-mode stream
+
+
+class SSEFraming:
+    transport = "sse"
+    media_type = b"text/event-stream; charset=utf-8"
+
+    def __init__(self, single: bool) -> None:
+        self.single = single
+        self._quoted: dict[str, str] = {}
+
+    def _data(self, subscription_id: str, payload: str) -> str:
+        if not self.single:
+            return payload
+        quoted = self._quoted.get(subscription_id)
+        if quoted is None:
+            quoted = self._quoted[subscription_id] = orjson.dumps(subscription_id).decode()
+        return f'{{"id":{quoted},"payload":{payload}}}'
+
+    def next(self, subscription_id: str, payload: str, position: Position) -> bytes:
+        data = self._data(subscription_id, payload)
+        return f"id: {position[0]}-{position[1]}\nevent: next\ndata: {data}\n\n".encode()
+
+    def errors(self, subscription_id: str, errors: list[dict[str, Any]]) -> bytes:
+        data = self._data(subscription_id, orjson.dumps({"errors": errors}).decode())
+        return f"event: next\ndata: {data}\n\n".encode()
+
+    def complete(self, subscription_id: str) -> bytes:
+        if not self.single:
+            return b"event: complete\ndata: \n\n"  # an empty data line, for EventSource
+        self._quoted.pop(subscription_id, None)
+        return (
+            f"event: complete\ndata: {orjson.dumps({'id': subscription_id}).decode()}\n\n".encode()
+        )
+
+    def heartbeat(self) -> bytes:
+        return b":\n\n"
+
+    def start(self) -> bytes:
+        return b":\n\n"
+
+    def terminal(self, subscription_ids: list[str], reason: str) -> bytes:
+        # A `next` with the reason and no `complete`: graphql-sse clients take the stream's
+        # end as a network failure and reconnect; EventSource reconnects with Last-Event-ID.
+        errors = terminal_errors(reason)
+        if not self.single:
+            return self.errors(DISTINCT_ID, errors)
+        return b"".join(self.errors(sid, errors) for sid in subscription_ids)
+
+    def end(self) -> bytes:
+        return b""
+
+
+@dataclass(eq=False)
+class Reservation:
+    token: str
+    tenant_id: UUID
+    subject_id: UUID
+    stream: EventStream
+    connected: bool = False
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    def belongs_to(self, principal: Principal) -> bool:
+        return self.tenant_id == principal.tenant_id and self.subject_id == principal.subject_id
+
+
+class SSEEndpoint:
+    """The /graphql/stream route (an ASGI app: events go straight to the server's send)."""
+
+    def __init__(self, subscriptions: LiveSubscriptions) -> None:
+        self.subscriptions = subscriptions
+        self.admission = subscriptions.admission
+        self.settings = subscriptions.settings
+        self.hub = subscriptions.hub
+        self.reservations: dict[str, Reservation] = {}
+        self.streams: set[EventStream] = set()
+
+    async def going_away(self) -> None:
+        """The server is stopping: end every stream with GOING_AWAY (clients resume)."""
+        for stream in list(self.streams):
+            stream.close("GOING_AWAY")
+        for reservation in list(self.reservations.values()):
+            reservation.stream.close("GOING_AWAY")
+        # A client that reads nothing cannot hold the stop: the supervisor's timeout wins.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(s.done.wait() for s in list(self.streams))), GOING_AWAY_WAIT_S
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            principal = await self.admission.authenticate(
+                request.headers.get("authorization"),
+                request.client.host if request.client else None,
+            )
+            await self._route(request, principal, send, receive)
+        except DomainError as error:
+            status = 401 if error.code == "UNAUTHENTICATED" else 400
+            await _answer(send, status, errors_payload(error.code, error.message))
+        except RequestError as error:
+            payload = errors_payload(error.code, error.message)
+            await _answer(send, error.status, payload, error.headers)
+        except CannotSubscribe as refused:
+            await _answer(send, refused.status, {"errors": refused.errors}, refused.headers)
+
+    async def _route(
+        self, request: Request, principal: Principal, send: Send, receive: Receive
+    ) -> None:
+        method = request.method
+        token = request.headers.get(TOKEN_HEADER) or request.query_params.get("token")
+        if method == "PUT":
+            await self.admission.rate_limit(principal)
+            await _answer_text(send, 201, self._reserve(principal))
+        elif token is not None:
+            reservation = self.reservations.get(token)
+            if reservation is None or not reservation.belongs_to(principal):
+                raise RequestError(404, "NOT_FOUND", "No stream is reserved with this token.")
+            if method == "GET":
+                await self._open_reserved(reservation, send, receive)
+            elif method == "POST":
+                await self._operation(request, principal, reservation, send)
+            elif method == "DELETE":
+                operation_id = request.query_params.get("operationId", "")
+                reservation.stream.complete(operation_id)
+                await _answer_text(send, 200, "")
+            else:
+                raise RequestError(405, "METHOD_NOT_ALLOWED", "Use GET, POST, PUT or DELETE.")
+        elif method in ("GET", "POST"):
+            await self._distinct(request, principal, send, receive)
+        else:
+            raise RequestError(405, "METHOD_NOT_ALLOWED", "Use GET, POST or PUT.")
+
+    # ------------------------------------------------------------ distinct connections mode
+
+    async def _distinct(
+        self, request: Request, principal: Principal, send: Send, receive: Receive
+    ) -> None:
+        payload = await _payload(request, self.settings.max_body_bytes)
+        await self.admission.rate_limit(principal)  # 429 before the stream, like 401
+        stream = self._stream(principal, single=False)
+        try:
+            resume = _last_event_id(request)
+            ready = await self.subscriptions.prepare(
+                principal, self.subscriptions.request(payload), resume, "sse"
+            )
+        except CannotSubscribe as refused:
+            stream.refuse(DISTINCT_ID, refused.errors, last=True)
+        else:
+            stream.subscribers[DISTINCT_ID] = None
+            stream.starting[DISTINCT_ID] = asyncio.create_task(self._join(stream, ready, True))
+        await self._serve(stream, send, receive)
+
+    async def _join(self, stream: EventStream, ready: Any, last: bool, sid: str = "") -> None:
+        try:
+            subscriber = await self.subscriptions.join(ready, stream, sid)
+        except CannotSubscribe as refused:
+            stream.refuse(sid, refused.errors, last)
+            return
+        finally:
+            stream.starting.pop(sid, None)
+        stream.added(sid, subscriber)
+
+    # ------------------------------------------------------------ single connection mode
+
+    def _reserve(self, principal: Principal) -> str:
+        token = secrets.token_urlsafe(24)
+        reservation = Reservation(
+            token, principal.tenant_id, principal.subject_id, self._stream(principal, True)
+        )
+
+        def dropped(_: EventStream) -> None:
+            self.reservations.pop(token, None)
+            if reservation.timer is not None:
+                reservation.timer.cancel()
+
+        reservation.stream.on_close = dropped
+        reservation.timer = asyncio.get_running_loop().call_later(
+            self.settings.live_init_timeout_s,
+            lambda: None if reservation.connected else reservation.stream.close("client"),
+        )
+        self.reservations[token] = reservation
+        return token
+
+    async def _open_reserved(self, reservation: Reservation, send: Send, receive: Receive) -> None:
+        if reservation.connected:
+            raise RequestError(409, "CONFLICT", "This reservation already has its stream.")
+        reservation.connected = True
+        if reservation.timer is not None:
+            reservation.timer.cancel()
+        await self._serve(reservation.stream, send, receive)
+
+    async def _operation(
+        self, request: Request, principal: Principal, reservation: Reservation, send: Send
+    ) -> None:
+        payload = await _payload(request, self.settings.max_body_bytes)
+        extensions = payload.get("extensions")
+        operation_id = extensions.get("operationId") if isinstance(extensions, dict) else None
+        if not isinstance(operation_id, str) or not 0 < len(operation_id) <= MAX_OPERATION_ID:
+            raise refusal("BAD_REQUEST", "`extensions.operationId` must name the operation.")
+        stream = reservation.stream
+        if operation_id in stream.subscribers:
+            raise refusal("BAD_REQUEST", "An operation with this id is running.", 409)
+        await self.admission.rate_limit(principal)
+        ready = await self.subscriptions.prepare(
+            principal, self.subscriptions.request(payload), _last_event_id(request), "sse"
+        )
+        if stream.reason is not None:
+            raise RequestError(404, "NOT_FOUND", "The stream of this reservation has ended.")
+        stream.subscribers[operation_id] = None
+        task = asyncio.create_task(self._join(stream, ready, False, operation_id))
+        stream.starting[operation_id] = task
+        await _answer_text(send, 202, "")
+
+    # ------------------------------------------------------------ both
+
+    def _stream(self, principal: Principal, single: bool) -> EventStream:
+        return EventStream(
+            self.hub,
+            SSEFraming(single),
+            principal,
+            self.settings.live_send_queue,
+            self.settings.live_heartbeat_s,
+        )
+
+    async def _serve(self, stream: EventStream, send: Send, receive: Receive) -> None:
+        self.streams.add(stream)
+        try:
+            await stream.serve(send, receive)
+        finally:
+            self.streams.discard(stream)
+
+
+def _last_event_id(request: Request) -> Position | None:
+    raw = request.headers.get("last-event-id")
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_position(raw.strip())
+    except ValueError:
+        raise refusal(
+            "BAD_USER_INPUT", "`Last-Event-ID` must be an event `id` of this stream (`<ms>-<seq>`)."
+        ) from None
+
+
+async def _payload(request: Request, limit: int) -> dict[str, Any]:
+    """The operation's parameters: the JSON body (POST) or the query string (GET)."""
+    if request.method == "GET":
+        params = request.query_params
+        payload: dict[str, Any] = {
+            "query": params.get("query"),
+            "operationName": params.get("operationName"),
+        }
+        for name in ("variables", "extensions"):
+            raw = params.get(name)
+            if raw:
+                try:
+                    payload[name] = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    raise RequestError(400, "BAD_REQUEST", f"`{name}` is not valid JSON.") from None
+        return payload
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, "BAD_REQUEST", f"The body exceeds {limit} bytes.")
+        chunks.append(chunk)
+    try:
+        payload = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise RequestError(400, "BAD_REQUEST", "The request body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise RequestError(400, "BAD_REQUEST", "The request body must be a JSON object.")
+    return payload
+
+
+async def _answer(
+    send: Send, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    raw = [(b"content-type", b"application/json")]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": orjson.dumps(payload)})
+
+
+async def _answer_text(send: Send, status: int, text: str) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": text.encode()})
