@@ -37,6 +37,8 @@ from switchboard.edge.admission import (
     NotExecuted,
     RequestError,
     graphql_request,
+    json_param,
+    read_body,
 )
 from switchboard.edge.admission import errors_payload as _errors_payload
 from switchboard.edge.response_cache import CacheRequest, ResponseCache, caching_executor
@@ -229,9 +231,9 @@ async def _read_request(request: Request, settings: Settings) -> GraphQLRequest:
         params = request.query_params
         return graphql_request(
             params.get("query"),
-            _json_param(params.get("variables"), "variables"),
+            json_param(params.get("variables"), "variables"),
             params.get("operationName"),
-            _json_param(params.get("extensions"), "extensions"),
+            json_param(params.get("extensions"), "extensions"),
             settings,
         )
     if request.method != "POST":
@@ -239,7 +241,7 @@ async def _read_request(request: Request, settings: Settings) -> GraphQLRequest:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise RequestError(415, "BAD_REQUEST", "Send the request as application/json.")
-    body = await _read_body(request, limit)
+    body = await read_body(request, limit)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -261,28 +263,6 @@ async def _read_request(request: Request, settings: Settings) -> GraphQLRequest:
         payload.get("extensions"),
         settings,
     )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, "BAD_REQUEST", f"The body exceeds {limit} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, "BAD_REQUEST", f"The body exceeds {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _json_param(raw: str | None, name: str) -> Any:
-    if raw is None or raw == "":
-        return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise RequestError(400, "BAD_REQUEST", f"`{name}` is not valid JSON.") from None
 
 
 def result_payload(result: ExecutionResult, settings: Settings) -> tuple[int, dict[str, Any]]:

@@ -7,6 +7,14 @@ from pathlib import Path
 from switchboard.settings import PROJECT_DIR
 
 CONTRACT_DIR = PROJECT_DIR / "contract"
+# Values for the variables the contract's queries declare (windows within the seeded data).
+VARIABLES = {
+    "monthStart": "2026-11-01T00:00:00Z",
+    "monthEnd": "2026-12-01T00:00:00Z",
+    "from": "2026-08-01T00:00:00Z",
+    "to": "2026-12-01T00:00:00Z",
+    "query": "headline formulas",
+}
 
 
 def operation_files(*clients: str) -> list[Path]:

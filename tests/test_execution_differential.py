@@ -26,7 +26,7 @@ from switchboard.context import RequestContext
 from switchboard.execution.executor import OperationExecutor, for_schema
 from switchboard.execution.plan import OperationPlan
 from tests.conftest import tenant_gid, user_gid
-from tests.contract import CONTRACT_DIR, query_operations
+from tests.contract import CONTRACT_DIR, VARIABLES, query_operations
 from tests.execution_support import both, outcome
 from tests.operation_strategy import operations
 from tests.test_observability_metrics import parse as parse_metrics
@@ -36,13 +36,6 @@ OPERATIONS = query_operations("dashboard", "mobile")
 TENANTS = ("acme", "globex", "initech")
 ROLES = ("owner", "admin", "marketer", "viewer")
 AGENT_ROLES = ("COPYWRITER", "ACTIVITY_PLANNER")
-VARIABLES = {
-    "monthStart": "2026-11-01T00:00:00Z",
-    "monthEnd": "2026-12-01T00:00:00Z",
-    "from": "2026-08-01T00:00:00Z",
-    "to": "2026-12-01T00:00:00Z",
-    "query": "headline formulas",
-}
 LOOKUP = """{
   tenant {
     agents { id role activities(first: 1) { edges { node { id } } } }

@@ -11,17 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.contract import query_operations
+from tests.contract import VARIABLES, query_operations
 
 OPERATIONS = query_operations("dashboard", "mobile")
 
-VARIABLES = {
-    "monthStart": "2026-11-01T00:00:00Z",
-    "monthEnd": "2026-12-01T00:00:00Z",
-    "from": "2026-08-01T00:00:00Z",
-    "to": "2026-12-01T00:00:00Z",
-    "query": "headline formulas",
-}
 
 LOOKUP = """{
   tenant {

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode
+from starlette.requests import Request
 
 from domain.access import Principal
 from domain.errors import DomainError
@@ -188,6 +189,30 @@ class Admission:
         if resolved.register and resolved.sha256:
             await self.persisted.register(resolved.sha256, resolved.text)
         return admitted
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused with 413 past `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, "BAD_REQUEST", f"The body exceeds {limit} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, "BAD_REQUEST", f"The body exceeds {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_param(raw: str | None, name: str) -> Any:
+    """A JSON-encoded query-string parameter (GET's `variables`, `extensions`)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, "BAD_REQUEST", f"`{name}` is not valid JSON.") from None
 
 
 def refuse_over_limit(decision: Decision) -> None:

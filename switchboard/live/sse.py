@@ -38,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 from domain.access import Principal
 from domain.errors import DomainError
 from domain.events import Position, parse_position
-from switchboard.edge.admission import RequestError, errors_payload
+from switchboard.edge.admission import RequestError, errors_payload, json_param, read_body
 from switchboard.live.stream import GOING_AWAY_WAIT_S, EventStream, terminal_errors
 from switchboard.live.subscribe import CannotSubscribe, LiveSubscriptions, refusal
 
@@ -293,26 +293,14 @@ async def _payload(request: Request, limit: int) -> dict[str, Any]:
     """The operation's parameters: the JSON body (POST) or the query string (GET)."""
     if request.method == "GET":
         params = request.query_params
-        payload: dict[str, Any] = {
+        return {
             "query": params.get("query"),
             "operationName": params.get("operationName"),
+            "variables": json_param(params.get("variables"), "variables"),
+            "extensions": json_param(params.get("extensions"), "extensions"),
         }
-        for name in ("variables", "extensions"):
-            raw = params.get(name)
-            if raw:
-                try:
-                    payload[name] = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    raise RequestError(400, "BAD_REQUEST", f"`{name}` is not valid JSON.") from None
-        return payload
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, "BAD_REQUEST", f"The body exceeds {limit} bytes.")
-        chunks.append(chunk)
     try:
-        payload = orjson.loads(b"".join(chunks))
+        payload = orjson.loads(await read_body(request, limit))
     except orjson.JSONDecodeError:
         raise RequestError(400, "BAD_REQUEST", "The request body is not valid JSON.") from None
     if not isinstance(payload, dict):
