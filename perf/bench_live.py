@@ -255,7 +255,6 @@ class Subscribers:
     async def read(self, index: int, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
 
-        times = self.times[index]
         try:
             while True:
                 raw = await ws.recv(decode=False)
@@ -265,18 +264,7 @@ class Subscribers:
                     if b'"type":"next"' not in raw:
                         continue  # pong and the like
                     raise RuntimeError(f"unexpected message: {raw[:300]!r}")
-                if self.keep_times:
-                    times.append((now, seq))
-                    if index == 0:
-                        self.samples[seq] = raw
-                self.count[index] += 1
-                last = self.last[index]
-                if seq <= last:
-                    self.dups[index] += 1
-                    continue
-                if last and seq > last + 1:
-                    self.gaps[index] += seq - last - 1
-                self.last[index] = seq
+                self._received(index, now, seq, raw)
         except ConnectionClosed:
             if not self.stopping:
                 received = ws.close_rcvd
