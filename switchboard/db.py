@@ -13,6 +13,9 @@
   log, spans and durations, errors wrapped as SQLAlchemy's). One pool serves both paths: a second
   (asyncpg) pool measured only about 25 us per statement cheaper and would double the
   connections. Writes and transactions stay on SQLAlchemy.
+- Behind PgBouncer in transaction mode (SWITCHBOARD_DB_POOLER=transaction) nothing needs
+  a session: see `connect_args`. `after_commit` (set by the live relay's wake-ups then)
+  runs after every committed `transaction()`.
 - Every statement is counted in the current request's `StatementCounter`, which is how the
   tests prove that an operation's statement count does not grow with its rows.
 - `unavailable(error)` tells an outage (the server cannot be reached, is starting or shutting
@@ -22,13 +25,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import logging
 import time
-import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,32 +81,68 @@ class Row(asyncpg.Record):
         return dict(self.items())
 
 
-def create_engine(settings: Settings, url: str) -> AsyncEngine:
-    connect_args: dict[str, Any] = {
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's connect arguments for this deployment's database path (SWITCHBOARD_DB_POOLER).
+
+    `transaction` (PgBouncer in transaction mode, 1.18: each transaction may run on another
+    server connection) keeps no state past a transaction:
+    - statements are unnamed (asyncpg's cache off for `fetch`, SQLAlchemy's off and its
+      names empty): asyncpg sends an unnamed statement's Parse again with its Bind, Execute
+      and Sync, so nothing is looked up on a server connection it was not parsed on. Named
+      statements, even with unique names, fail there: asyncpg closes statements it dropped
+      with a Close and a Sync between a new statement's Parse and its Bind, and the Sync
+      lets PgBouncer hand the server connection to another client ("prepared statement …
+      does not exist"); their names would also pile up on the servers.
+    - no `statement_timeout` startup parameter (PgBouncer 1.18 refuses the connection:
+      "unsupported startup parameter"): the timeout is asyncpg's `command_timeout`, which
+      cancels the statement on the server (PgBouncer forwards the cancel request).
+    `application_name` is one of the parameters PgBouncer tracks, so it stays."""
+    args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout_s,
-        "server_settings": {
-            "statement_timeout": str(settings.db_statement_timeout_ms),
-            "application_name": "switchboard",
-        },
+        "server_settings": {"application_name": "switchboard"},
     }
-    if settings.db_statement_cache_size == 0:
-        # Pooler-safe (PgBouncer in transaction mode): no named prepared statement outlives
-        # its use. asyncpg's own cache off (`fetch`) and SQLAlchemy's (the rest), whose
-        # prepared statements then get names that never repeat.
-        connect_args |= {
-            "statement_cache_size": 0,
-            "prepared_statement_cache_size": 0,
-            "prepared_statement_name_func": lambda: f"__sb_{uuid.uuid4().hex}__",
-        }
+    if settings.db_pooler == "transaction":
+        args["command_timeout"] = settings.db_statement_timeout_ms / 1000
     else:
-        connect_args["statement_cache_size"] = settings.db_statement_cache_size
+        args["server_settings"]["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    if settings.db_pooler == "transaction" or settings.db_statement_cache_size == 0:
+        args |= UNNAMED_STATEMENTS
+    else:
+        args["statement_cache_size"] = settings.db_statement_cache_size
+    return args
+
+
+def _unnamed() -> str:
+    return ""
+
+
+# asyncpg's statement cache off (`fetch`), SQLAlchemy's off and its statements unnamed.
+UNNAMED_STATEMENTS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": _unnamed,
+}
+
+
+def command_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's connect arguments for one-off commands (migrate, seed, token, skill): no
+    statement timeout (a migration or a bulk load may take long), unnamed statements
+    behind a transaction pooler."""
+    return dict(UNNAMED_STATEMENTS) if settings.db_pooler == "transaction" else {}
+
+
+def create_command_engine(settings: Settings, url: str) -> AsyncEngine:
+    return create_async_engine(url, connect_args=command_connect_args(settings))
+
+
+def create_engine(settings: Settings, url: str) -> AsyncEngine:
     engine = create_async_engine(
         url,
         poolclass=ObservedPool,  # observability: counts requests waiting for a connection
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
-        connect_args=connect_args,
+        connect_args=connect_args(settings),
     )
     _install_idle_timeout(engine, settings.db_idle_timeout_s)
     _install_statement_counter(engine)
@@ -192,6 +231,8 @@ class Database:
         # Called with each raw read's SQL and arguments before it runs: the raw reads pass
         # no SQLAlchemy cursor event (tests/test_query_plans.py captures statements here).
         self.read_listeners: list[Callable[[str, Sequence[Any]], None]] = []
+        # Called after each `transaction()` commits (not after a rollback).
+        self.after_commit: Callable[[], None] | None = None
 
     async def fetch(
         self, sql: TextClause | str, params: Mapping[str, Any] | None = None
@@ -244,7 +285,7 @@ class Database:
         started = time.perf_counter()
         driver = fairy.driver_connection
         try:
-            rows = await driver.fetch(query, *args, record_class=Row)
+            rows = await _fetch_rows(driver, query, args)
         except BaseException as error:
             observe_statement(
                 started, parent, started_ns, query, error if isinstance(error, Exception) else None
@@ -280,7 +321,15 @@ class Database:
 
     def transaction(self) -> Any:
         """`async with db.transaction() as conn:` — one transaction, committed on success."""
-        return self.engine.begin()
+        if self.after_commit is None:
+            return self.engine.begin()
+        return self._transaction_then(self.after_commit)
+
+    @contextlib.asynccontextmanager
+    async def _transaction_then(self, after_commit: Callable[[], None]) -> AsyncIterator[Any]:
+        async with self.engine.begin() as conn:
+            yield conn
+        after_commit()
 
     def connect(self) -> Any:
         return self.engine.connect()
@@ -299,6 +348,17 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
     build the same few SQL strings again and again; each is converted once."""
     compiled = text(sql).compile(dialect=_DIALECT)
     return compiled.string, tuple(compiled.positiontup or ())
+
+
+async def _fetch_rows(driver: Any, query: str, args: Sequence[Any]) -> list[Row]:
+    try:
+        return await driver.fetch(query, *args, record_class=Row)  # type: ignore[no-any-return]
+    except TimeoutError as timed_out:
+        # asyncpg's command_timeout (the statement timeout behind a transaction pooler) has
+        # asked the server to cancel the statement: the same error as the server's timeout.
+        raise asyncpg.exceptions.QueryCanceledError(
+            "canceling statement due to statement timeout"
+        ) from timed_out
 
 
 async def _raw_plan(driver: Any, query: str, args: Sequence[Any]) -> str:

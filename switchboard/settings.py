@@ -175,6 +175,16 @@ def _relay_off(raw: str) -> bool:
     return not parse_bool(raw)  # the variable turns the relay off; the field says "on"
 
 
+POOLERS = ("direct", "transaction")
+
+
+def _pooler(raw: str) -> str:
+    name = raw.strip()
+    if name not in POOLERS:
+        raise ValueError(" or ".join(f"`{pooler}`" for pooler in POOLERS))
+    return name
+
+
 def _embedder(raw: str) -> str:
     name = raw.strip()
     if name not in EMBEDDERS:
@@ -199,6 +209,13 @@ class Settings(FromEnv):
         None,
         "`redis://…` (unset: the embedded Valkey)",
         shown="embedded",
+        secret=True,
+    )
+    database_direct_url: str | None = knob(
+        "DATABASE_DIRECT_URL",
+        None,
+        "`migrate` (and `seed`) connect here, past a pooler, when set",
+        shown="–",
         secret=True,
     )
     mode: str = knob(
@@ -239,7 +256,13 @@ class Settings(FromEnv):
     db_statement_cache_size: int = knob(
         "SWITCHBOARD_DB_STATEMENT_CACHE_SIZE",
         100,
-        "prepared statements kept per connection; 0 behind PgBouncer in transaction mode",
+        "prepared statements kept per connection (0: none, each statement unnamed)",
+    )
+    db_pooler: str = knob(
+        "SWITCHBOARD_DB_POOLER",
+        "direct",
+        "`direct`, or `transaction` behind PgBouncer in transaction mode (no session state)",
+        parse=_pooler,
     )
 
     # Auth caches in Redis (switchboard/auth.py)
