@@ -23,7 +23,7 @@ from switchboard.edge.compression import CompressionMiddleware
 from switchboard.graphql_http import GraphQLEndpoint, result_payload
 from switchboard.live.hub import Hub
 from switchboard.live.multipart import MultipartEndpoint, wants_multipart
-from switchboard.live.relay import Relay
+from switchboard.live.relay import CommitSignal, Relay
 from switchboard.live.sse import SSEEndpoint
 from switchboard.live.subscribe import LiveSubscriptions
 from switchboard.live.websocket import LiveEndpoint
@@ -79,7 +79,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return await operations.observe(endpoint, request)  # span, duration, errors by code
 
     # Live events: this process's relay of the outbox, its hub, and the websocket endpoint.
-    relay = Relay(db, redis, libpq_url(database_url), poll_s=settings.live_relay_poll_s)
+    # Behind a transaction pooler no connection can LISTEN: commits signal through Redis.
+    pooled = settings.db_pooler == "transaction"
+    if pooled:
+        db.after_commit = CommitSignal(redis)
+    listen_dsn = None if pooled else libpq_url(database_url)
+    relay = Relay(db, redis, listen_dsn, redis_url=redis_url, poll_s=settings.live_relay_poll_s)
     hub = Hub(services, redis_url, lambda result: result_payload(result, settings)[1])
     # One live path for every transport: the same admission and hub groups (subscribe.py).
     subscriptions = LiveSubscriptions(endpoint, hub)

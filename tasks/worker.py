@@ -46,6 +46,7 @@ from taskiq.receiver import Receiver
 
 from domain.store import runs
 from switchboard.db import Database, create_engine
+from switchboard.live.relay import CommitSignal
 from switchboard.observability import logs, metrics, tracing
 from switchboard.settings import Settings
 from tasks import jobs  # noqa: F401  (registers the tasks and the retry middleware)
@@ -142,6 +143,8 @@ async def run_worker(
         # are waited out in tasks/outage.py, not inside the client.
         retry=Retry(NoBackoff(), 1),
     )
+    if settings.db_pooler == "transaction":  # the relays cannot LISTEN: wake them on commit
+        db.after_commit = CommitSignal(redis)
     outages = Outages(
         Outage(POSTGRES, lambda: db.fetch("SELECT 1")),
         Outage(REDIS, redis.ping),

@@ -3,6 +3,11 @@
 Every gateway process runs one. It wakes on PostgreSQL's `switchboard_outbox` notification
 (sent at the commit of any transaction that wrote an outbox row; never for a rollback) and
 every `poll_s` besides, for a notification lost while its listening connection was down.
+Behind PgBouncer in transaction mode (no `listen_dsn`) nothing can LISTEN: then every
+process's `Database.after_commit` is a `CommitSignal`, which publishes on the Redis channel
+`WAKE_CHANNEL` after each committed transaction, and the relays wake on that instead; a
+signal lost (Redis down, a process killed between its commit and its publish) costs at
+most `poll_s`, as a lost notification does.
 
 One relay pass is one transaction:
   1. an advisory lock: the relays of all processes take turns, so batches are published
@@ -41,6 +46,7 @@ from switchboard.live.log import EventLog, Outgoing
 log = logging.getLogger(__name__)
 
 CHANNEL = "switchboard_outbox"
+WAKE_CHANNEL = "sb:live:outbox"  # Redis pub/sub: a transaction committed (transaction pooler)
 LOCK_KEY = 0x5B_0E7B  # the advisory lock of the relay (any constant no other code uses)
 BATCH = 500
 PURGE_EVERY_S = 3600.0
@@ -92,26 +98,56 @@ def stream_outgoing(row: Any) -> Outgoing:
     )
 
 
+class CommitSignal:
+    """`Database.after_commit` behind a transaction pooler: PUBLISH on `WAKE_CHANNEL`, in
+    the background (a commit never waits on Redis), coalesced (commits while a publish is
+    under way make one more publish after it, never one each)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def __call__(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._publish())
+
+    async def _publish(self) -> None:
+        while True:
+            self._again = False
+            with contextlib.suppress(Exception):  # the relays' poll covers a lost signal
+                await self.redis.publish(WAKE_CHANNEL, b"")
+            if not self._again:
+                return
+
+
 class Relay:
     def __init__(
         self,
         db: Database,
         redis: Redis,
-        listen_dsn: str,
+        listen_dsn: str | None,
         *,
+        redis_url: str | None = None,
         poll_s: float = 1.0,
         keep_days: int = 7,
     ) -> None:
+        """`listen_dsn`: a session connection for LISTEN; None (a transaction pooler): wake
+        on `WAKE_CHANNEL` of `redis_url` instead."""
         self.db = db
         self.redis = redis
         self.log = EventLog(redis)
         self.listen_dsn = listen_dsn
+        self.redis_url = redis_url
         self.poll_s = poll_s
         self.keep_days = keep_days
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._wakeups: asyncio.Task[None] | None = None  # reads WAKE_CHANNEL
         self._failing = False  # a streak of failures is logged once, and its end
         self.published = 0  # events this relay appended to Redis (dedup skips don't count)
 
@@ -198,7 +234,11 @@ class Relay:
                 self._failed("outbox relay pass failed (retrying every %.1f s): %s", error)
 
     async def _listen(self) -> None:
-        """(Re)open the listening connection; without one the relay polls every poll_s."""
+        """(Re)open the listening connection (or the Redis subscription); without one the
+        relay polls every poll_s."""
+        if self.listen_dsn is None:
+            await self._subscribe()
+            return
         if self._listener is not None and not self._listener.is_closed():
             return
         await self._close_listener()
@@ -210,6 +250,31 @@ class Relay:
             self._failed("outbox relay cannot listen (polling every %.1f s): %s", error)
             return
         self._wake.set()  # a pass at once: rows may have committed while nobody listened
+
+    async def _subscribe(self) -> None:
+        if self._wakeups is not None and not self._wakeups.done():
+            return
+        assert self.redis_url is not None, "a relay without listen_dsn needs redis_url"
+        # Its own connection: a subscription blocks longer than the short request timeouts.
+        client = Redis.from_url(self.redis_url, socket_connect_timeout=2)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(WAKE_CHANNEL)
+        except Exception as error:
+            await _close_quietly(pubsub, client)
+            self._failed("outbox relay cannot subscribe (polling every %.1f s): %s", error)
+            return
+        self._wakeups = asyncio.create_task(self._read_wakeups(pubsub, client))
+        self._wake.set()  # a pass at once: rows may have committed while nobody listened
+
+    async def _read_wakeups(self, pubsub: Any, client: Redis) -> None:
+        try:
+            async for _ in pubsub.listen():
+                self._wake.set()
+        except Exception as error:  # Redis went away: the loop subscribes again
+            self._failed("outbox relay lost its subscription (polling every %.1f s): %s", error)
+        finally:
+            await _close_quietly(pubsub, client)
 
     def _notified(self, *_: Any) -> None:
         self._wake.set()
@@ -223,11 +288,17 @@ class Relay:
         self._failing = True
 
     def _recovered(self) -> None:
-        if self._failing and self._listener is not None:
+        listening = self._listener if self.listen_dsn is not None else self._wakeups
+        if self._failing and listening is not None:
             log.info("outbox relay recovered")
             self._failing = False
 
     async def _close_listener(self) -> None:
+        wakeups, self._wakeups = self._wakeups, None
+        if wakeups is not None and not wakeups.done():
+            wakeups.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wakeups
         listener, self._listener = self._listener, None
         if listener is not None and not listener.is_closed():
             with contextlib.suppress(Exception):
@@ -244,6 +315,13 @@ class Relay:
                     ),
                     {"days": self.keep_days},
                 )
+
+
+async def _close_quietly(pubsub: Any, client: Redis) -> None:
+    with contextlib.suppress(Exception):
+        await pubsub.aclose()
+    with contextlib.suppress(Exception):
+        await client.aclose()
 
 
 async def _mark(conn: AsyncConnection, table: str, ids: list[int]) -> None:
