@@ -15,7 +15,11 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def _main() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
+    # connect_args: unnamed statements behind a transaction pooler (switchboard/migrate.py).
+    engine = create_async_engine(
+        config.get_main_option("sqlalchemy.url"),
+        connect_args=config.attributes.get("connect_args", {}),
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

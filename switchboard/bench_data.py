@@ -106,9 +106,9 @@ class Started:
     work_s: float  # how long its calls span
 
 
-async def seed_bench(database_url: str) -> None:
+async def seed_bench(database_url: str, connect_args: dict[str, Any] | None = None) -> None:
     """Create the `bench` tenant unless it exists; prints how long each step took."""
-    engine = create_async_engine(database_url)
+    engine = create_async_engine(database_url, connect_args=connect_args or {})
     try:
         async with engine.begin() as conn:
             exists = (

@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import to_global_id
 from switchboard.auth import issue_token
+from switchboard.db import command_connect_args, create_command_engine
 from switchboard.edge.persisted import ManifestError, load_manifest
-from switchboard.migrate import upgrade_to_head
+from switchboard.migrate import migrate
 from switchboard.observability.logs import configure_logging
 from switchboard.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from switchboard.seed import DEMO_TENANTS, PEOPLE, database_is_empty, seed_demo, stable_id
@@ -117,23 +117,25 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(settings, jobs)
     with services(settings) as running:
         if args.command == "migrate":
-            upgrade_to_head(running.database_url)
+            migrate(settings, running.database_url)
         elif args.command == "seed":
-            upgrade_to_head(running.database_url)
+            migrate(settings, running.database_url)
             if args.demo:
-                asyncio.run(_seed_demo(running.database_url, only_if_empty=False))
+                asyncio.run(_seed_demo(settings, running.database_url, only_if_empty=False))
             else:
                 from switchboard.bench_data import seed_bench
 
-                asyncio.run(seed_bench(running.database_url))
+                asyncio.run(seed_bench(running.database_url, command_connect_args(settings)))
         elif args.command == "token":
             return asyncio.run(_token(settings, running.database_url, args))
         elif args.command == "skill":
-            return asyncio.run(_put_skill(running, args))
+            return asyncio.run(_put_skill(settings, running, args))
     return 0
 
 
-async def _put_skill(running: EmbeddedServices, args: argparse.Namespace) -> int:
+async def _put_skill(
+    settings: Settings, running: EmbeddedServices, args: argparse.Namespace
+) -> int:
     """Create the skill, or update the one of that name in its scope; then tell every
     gateway process (the skills generation, switchboard/skill_search/changes.py)."""
     from redis.asyncio import Redis
@@ -150,7 +152,7 @@ async def _put_skill(running: EmbeddedServices, args: argparse.Namespace) -> int
         "summary": args.summary or first_line,
         "role": args.role,
     }
-    engine = create_async_engine(running.database_url)
+    engine = create_command_engine(settings, running.database_url)
     try:
         async with engine.begin() as conn:
             tenant_id = None
@@ -205,8 +207,8 @@ def _serve(
 
     try:
         with Supervisor(settings.stop_timeout_s) as supervisor, services(settings) as running:
-            upgrade_to_head(running.database_url)
-            asyncio.run(_seed_demo(running.database_url, only_if_empty=True))
+            migrate(settings, running.database_url)
+            asyncio.run(_seed_demo(settings, running.database_url, only_if_empty=True))
             if settings.development:  # tokens never go to a production server's output
                 _print_demo_tokens(settings, host, port)
             budget = supervisor.budget
@@ -297,8 +299,8 @@ def _share_metrics(settings: Settings, argv: list[str]) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "switchboard.cli", *argv])
 
 
-async def _seed_demo(database_url: str, only_if_empty: bool) -> None:
-    engine = create_async_engine(database_url)
+async def _seed_demo(settings: Settings, database_url: str, only_if_empty: bool) -> None:
+    engine = create_command_engine(settings, database_url)
     try:
         async with engine.begin() as conn:
             if only_if_empty and not await database_is_empty(conn):
@@ -326,7 +328,7 @@ def _print_demo_tokens(settings: Settings, host: str, port: int) -> None:
 
 
 async def _token(settings: Settings, database_url: str, args: argparse.Namespace) -> int:
-    engine = create_async_engine(database_url)
+    engine = create_command_engine(settings, database_url)
     try:
         async with engine.connect() as conn:
             if args.agent:
