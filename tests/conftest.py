@@ -4,6 +4,11 @@ Each run creates a fresh database `switchboard_test` on the server, migrates it 
 - the demo tenants `acme` and `globex` (scale 1), as `switchboard serve` does;
 - `initech`, the same shapes at four times the size, for tests that compare sizes.
 The gateway runs in-process behind httpx's ASGI transport with its real lifespan.
+
+With SWITCHBOARD_TEST_PGBOUNCER=1 (`scripts/test --pgbouncer`, and scripts/test's second
+pass) the gateway, workers and gateway processes the tests start reach that database through
+PgBouncer in transaction mode (tests/pgbouncer_support.py) with SWITCHBOARD_DB_POOLER =
+`transaction`; migrating, seeding and `db_conn` (the tests' own back door) stay direct.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import contextlib
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -45,10 +50,23 @@ LARGE_TENANT: dict[str, tuple[str, Decimal | None]] = {"initech": ("Initech", De
 LARGE_SCALE = 4
 
 
+PGBOUNCER = os.environ.get("SWITCHBOARD_TEST_PGBOUNCER", "").strip().lower() in ("1", "true", "on")
+
+
 @dataclass(frozen=True)
 class Servers:
-    database_url: str
+    database_url: str  # what the gateway and its workers use (through PgBouncer if PGBOUNCER)
     redis_url: str
+    direct_url: str = ""  # the database itself; "" when it is `database_url`
+
+    @property
+    def direct(self) -> str:
+        return self.direct_url or self.database_url
+
+    @property
+    def pooler(self) -> str:
+        """SWITCHBOARD_DB_POOLER for gateways and workers on `database_url`."""
+        return "transaction" if self.direct_url else "direct"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,9 +88,10 @@ def _nothing_outlives_the_run() -> Iterator[None]:
         stop_leftover_processes()
 
 
-def stop_leftover_processes(timeout_s: float = 5.0) -> None:
-    """SIGTERM every process this run started that still runs; SIGKILL after `timeout_s`."""
-    leftovers = psutil.Process().children(recursive=True)
+def stop_leftover_processes(timeout_s: float = 5.0, spare: Collection[int] = ()) -> None:
+    """SIGTERM every process this run started that still runs (but `spare`); SIGKILL after
+    `timeout_s`."""
+    leftovers = [p for p in psutil.Process().children(recursive=True) if p.pid not in spare]
     if not leftovers:
         return
     print(f"\nstopping processes the tests left running: {[p.pid for p in leftovers]}")
@@ -118,8 +137,21 @@ async def servers(embedded: EmbeddedServices) -> AsyncIterator[Servers]:
     redis = Redis.from_url(embedded.redis_url)
     await redis.flushdb()
     await redis.aclose()
-    yield Servers(database_url=database_url, redis_url=embedded.redis_url)
-    await _drop_database(embedded.database_url, TEST_DATABASE)
+    if not PGBOUNCER:
+        yield Servers(database_url=database_url, redis_url=embedded.redis_url)
+        await _drop_database(embedded.database_url, TEST_DATABASE)
+        return
+    from tests.pgbouncer_support import PgBouncer
+
+    bouncer = PgBouncer.start(database_url)
+    # Processes the tests start (workers, gateways) read it from the environment.
+    os.environ["SWITCHBOARD_DB_POOLER"] = "transaction"
+    try:
+        yield Servers(bouncer.url, embedded.redis_url, direct_url=database_url)
+    finally:
+        stop_leftover_processes(spare={bouncer.process.pid})  # before the pooler they use
+        bouncer.stop()
+        await _drop_database(embedded.database_url, TEST_DATABASE)
 
 
 def _database_url(server_url: str, name: str) -> str:
@@ -152,7 +184,12 @@ def _libpq(url: str) -> str:
 
 @pytest.fixture(scope="session")
 def settings(servers: Servers) -> Settings:
-    return Settings(database_url=servers.database_url, redis_url=servers.redis_url, mode="test")
+    return Settings(
+        database_url=servers.database_url,
+        redis_url=servers.redis_url,
+        mode="test",
+        db_pooler=servers.pooler,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -172,7 +209,7 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 async def db_conn(servers: Servers) -> AsyncIterator[asyncpg.Connection]:
     """A plain asyncpg connection for arranging and checking rows directly."""
-    conn = await asyncpg.connect(_libpq(servers.database_url))
+    conn = await asyncpg.connect(_libpq(servers.direct))
     yield conn
     await conn.close()
 

@@ -51,6 +51,7 @@ async def gateway(
     values: dict[str, Any] = {
         "database_url": servers.database_url,
         "redis_url": servers.redis_url,
+        "db_pooler": servers.pooler,
         "mode": "test",
     }
     values.update(overrides)

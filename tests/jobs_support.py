@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.store.work import create_activity, create_deliverable
+from switchboard.db import UNNAMED_STATEMENTS
 from switchboard.seed import seed_demo, stable_id
 from switchboard.settings import PROJECT_DIR
 from switchboard.supervisor import die_with_parent
@@ -59,7 +60,7 @@ async def fresh_tenant(database_url: str, prefix: str, cap: Decimal | None = Non
     """A seeded tenant of the test's own; its seeded queued and running work is cancelled
     and its agents are IDLE, so only what the test creates runs."""
     slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(database_url)
+    engine = create_async_engine(database_url, connect_args=UNNAMED_STATEMENTS)  # any pooler
     try:
         async with engine.begin() as conn:
             (tenant_id,) = await seed_demo(conn, {slug: (f"Test {slug}", cap)})
@@ -89,7 +90,7 @@ async def new_work(
 ) -> list[uuid.UUID]:
     """`count` QUEUED activities of the tenant's agent of `role` (each on a deliverable of
     its own, in an ACTIVE campaign), created through domain/store/work.py as the mutations do."""
-    engine = create_async_engine(tenant.database_url)
+    engine = create_async_engine(tenant.database_url, connect_args=UNNAMED_STATEMENTS)
     ids = []
     try:
         async with engine.begin() as conn:

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import to_global_id
-from switchboard.db import Database
+from switchboard.db import UNNAMED_STATEMENTS, Database
 from tasks.broker import JobStore
 from tasks.config import JobSettings
 from tasks.queue import configure_agents
@@ -514,7 +514,7 @@ async def test_a_terminated_agents_jobs_stay_held_whatever_a_late_resync_read(
     assert await redis.zcard(STORE.key(f"r:{agent.hex}")) == 1  # ready, yet…
     assert await redis.zscore(STORE.key("eligible"), agent.hex) is None  # …no worker takes it
 
-    engine = create_async_engine(servers.database_url)
+    engine = create_async_engine(servers.database_url, connect_args=UNNAMED_STATEMENTS)
     try:
         settings = JobSettings(tenants=(tenant.id,))
         assert await configure_agents(redis, Database(engine), None, settings) == 7

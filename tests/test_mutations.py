@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 
 from domain.ids import to_global_id
+from switchboard.db import UNNAMED_STATEMENTS
 from switchboard.seed import seed_demo, stable_id
 from tests.conftest import Servers, agent_gid
 
@@ -43,7 +44,7 @@ CREATE_DELIVERABLE = """mutation($input: CreateDeliverableInput!) {
 
 @pytest.fixture(scope="module")
 async def tenant(servers: Servers) -> None:
-    engine = create_async_engine(servers.database_url)
+    engine = create_async_engine(servers.database_url, connect_args=UNNAMED_STATEMENTS)
     async with engine.begin() as conn:
         await seed_demo(conn, {SLUG: ("Umbrella Corp.", Decimal("500.00"))})
     await engine.dispose()
