@@ -76,6 +76,8 @@ class PgBouncer:
 
     @classmethod
     def start(cls, database_url: str, pool_size: int = POOL_SIZE) -> PgBouncer:
+        if not available():
+            raise RuntimeError(f"no {BINARY}: scripts/test installs it (apt-get install pgbouncer)")
         server = make_url(database_url)
         user = server.username or "postgres"
         # A Unix socket folder (the embedded server's URL: `?host=/its/folder`) or a host.
