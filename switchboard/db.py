@@ -95,7 +95,8 @@ def connect_args(settings: Settings) -> dict[str, Any]:
       does not exist"); their names would also pile up on the servers.
     - no `statement_timeout` startup parameter (PgBouncer 1.18 refuses the connection:
       "unsupported startup parameter"): the timeout is asyncpg's `command_timeout`, which
-      cancels the statement on the server (PgBouncer forwards the cancel request).
+      cancels the statement on the server (PgBouncer forwards the cancel request), raised
+      as the server's own timeout (`_install_client_timeout_as_server_timeout`).
     `application_name` is one of the parameters PgBouncer tracks, so it stays."""
     args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout_s,
@@ -147,6 +148,8 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
     _install_idle_timeout(engine, settings.db_idle_timeout_s)
     _install_statement_counter(engine)
     _install_slow_statement_log(engine, settings.db_slow_statement_ms)
+    if settings.db_pooler == "transaction":
+        _install_client_timeout_as_server_timeout(engine)
     instrument_engine(engine)  # observability: statement spans and durations, pool gauges
     return engine
 
@@ -164,6 +167,26 @@ def _install_idle_timeout(engine: AsyncEngine, idle_timeout_s: float) -> None:
         if checked_in_at is not None and time.monotonic() - checked_in_at > idle_timeout_s:
             # The pool discards this connection and checks out (or opens) another.
             raise exc.DisconnectionError("connection idle past the pool's idle timeout")
+
+
+def _install_client_timeout_as_server_timeout(engine: AsyncEngine) -> None:
+    """A statement past asyncpg's command_timeout (the statement timeout behind a
+    transaction pooler) raises what PostgreSQL's own timeout raises, so that callers treat
+    both alike (a read retried once; not an outage)."""
+    dbapi = engine.dialect.loaded_dbapi
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _timed_out(context: Any) -> Any:
+        if context.statement is None or not isinstance(context.original_exception, TimeoutError):
+            return None  # not a statement's (a connect timeout stays an outage)
+        cancelled = asyncpg.exceptions.QueryCanceledError(
+            "canceling statement due to statement timeout"
+        )
+        translated = dbapi.Error(str(cancelled))
+        translated.__cause__ = cancelled
+        return exc.DBAPIError.instance(
+            context.statement, context.parameters, translated, dbapi.Error
+        )
 
 
 def _install_statement_counter(engine: AsyncEngine) -> None:
@@ -412,6 +435,8 @@ def unavailable(error: BaseException | None) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
+        if "due to statement timeout" in str(current):
+            continue  # a slow statement, not an outage (its cause may be asyncpg's TimeoutError)
         if isinstance(current, _OUTAGE_ERRORS):
             return True
         if type(current) is asyncpg.exceptions.InterfaceError and "closed" in str(current):

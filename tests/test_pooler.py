@@ -23,11 +23,11 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import make_url, text
+from sqlalchemy import exc, make_url, text
 from starlette.applications import Starlette
 
 from domain.ids import to_global_id
-from switchboard.db import Database, create_engine, libpq_url
+from switchboard.db import Database, create_engine, libpq_url, unavailable
 from switchboard.live.relay import Relay
 from switchboard.settings import PROJECT_DIR, Settings
 from tests.conftest import Servers, _drop_database, _fresh_database
@@ -113,6 +113,44 @@ async def test_a_gateway_configured_direct_cannot_connect_through_pgbouncer(
         assert [tuple(r) for r in await pooled.fetch("SELECT 1")] == [(1,)]
     finally:
         await pooled.dispose()
+
+
+async def test_the_statement_timeout_holds_through_pgbouncer(
+    bouncer: PgBouncer, db_conn: asyncpg.Connection
+) -> None:
+    """No startup parameter carries it, yet a statement past SWITCHBOARD_DB_STATEMENT_TIMEOUT_MS
+    is cancelled on the server and fails as PostgreSQL's own timeout does (not as an
+    outage), on every path; the connection serves on."""
+    settings = Settings(
+        db_pooler="transaction", db_statement_timeout_ms=300, db_pool_size=1, db_max_overflow=0
+    )
+    db = Database(create_engine(settings, bouncer.url))
+    try:
+        for attempt in (
+            db.fetch("SELECT pg_sleep(60)"),
+            db.fetch(text("SELECT pg_sleep(60)")),
+            _in_transaction(db, "SELECT pg_sleep(60)"),
+        ):
+            with pytest.raises(exc.DBAPIError, match="due to statement timeout") as raised:
+                await attempt
+            assert not unavailable(raised.value)
+        assert [tuple(r) for r in await db.fetch("SELECT 1")] == [(1,)]
+    finally:
+        await db.dispose()
+
+    async def nothing_sleeps() -> bool:
+        running = await db_conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'"
+        )
+        return running == 0
+
+    await wait_for(nothing_sleeps, 10)
+
+
+async def _in_transaction(db: Database, sql: str) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(text(sql))
 
 
 async def test_statements_of_every_path_interleave_on_shared_server_connections(
