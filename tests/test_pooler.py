@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from redis.asyncio import Redis
 from sqlalchemy import exc, make_url, text
 from starlette.applications import Starlette
@@ -29,6 +30,7 @@ from starlette.applications import Starlette
 from domain.ids import to_global_id
 from switchboard.db import Database, create_engine, libpq_url, unavailable
 from switchboard.live.relay import Relay
+from switchboard.migrate import alembic_config
 from switchboard.settings import PROJECT_DIR, Settings
 from tests.conftest import Servers, _drop_database, _fresh_database
 from tests.contract import VARIABLES, query_operations
@@ -268,11 +270,24 @@ async def test_a_job_runs_through_pgbouncer_and_streams_its_events(
     await wait_for(approval_pending, 5)
 
 
-async def test_commands_migrate_and_seed_through_pgbouncer(
+def _switchboard(environment: dict[str, str], *command: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "switchboard.cli", *command],
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+async def test_the_commands_work_through_pgbouncer(
     bouncer: PgBouncer, servers: Servers, tmp_path: Path
 ) -> None:
-    """`switchboard migrate` and `seed --demo` with only DATABASE_URL (PgBouncer) and
-    SWITCHBOARD_DB_POOLER=transaction: a fresh database, migrated and seeded through it."""
+    """`seed --demo` (which migrates as `migrate` does), `token` and `skill` with only
+    DATABASE_URL (PgBouncer) and SWITCHBOARD_DB_POOLER=transaction, on a fresh database."""
     name = f"switchboard_pooled_{os.getpid()}"
     direct = await _fresh_database(servers.direct, name)
     environment = {
@@ -283,23 +298,45 @@ async def test_commands_migrate_and_seed_through_pgbouncer(
         "SWITCHBOARD_STATE_DIR": str(tmp_path),
     }
     environment.pop("DATABASE_DIRECT_URL", None)
+    (tmp_path / "skill.md").write_text("# Pooled briefs\n\nWrite briefs that survive a pooler.\n")
     try:
-        for command in (["migrate"], ["seed", "--demo"]):
-            done = subprocess.run(
-                [sys.executable, "-m", "switchboard.cli", *command],
-                cwd=PROJECT_DIR,
-                env=environment,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            assert done.returncode == 0, done.stdout + done.stderr
+        _switchboard(environment, "seed", "--demo")  # migrates first, the way `migrate` does
+        owner = ["--tenant", "acme", "--email", "owner@acme.example"]
+        assert _switchboard(environment, "token", *owner).strip().count(".") == 2  # a JWT
+        skill = ["skill", "--name", "Pooled briefs", "--content-file", str(tmp_path / "skill.md")]
+        assert "created" in _switchboard(environment, *skill)
         conn = await asyncpg.connect(libpq_url(direct))
         try:
             slugs = {r["slug"] for r in await conn.fetch("SELECT slug FROM tenants")}
-            people = await conn.fetchval("SELECT count(*) FROM memberships")
+            skills = await conn.fetchval("SELECT count(*) FROM skills WHERE name = 'Pooled briefs'")
         finally:
             await conn.close()
-        assert slugs == {"acme", "globex"} and people > 0
+        assert slugs == {"acme", "globex"} and skills == 1
+    finally:
+        await _drop_database(servers.direct, name)
+
+
+async def test_migrate_uses_the_direct_url_when_one_is_set(
+    servers: Servers, tmp_path: Path
+) -> None:
+    """With DATABASE_DIRECT_URL, `migrate` never needs DATABASE_URL (here: nothing listens)."""
+    name = f"switchboard_direct_{os.getpid()}"
+    direct = await _fresh_database(servers.direct, name)
+    environment = {
+        **os.environ,
+        "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere",
+        "DATABASE_DIRECT_URL": direct,
+        "REDIS_URL": servers.redis_url,
+        "SWITCHBOARD_DB_POOLER": "transaction",
+        "SWITCHBOARD_STATE_DIR": str(tmp_path),
+    }
+    try:
+        _switchboard(environment, "migrate")
+        conn = await asyncpg.connect(libpq_url(direct))
+        try:
+            revision = await conn.fetchval("SELECT version_num FROM alembic_version")
+        finally:
+            await conn.close()
+        assert revision == ScriptDirectory.from_config(alembic_config(direct)).get_current_head()
     finally:
         await _drop_database(servers.direct, name)
