@@ -23,7 +23,7 @@ from loaders.batching import BatchScheduler, ScheduledLoader
 from loaders.connections import ConnectionKey, ConnectionSpec, load_pages
 from loaders.spend import load_spend, load_spend_reports
 from schema import types as t
-from switchboard.db import Database
+from switchboard.infra.db import Database
 
 CAMPAIGNS = ConnectionSpec(
     table="campaigns",

@@ -17,7 +17,7 @@ from typing import Any
 
 from domain.pagination import Page, encode_cursor
 from schema import types as t
-from switchboard.db import Database
+from switchboard.infra.db import Database
 
 ConnectionKey = tuple[uuid.UUID, Page, str | None]
 

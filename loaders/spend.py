@@ -17,7 +17,7 @@ from domain.errors import BadUserInput
 from domain.ids import to_global_id
 from domain.spend import SpendWindow, role_label, spend_window
 from schema import types as t
-from switchboard.db import Database
+from switchboard.infra.db import Database
 
 SpendKey = tuple[str, str, Any, Any]  # (dimension, key, from, to)
 

@@ -58,10 +58,10 @@ from stats import summary  # noqa: E402  (perf/stats.py, beside this script)
 
 from domain.ids import to_global_id  # noqa: E402
 from domain.store.work import create_activity, create_deliverable  # noqa: E402
-from switchboard.auth import issue_token  # noqa: E402
-from switchboard.migrate import upgrade_to_head  # noqa: E402
-from switchboard.seed import seed_demo, stable_id  # noqa: E402
-from switchboard.services import start_services  # noqa: E402
+from switchboard.devdata.seed import seed_demo, stable_id  # noqa: E402
+from switchboard.edge.auth import issue_token  # noqa: E402
+from switchboard.infra.embedded import start_services  # noqa: E402
+from switchboard.infra.migrate import upgrade_to_head  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
 from tasks.broker import JobStore, broker, now_ms  # noqa: E402
 from tasks.jobs import PROBE  # noqa: E402

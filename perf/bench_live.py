@@ -4,7 +4,7 @@
 This script owns the "Live events (issue 4)" section of perf/README.md.
 
 The gateway is `switchboard serve --workers 1 --no-worker` (one gateway process, a child of
-`serve` running uvicorn: switchboard/gateway_process.py), started through perf/gateway.py
+`serve` running uvicorn: switchboard/processes/gateway.py), started through perf/gateway.py
 like the other benchmarks, so it runs exactly as operators run it. State: its own folder
 (`--state-dir`, default /tmp/switchboard-bench-live), so nothing collides with other work.
 
@@ -404,8 +404,8 @@ class Driver:
 
         sys.path.insert(0, str(REPO))
         from domain.ids import to_global_id
-        from switchboard.auth import issue_token
-        from switchboard.seed import stable_id
+        from switchboard.devdata.seed import stable_id
+        from switchboard.edge.auth import issue_token
         from switchboard.settings import Settings
 
         settings = Settings.from_env()
@@ -756,7 +756,7 @@ def fingerprint() -> dict[str, Any]:
     import hashlib
 
     files = sorted((REPO / "switchboard/live").glob("*.py"))
-    files += [REPO / "switchboard/gateway_process.py", REPO / "switchboard/app.py"]
+    files += [REPO / "switchboard/processes/gateway.py", REPO / "switchboard/app.py"]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
     newest = max(f.stat().st_mtime for f in files)
     changed = dt.datetime.fromtimestamp(newest, dt.UTC).isoformat(timespec="seconds")

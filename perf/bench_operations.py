@@ -46,8 +46,8 @@ from graphql import OperationDefinitionNode, OperationType, parse
 from stats import nearest_rank  # perf/stats.py, beside this script
 
 from domain.ids import to_global_id
-from switchboard.auth import issue_token
-from switchboard.seed import stable_id
+from switchboard.devdata.seed import stable_id
+from switchboard.edge.auth import issue_token
 from switchboard.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -65,11 +65,12 @@ def start_gateway(
 
 def gateway_pid(process: subprocess.Popen[bytes]) -> int:
     """The pid of the (first) gateway process `serve` runs: uvicorn runs there, not in
-    `serve` itself (switchboard/supervisor.py), so its CPU and memory are the gateway's."""
+    `serve` itself (switchboard/processes/supervisor.py), so its CPU and memory are the
+    gateway's."""
     import psutil
 
     for child in psutil.Process(process.pid).children():
-        if "switchboard.gateway_process" in child.cmdline():
+        if "switchboard.processes.gateway" in child.cmdline():
             return child.pid
     raise RuntimeError("`serve` runs no gateway process")
 

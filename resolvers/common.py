@@ -9,7 +9,7 @@ from domain.errors import Forbidden
 from domain.ids import KIND_BY_PREFIX, PREFIX_BY_KIND
 from schema.mutations import UserError
 from schema.types import Info
-from switchboard.audit import AuditEntry
+from switchboard.infra.audit import AuditEntry
 
 # Who may call what (the contract's README): VIEWER reads; MARKETER also works on
 # campaigns, deliverables, activities and approvals; ADMIN and OWNER also change agents and

@@ -25,7 +25,7 @@ from schema import mutations as m
 from schema import types as t
 from schema.scalars import JSON
 from schema.types import Info
-from switchboard.auth import forget_membership
+from switchboard.infra.membership_cache import forget_membership
 
 log = logging.getLogger(__name__)
 REDIS_WARN_EVERY_S = 30.0

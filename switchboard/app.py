@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 from collections.abc import AsyncIterator
 
@@ -13,21 +14,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
+from resolvers.context import Services
 from schema.schema import schema
 from switchboard import graphiql
-from switchboard.audit import AuditLog
-from switchboard.auth import Authenticator
-from switchboard.context import Services
-from switchboard.db import Database, create_engine, libpq_url
+from switchboard.edge import health
+from switchboard.edge.auth import Authenticator
 from switchboard.edge.compression import CompressionMiddleware
-from switchboard.graphql_http import GraphQLEndpoint, result_payload
+from switchboard.edge.http import GraphQLEndpoint, result_payload
+from switchboard.graphiql import page as graphiql_page
+from switchboard.infra.audit import AuditLog
+from switchboard.infra.db import Database, create_engine, libpq_url
 from switchboard.live.hub import Hub
 from switchboard.live.multipart import MultipartEndpoint, wants_multipart
 from switchboard.live.relay import Relay
 from switchboard.live.sse import SSEEndpoint
 from switchboard.live.subscribe import LiveSubscriptions
 from switchboard.live.websocket import LiveEndpoint
-from switchboard.observability import health, logs, metrics, operations, tracing
+from switchboard.observability import logs, metrics, operations, tracing
 from switchboard.observability.middleware import ObservabilityMiddleware
 from switchboard.observability.redis import TracedRedis
 from switchboard.settings import Settings
@@ -71,7 +74,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Skill search: this process's copy of the skill index (switchboard/skill_search/).
     skill_search = SkillSearch.from_settings(settings, db, redis)
     services = Services(db=db, redis=redis, audit=AuditLog(db), skills=skill_search)
-    endpoint = GraphQLEndpoint(settings, services, Authenticator(settings, db, redis), schema)
+    endpoint = GraphQLEndpoint(
+        settings,
+        services,
+        Authenticator(settings, db, redis),
+        schema,
+        graphiql=functools.partial(graphiql_page.render, settings, db),
+    )
 
     async def graphql(request: Request) -> Response:
         if wants_multipart(request):  # Apollo's multipart subscriptions (switchboard/live/)

@@ -21,13 +21,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import to_global_id
-from switchboard.auth import issue_token
+from switchboard.devdata.seed import DEMO_TENANTS, PEOPLE, database_is_empty, seed_demo, stable_id
+from switchboard.edge.auth import issue_token
 from switchboard.edge.persisted import ManifestError, load_manifest
-from switchboard.migrate import upgrade_to_head
+from switchboard.infra.embedded import EmbeddedServices, export_urls, start_services
+from switchboard.infra.migrate import upgrade_to_head
 from switchboard.observability.logs import configure_logging
 from switchboard.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
-from switchboard.seed import DEMO_TENANTS, PEOPLE, database_is_empty, seed_demo, stable_id
-from switchboard.services import EmbeddedServices, export_urls, start_services
 from switchboard.settings import ConfigError, Settings
 from tasks.config import JobSettings
 
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.demo:
                 asyncio.run(_seed_demo(running.database_url, only_if_empty=False))
             else:
-                from switchboard.bench_data import seed_bench
+                from switchboard.devdata.bench import seed_bench
 
                 asyncio.run(seed_bench(running.database_url))
         elif args.command == "token":
@@ -197,11 +197,11 @@ def _serve(
 ) -> int:
     """Start the services, migrate and seed, then supervise the gateway processes (on one
     socket bound here) and the job workers until a signal; the services stop last
-    (switchboard/supervisor.py has the order)."""
+    (switchboard/processes/supervisor.py has the order)."""
     import uvicorn
 
-    from switchboard.listening import REUSE_PORT, reuse_port_socket
-    from switchboard.supervisor import StopRequested, Supervisor
+    from switchboard.processes.listening import REUSE_PORT, reuse_port_socket
+    from switchboard.processes.supervisor import StopRequested, Supervisor
 
     try:
         with Supervisor(settings.stop_timeout_s) as supervisor, services(settings) as running:
@@ -210,10 +210,11 @@ def _serve(
             if settings.development:  # tokens never go to a production server's output
                 _print_demo_tokens(settings, host, port)
             budget = supervisor.budget
-            gateway = [sys.executable, "-m", "switchboard.gateway_process"]
+            gateway = [sys.executable, "-m", "switchboard.processes.gateway"]
             gateway += ["--grace-s", f"{budget.grace_s:g}"]
             if REUSE_PORT:
-                # Each gateway process listens on a socket of its own (switchboard/listening.py);
+                # Each gateway process listens on a socket of its own
+                # (switchboard/processes/listening.py);
                 # this one, bound but not listening, holds the port for them.
                 listener = reuse_port_socket(host, port, listen=False)
                 gateway += ["--reuse-port", f"{host}:{listener.getsockname()[1]}"]

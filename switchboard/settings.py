@@ -218,7 +218,7 @@ class Settings(FromEnv):
     )
     jwt_issuer: str | None = knob("SWITCHBOARD_JWT_ISSUER", None, "require this `iss`")
 
-    # Database pool (switchboard/db.py)
+    # Database pool (switchboard/infra/db.py)
     db_pool_size: int = knob("SWITCHBOARD_DB_POOL_SIZE", 10, "pooled connections kept")
     db_max_overflow: int = knob("SWITCHBOARD_DB_MAX_OVERFLOW", 10, "connections past the pool")
     db_pool_timeout_s: float = knob(
@@ -242,7 +242,7 @@ class Settings(FromEnv):
         "prepared statements kept per connection; 0 behind PgBouncer in transaction mode",
     )
 
-    # Auth caches in Redis (switchboard/auth.py)
+    # Auth caches in Redis (switchboard/edge/auth.py)
     membership_cache_ttl_s: int = knob(
         "SWITCHBOARD_MEMBERSHIP_CACHE_TTL_S",
         300,
@@ -358,7 +358,8 @@ class Settings(FromEnv):
         "an SSE stream's heartbeat (a comment) while no event goes, under proxies' idle timeouts",
     )
 
-    # `switchboard serve`: from a stop signal to nothing left running (switchboard/supervisor.py)
+    # `switchboard serve`: from a stop signal to nothing left running
+    # (switchboard/processes/supervisor.py)
     stop_timeout_s: float = knob(
         "SWITCHBOARD_STOP_TIMEOUT_S", 10.0, "`serve`: from SIGTERM/SIGINT to nothing left running"
     )

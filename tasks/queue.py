@@ -26,7 +26,7 @@ from taskiq.message import TaskiqMessage
 
 from domain.store import agents as agent_store
 from domain.store import runs
-from switchboard.db import Database
+from switchboard.infra.db import Database
 from switchboard.observability import jobs as observed
 from tasks.broker import JobStore, broker
 from tasks.config import JobSettings

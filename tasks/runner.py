@@ -24,7 +24,7 @@ from domain.budgets import BUDGET_EXCEEDED
 from domain.llm_calls import NewLlmCall
 from domain.runs import Run
 from domain.store import runs
-from switchboard.db import Database
+from switchboard.infra.db import Database
 from switchboard.observability import llm
 from tasks import skill_loading
 from tasks.config import JobSettings

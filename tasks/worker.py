@@ -45,7 +45,7 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from domain.store import runs
-from switchboard.db import Database, create_engine
+from switchboard.infra.db import Database, create_engine
 from switchboard.observability import logs, metrics, tracing
 from switchboard.settings import Settings
 from tasks import jobs  # noqa: F401  (registers the tasks and the retry middleware)

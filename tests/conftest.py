@@ -29,10 +29,10 @@ from starlette.applications import Starlette
 
 from domain.ids import to_global_id
 from switchboard.app import create_app
-from switchboard.auth import issue_token
-from switchboard.migrate import upgrade_to_head_async
-from switchboard.seed import seed_demo, seeding_anchor, stable_id
-from switchboard.services import EmbeddedServices, start_services
+from switchboard.devdata.seed import seed_demo, seeding_anchor, stable_id
+from switchboard.edge.auth import issue_token
+from switchboard.infra.embedded import EmbeddedServices, start_services
+from switchboard.infra.migrate import upgrade_to_head_async
 from switchboard.settings import PROJECT_DIR, Settings
 
 # One database per run (and per process), so concurrent runs never share one.

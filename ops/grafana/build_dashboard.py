@@ -1,7 +1,8 @@
 """Builds ops/grafana/switchboard.json, the Grafana dashboard of a Switchboard deployment.
 
 Run `python ops/grafana/build_dashboard.py` after changing a panel; the JSON is what
-operators import (Dashboards → New → Import). tests/test_observability_ops.py checks that
+operators import (Dashboards → New → Import).
+tests/integration/test_observability_ops.py checks that
 the JSON is this script's output, that every query parses (promtool) and that every metric
 it names exists. Rows: API latency, queue health, LLM costs, the database, live connections.
 

@@ -36,8 +36,8 @@ from redis.asyncio import Redis
 
 from domain.access import Principal
 from domain.events import Position
+from resolvers.context import RequestContext, Services
 from resolvers.subscriptions import Feed, stream_event, tenant_event
-from switchboard.context import RequestContext, Services
 from switchboard.execution.executor import for_schema
 from switchboard.execution.plan import OperationPlan
 from switchboard.live import log as event_log

@@ -33,8 +33,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from switchboard.db import Database
 from switchboard.edge.invalidation import invalidate
+from switchboard.infra.db import Database
 from switchboard.live import log as event_log
 from switchboard.live.log import EventLog, Outgoing
 

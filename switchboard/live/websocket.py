@@ -49,7 +49,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from domain.access import Principal
 from domain.errors import DomainError
 from domain.events import Position
-from switchboard.graphql_http import GraphQLEndpoint
+from switchboard.edge.http import GraphQLEndpoint
 from switchboard.live.hub import Hub, Subscriber
 from switchboard.live.subscribe import CannotSubscribe, LiveSubscriptions
 

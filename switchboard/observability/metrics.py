@@ -2,7 +2,7 @@
 
 This module owns the names, labels, buckets and multiprocess modes of all metrics (the
 table below is the list; `ops/` builds its dashboard and alert rules on these names and
-`tests/test_observability_ops.py` checks that every name they use is defined here). The
+`tests/integration/test_observability_ops.py` checks that every name they use is defined here). The
 helpers that feed them live with their concept (`operations`, `database`, `jobs`, `live`,
 `llm`, `cache`, `middleware`).
 
@@ -242,7 +242,7 @@ LLM_FIRST_TOKEN = Histogram(
     buckets=FIRST_TOKEN_BUCKETS,
 )
 
-# Processes `switchboard serve` supervises (switchboard/supervisor.py); counted by `serve`
+# Processes `switchboard serve` supervises (switchboard/processes/supervisor.py); counted by `serve`
 # itself, whose file in the multiprocess folder every gateway's /metrics reads.
 PROCESS_RESTARTS = Counter(
     "switchboard_process_restarts",

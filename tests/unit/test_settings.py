@@ -26,7 +26,7 @@ from switchboard.settings import (
     parse_value,
 )
 from tasks.config import JobSettings
-from tests.test_dependencies import APP_PACKAGES
+from tests.unit.test_dependencies import APP_PACKAGES
 
 README = PROJECT_DIR / "README.md"
 KNOBS: dict[str, KnobField] = {
@@ -261,7 +261,7 @@ def test_a_bad_value_stops_the_command_before_anything_starts(tmp_path: Path) ->
 # own OTEL_* variables, and the offline switches of the Hugging Face libraries.
 ALLOWED = {
     ("switchboard/settings.py", "FromEnv.from_env"),
-    ("switchboard/services.py", "export_urls"),
+    ("switchboard/infra/embedded.py", "export_urls"),
     ("switchboard/cli.py", "_share_metrics"),
     ("switchboard/observability/metrics.py", "multiprocess_dir"),
     ("switchboard/observability/metrics.py", "prepare_multiprocess_dir"),
