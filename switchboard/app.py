@@ -7,7 +7,7 @@ import functools
 import gc
 from collections.abc import AsyncIterator
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -24,6 +24,7 @@ from switchboard.edge.http import GraphQLEndpoint, result_payload
 from switchboard.graphiql import page as graphiql_page
 from switchboard.infra.audit import AuditLog
 from switchboard.infra.db import Database, create_engine, libpq_url
+from switchboard.infra.redis import redis_client, replica_acks
 from switchboard.live.hub import Hub
 from switchboard.live.multipart import MultipartEndpoint, wants_multipart
 from switchboard.live.relay import Relay
@@ -40,23 +41,24 @@ REDIS_TIMEOUT_S = 0.5
 REDIS_MAX_CONNECTIONS = 100
 
 
-def create_redis(url: str) -> Redis:
+def create_redis(settings: Settings) -> Redis:
     # Short timeouts: a slow or absent Redis must never hold a request for long.
     # A blocking pool: a burst (a thousand dashboards reconnecting their subscriptions)
     # waits up to the timeout for a connection instead of failing past the pool's size.
     # TracedRedis: a span per command when the request's trace records (observability).
-    pool = BlockingConnectionPool.from_url(
-        url,
+    return redis_client(
+        settings,
+        redis_class=TracedRedis,
+        blocking=True,
         max_connections=REDIS_MAX_CONNECTIONS,
         timeout=REDIS_TIMEOUT_S,
         socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S,
     )
-    return TracedRedis.from_pool(pool)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """The gateway. The settings' URLs (DATABASE_URL, REDIS_URL) must point at servers."""
+    """The gateway. The settings must name servers (DATABASE_URL; REDIS_URL or Sentinels)."""
     settings = settings or Settings.from_env()
     database_url, redis_url = settings.server_urls()
     # Observability: JSON logs with secrets redacted (a test run's logging is its runner's),
@@ -64,13 +66,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     logs.register_secret(settings.jwt_secret)
     logs.register_url_password(database_url)
     logs.register_url_password(redis_url)
+    logs.register_secret(settings.redis_password)
     if settings.mode != "test":
         logs.configure_logging(settings.log_level, settings.log_format)
     tracing.configure_from_env(
         trace_resolvers=settings.trace_resolvers, otlp_inline=settings.otlp_inline
     )
     db = Database(create_engine(settings, database_url))
-    redis = create_redis(redis_url)
+    redis = create_redis(settings)
     # Skill search: this process's copy of the skill index (switchboard/skill_search/).
     skill_search = SkillSearch.from_settings(settings, db, redis)
     services = Services(db=db, redis=redis, audit=AuditLog(db), skills=skill_search)
@@ -88,8 +91,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return await operations.observe(endpoint, request)  # span, duration, errors by code
 
     # Live events: this process's relay of the outbox, its hub, and the websocket endpoint.
-    relay = Relay(db, redis, libpq_url(database_url), poll_s=settings.live_relay_poll_s)
-    hub = Hub(services, redis_url, lambda result: result_payload(result, settings)[1])
+    relay = Relay(
+        db,
+        redis,
+        libpq_url(database_url),
+        poll_s=settings.live_relay_poll_s,
+        replica_acks=replica_acks(settings),
+    )
+    hub = Hub(services, settings, lambda result: result_payload(result, settings)[1])
     # One live path for every transport: the same admission and hub groups (subscribe.py).
     subscriptions = LiveSubscriptions(endpoint, hub)
     live = LiveEndpoint(endpoint, hub, subscriptions)

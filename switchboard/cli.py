@@ -26,6 +26,7 @@ from switchboard.edge.auth import issue_token
 from switchboard.edge.persisted import ManifestError, load_manifest
 from switchboard.infra.embedded import EmbeddedServices, export_urls, start_services
 from switchboard.infra.migrate import upgrade_to_head
+from switchboard.infra.redis import redis_client
 from switchboard.observability.logs import configure_logging
 from switchboard.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from switchboard.settings import ConfigError, Settings
@@ -34,7 +35,12 @@ from tasks.config import JobSettings
 
 @contextmanager
 def services(settings: Settings) -> Iterator[EmbeddedServices]:
-    running = start_services(settings.state_dir, settings.database_url, settings.redis_url)
+    running = start_services(
+        settings.state_dir,
+        settings.database_url,
+        settings.redis_url,
+        start_redis=not settings.redis_sentinels,  # Sentinels name the primary
+    )
     export_urls(running)
     try:
         yield running
@@ -129,15 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "token":
             return asyncio.run(_token(settings, running.database_url, args))
         elif args.command == "skill":
-            return asyncio.run(_put_skill(running, args))
+            return asyncio.run(_put_skill(settings, running, args))
     return 0
 
 
-async def _put_skill(running: EmbeddedServices, args: argparse.Namespace) -> int:
+async def _put_skill(
+    settings: Settings, running: EmbeddedServices, args: argparse.Namespace
+) -> int:
     """Create the skill, or update the one of that name in its scope; then tell every
     gateway process (the skills generation, switchboard/skill_search/changes.py)."""
-    from redis.asyncio import Redis
-
     from domain.errors import Rejected
     from domain.store import skills
     from switchboard.skill_search import changes
@@ -181,7 +187,7 @@ async def _put_skill(running: EmbeddedServices, args: argparse.Namespace) -> int
         return 2
     finally:
         await engine.dispose()
-    redis = Redis.from_url(running.redis_url)
+    redis = redis_client(dataclasses.replace(settings, redis_url=running.redis_url or None))
     try:
         await changes.bump(redis, [row.id])
     finally:
@@ -273,7 +279,7 @@ def _worker(settings: Settings, jobs: JobSettings) -> int:
 
     with services(settings) as running:
         # The embedded servers', when the settings named none.
-        urls = {"database_url": running.database_url, "redis_url": running.redis_url}
+        urls = {"database_url": running.database_url, "redis_url": running.redis_url or None}
         return worker_main(dataclasses.replace(settings, **urls), jobs)
 
 

@@ -175,6 +175,18 @@ def _relay_off(raw: str) -> bool:
     return not parse_bool(raw)  # the variable turns the relay off; the field says "on"
 
 
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    addresses = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        host, colon, port = part.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ValueError("comma-separated host:port")
+        addresses.append((host.strip("[]"), int(port)))
+    return tuple(addresses)
+
+
 def _embedder(raw: str) -> str:
     name = raw.strip()
     if name not in EMBEDDERS:
@@ -200,6 +212,19 @@ class Settings(FromEnv):
         "`redis://…` (unset: the embedded Valkey)",
         shown="embedded",
         secret=True,
+    )
+    redis_sentinels: tuple[tuple[str, int], ...] = knob(
+        "REDIS_SENTINELS",
+        (),
+        "comma-separated `host:port` of Sentinels, used instead of REDIS_URL",
+        shown="–",
+        parse=_sentinels,
+    )
+    redis_sentinel_service: str | None = knob(
+        "REDIS_SENTINEL_SERVICE", None, "the master name the Sentinels watch", parse=str.strip
+    )
+    redis_password: str | None = knob(
+        "REDIS_PASSWORD", None, "with Sentinels: the primary's and replicas' password", secret=True
     )
     mode: str = knob(
         "SWITCHBOARD_MODE",
@@ -392,17 +417,23 @@ class Settings(FromEnv):
     def development(self) -> bool:
         return self.mode != "production"
 
-    def server_urls(self) -> tuple[str, str]:
-        """The database and Redis URLs; ConfigError when either is missing (the embedded
-        servers are started by the `switchboard` command, which fills them in)."""
-        if self.database_url is None or self.redis_url is None:
+    def server_urls(self) -> tuple[str, str | None]:
+        """The database and Redis URLs; ConfigError when either server is missing (the
+        embedded servers are started by the `switchboard` command, which fills them in).
+        The Redis URL is None when Sentinels name the primary (switchboard/infra/redis.py)."""
+        sentinels = bool(self.redis_sentinels)
+        if sentinels and not self.redis_sentinel_service:
+            raise ConfigError(
+                "REDIS_SENTINEL_SERVICE not set: REDIS_SENTINELS needs the master name"
+            )
+        if self.database_url is None or (self.redis_url is None and not sentinels):
             missing = " and ".join(
                 name
                 for name, value in (
                     ("DATABASE_URL", self.database_url),
-                    ("REDIS_URL", self.redis_url),
+                    ("REDIS_URL", self.redis_url or sentinels),
                 )
-                if value is None
+                if not value
             )
             raise ConfigError(f"{missing} not set: this process needs servers to connect to")
-        return self.database_url, self.redis_url
+        return self.database_url, None if sentinels else self.redis_url

@@ -161,11 +161,15 @@ async def _cancel_terminated(
             await runs.cancel_waiting(conn, tenant_id, agent_id)
 
 
-async def reconcile(redis: Redis, db: Database, settings: JobSettings) -> int:
-    """Enqueue QUEUED activities (older than a few seconds) that have no job in Redis, oldest
-    first; returns how many."""
+async def reconcile(
+    redis: Redis, db: Database, settings: JobSettings, min_age_s: float = RECONCILE_MIN_AGE_S
+) -> int:
+    """Enqueue QUEUED activities (older than `min_age_s`) that have no job in Redis, oldest
+    first; returns how many. A younger age is safe too (after an outage): an enqueue of a job
+    that exists changes nothing, and a job whose activity has run already starts nothing
+    (a first delivery starts only a QUEUED activity)."""
     await cancel_dropped(redis, db)
-    rows = await runs.stranded(db, settings.tenants, RECONCILE_MIN_AGE_S)
+    rows = await runs.stranded(db, settings.tenants, min_age_s)
     enqueued = 0
     for start in range(0, len(rows), 500):
         batch = rows[start : start + 500]

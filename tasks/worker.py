@@ -46,6 +46,7 @@ from taskiq.receiver import Receiver
 
 from domain.store import runs
 from switchboard.infra.db import Database, create_engine
+from switchboard.infra.redis import redis_client
 from switchboard.observability import logs, metrics, tracing
 from switchboard.settings import Settings
 from tasks import jobs  # noqa: F401  (registers the tasks and the retry middleware)
@@ -57,6 +58,10 @@ from tasks.queue import cancel_dropped, configure_agents, reconcile, requeue_los
 log = logging.getLogger(__name__)
 
 SCHEDULER_LOCK = "lock:scheduled"
+# After a Redis outage (or failover): reconcile every pass for this long, with this
+# youngest age (seconds), so a job the outage lost waits seconds, not a scheduled interval.
+RECONCILE_AFTER_OUTAGE_S = 10.0
+RECONCILE_AFTER_OUTAGE_MIN_AGE_S = 1.0
 
 
 async def run_scheduled(redis: Redis, db: Database, settings: JobSettings) -> int:
@@ -85,6 +90,7 @@ async def _maintenance(redis: Redis, db: Database, settings: JobSettings, outage
     scope = ",".join(sorted(t.hex for t in settings.tenants)) if settings.tenants else "all"
     lock_key = broker.store.key(f"{SCHEDULER_LOCK}:{hashlib.sha1(scope.encode()).hexdigest()[:12]}")
     redis_outages = outages.redis.ended
+    reconcile_until = 0.0
     while True:
         await asyncio.sleep(min(1.0, settings.expiry_interval_s))
         if outages.down:
@@ -92,10 +98,14 @@ async def _maintenance(redis: Redis, db: Database, settings: JobSettings, outage
             continue
         try:
             if outages.redis.ended != redis_outages:
-                # Redis may have come back without its data: queued jobs get theirs again
-                # now rather than at the next scheduled pass.
-                await reconcile(redis, db, settings)
+                # Redis may have come back without its data, or a failover promoted a
+                # replica that missed the last writes: queued jobs get theirs again now
+                # rather than at the next scheduled pass, and for a few seconds more, for
+                # mutations whose enqueue failed while their gateway had not reconnected.
+                reconcile_until = loop.time() + RECONCILE_AFTER_OUTAGE_S
                 redis_outages = outages.redis.ended
+            if loop.time() < reconcile_until:
+                await reconcile(redis, db, settings, min_age_s=RECONCILE_AFTER_OUTAGE_MIN_AGE_S)
             await cancel_dropped(redis, db)
             if settings.scheduler and loop.time() >= next_scheduled:
                 next_scheduled = loop.time() + settings.expiry_interval_s
@@ -131,10 +141,10 @@ def _dump_tasks() -> None:
 async def run_worker(
     settings: Settings, job_settings: JobSettings, stop: asyncio.Event | None = None
 ) -> None:
-    database_url, redis_url = settings.server_urls()
+    database_url, _ = settings.server_urls()
     db = Database(create_engine(settings, database_url))
-    redis = Redis.from_url(
-        redis_url,
+    redis = redis_client(
+        settings,
         socket_timeout=job_settings.poll_s + 10,
         socket_connect_timeout=5,
         health_check_interval=30,
@@ -249,6 +259,7 @@ def configure_logs(settings: Settings) -> None:
     logs.register_secret(settings.jwt_secret)
     logs.register_url_password(settings.database_url)
     logs.register_url_password(settings.redis_url)
+    logs.register_secret(settings.redis_password)
     root = logging.getLogger()
     for handler in list(root.handlers):
         # `switchboard worker` may have installed a plain handler while parsing arguments:

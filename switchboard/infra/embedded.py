@@ -83,6 +83,7 @@ def start_services(
     redis_url: str | None,
     database_name: str = "switchboard",
     private_redis: bool = False,
+    start_redis: bool = True,
 ) -> EmbeddedServices:
     """Return URLs for PostgreSQL and Redis, starting embedded servers for those not given.
 
@@ -90,6 +91,7 @@ def start_services(
     its users and the last one stops it). Valkey is reused when one started from the same
     folder still answers, unless `private_redis` asks for a fresh one of this process's own
     (as each test run does, so concurrent runs never share or stop each other's).
+    `start_redis` False: no Valkey (Sentinels name the primary); the Redis URL stays "".
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     services = EmbeddedServices(database_url="", redis_url="")
@@ -100,7 +102,7 @@ def start_services(
             services.database_url = _start_postgres(state_dir / "postgres", database_name, services)
         if redis_url:
             services.redis_url = redis_url
-        else:
+        elif start_redis:
             if private_redis:
                 _reap_orphaned_valkeys(state_dir)
             valkey_dir = state_dir / (f"valkey-{os.getpid()}" if private_redis else "valkey")
@@ -307,4 +309,5 @@ def _free_port() -> int:
 def export_urls(services: EmbeddedServices) -> None:
     """Hand the URLs to child processes (uvicorn workers, job workers)."""
     os.environ["DATABASE_URL"] = services.database_url
-    os.environ["REDIS_URL"] = services.redis_url
+    if services.redis_url:  # none under Sentinel
+        os.environ["REDIS_URL"] = services.redis_url

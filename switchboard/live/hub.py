@@ -32,7 +32,6 @@ from typing import Any, Protocol
 import orjson
 from graphql import ExecutionResult
 from graphql.execution import Executor
-from redis.asyncio import Redis
 
 from domain.access import Principal
 from domain.events import Position
@@ -40,9 +39,11 @@ from resolvers.context import RequestContext, Services
 from resolvers.subscriptions import Feed, stream_event, tenant_event
 from switchboard.execution.executor import for_schema
 from switchboard.execution.plan import OperationPlan
+from switchboard.infra.redis import redis_reader
 from switchboard.live import log as event_log
 from switchboard.live.log import Entry, EventLog
 from switchboard.observability import live as observed
+from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +117,14 @@ def root_of(entry: Entry) -> Any:
 
 
 class Hub:
-    def __init__(self, services: Services, redis_url: str, render: Render) -> None:
+    def __init__(self, services: Services, settings: Settings, render: Render) -> None:
         self.services = services
         self.log = EventLog(services.redis)
         # Its own connection: XREAD blocks longer than the request path's short timeouts.
-        self.reader = Redis.from_url(
-            redis_url, socket_connect_timeout=2, socket_timeout=BLOCK_MS / 1000 + 5
+        # A replica's under Sentinel: an entry it delivers has been replicated, so a
+        # failover cannot take it back and publish it again under another id.
+        self.reader = redis_reader(
+            settings, socket_connect_timeout=2, socket_timeout=BLOCK_MS / 1000 + 5
         )
         self.render_payload = render
         self.streams: dict[str, dict[Hashable, Group]] = {}

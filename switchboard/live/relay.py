@@ -16,6 +16,9 @@ One relay pass is one transaction:
 A crash (or a failed commit) between 3 and 4 leaves the rows unrelayed: the next pass, in
 this process after a restart or in another process at once, publishes them again, and the
 dedup keys make that a no-op for those already in Redis. Nothing is lost, nothing doubled.
+Under Sentinel a pass also waits (WAIT) for a replica to hold its entries before marking:
+the hub reads from a replica, so what it delivers survives a failover, and what a failover
+lost was never marked and goes again to the new primary.
 
 Relayed rows are deleted after `keep_days`, a batch at a time, from the same loop.
 """
@@ -46,6 +49,10 @@ BATCH = 500
 PURGE_EVERY_S = 3600.0
 BUSY_RETRY_S = 0.02  # another relay holds the lock: look again this soon
 STOP_WAIT_S = 3.0
+# Under Sentinel, how long a pass waits for a replica to acknowledge what it published, and
+# how long passes stop waiting after none did.
+REPLICA_WAIT_MS = 1000
+UNACKED_SKIP_S = 10.0
 
 _TENANT_ROWS = text(
     "SELECT id, tenant_id, type, approval_id, activity_id, agent_id, campaign_id, occurred_at "
@@ -101,6 +108,7 @@ class Relay:
         *,
         poll_s: float = 1.0,
         keep_days: int = 7,
+        replica_acks: int = 0,
     ) -> None:
         self.db = db
         self.redis = redis
@@ -108,6 +116,8 @@ class Relay:
         self.listen_dsn = listen_dsn
         self.poll_s = poll_s
         self.keep_days = keep_days
+        self.replica_acks = replica_acks
+        self._unacked_until = 0.0  # no replica answered: relay without waiting until then
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -166,7 +176,7 @@ class Relay:
                 return 0
             outgoing = [tenant_outgoing(r) for r in tenant_rows]
             outgoing += [stream_outgoing(r) for r in stream_rows]
-            self.published += await self.log.publish(outgoing, int(time.time() * 1000))
+            self.published += await self._publish(outgoing)
             changes = [(r[1].hex, r[2]) for r in tenant_rows]
             changes += [
                 (r[1].hex, "ACTIVITY_STATUS_CHANGED") for r in stream_rows if r[3] == "STATUS"
@@ -178,6 +188,29 @@ class Relay:
             await _mark(conn, "tenant_events", [r[0] for r in tenant_rows])
             await _mark(conn, "activity_stream_events", [r[0] for r in stream_rows])
         return max(len(tenant_rows), len(stream_rows))
+
+    async def _publish(self, outgoing: list[Outgoing]) -> int:
+        """Publish; under Sentinel also wait (WAIT) until a replica holds the entries, so a
+        row is marked relayed only once a failover cannot lose its entry. A primary that
+        dies first fails the pass, and the rows go again to the new primary (whose dedup
+        keys are the replicated ones). With no replica answering (it is down: there is
+        nothing to fail over to), the rows are marked anyway and the next passes skip the
+        wait for a while rather than hold every event up by the timeout."""
+        now_ms = int(time.time() * 1000)
+        if not self.replica_acks or time.monotonic() < self._unacked_until:
+            return await self.log.publish(outgoing, now_ms)
+        published, acked = await self.log.publish_replicated(
+            outgoing, now_ms, self.replica_acks, REPLICA_WAIT_MS
+        )
+        if acked < self.replica_acks:
+            self._unacked_until = time.monotonic() + UNACKED_SKIP_S
+            log.warning(
+                "outbox relay: no replica acknowledged within %d ms; relaying without "
+                "waiting for %.0f s",
+                REPLICA_WAIT_MS,
+                UNACKED_SKIP_S,
+            )
+        return published
 
     async def _run(self) -> None:
         last_purge = time.monotonic()

@@ -97,7 +97,7 @@ async def test_the_readiness_answer_is_checked_again_only_after_its_ttl(
 ) -> None:
     now = [1000.0]
     db = Database(create_engine(Settings(), servers.database_url))
-    redis = create_redis(servers.redis_url)
+    redis = create_redis(Settings(redis_url=servers.redis_url))
     readiness = Readiness(db, redis, servers.database_url, ttl_s=10.0, clock=lambda: now[0])
     try:
         first = await readiness.report()
