@@ -50,8 +50,10 @@ PURGE_EVERY_S = 3600.0
 BUSY_RETRY_S = 0.02  # another relay holds the lock: look again this soon
 STOP_WAIT_S = 3.0
 # Under Sentinel, how long a pass waits for a replica to acknowledge what it published, and
-# how long passes stop waiting after none did.
-REPLICA_WAIT_MS = 1000
+# how long passes stop waiting after none did. Well under the gateway's Redis socket timeout
+# (app.REDIS_TIMEOUT_S, 0.5 s): a WAIT that outlived it would fail every pass, none would
+# mark its rows, and the oldest 500 would be published again and again ahead of newer ones.
+REPLICA_WAIT_MS = 200
 UNACKED_SKIP_S = 10.0
 
 _TENANT_ROWS = text(

@@ -116,6 +116,16 @@ async def test_a_failover_under_load_loses_and_doubles_nothing(
                 raise AssertionError(
                     f"{len(received)} of {len(await outbox())} events; client: {closed!r}"
                 ) from None
+
+            # And the relay keeps up after the failover: the outbox drains (a relay whose
+            # passes kept failing would republish its oldest rows ahead of newer ones).
+            async def drained() -> bool:
+                return not await db_conn.fetchval(
+                    "SELECT count(*) FROM tenant_events WHERE tenant_id = $1 AND NOT relayed",
+                    tenant.id,
+                )
+
+            await wait_for(drained, timeout=30, interval=0.1)
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
