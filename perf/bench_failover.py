@@ -14,7 +14,10 @@ machine"):
   (RUNNING), median and longest, beside the same without a failover (`--no-kill`);
 - events lost (in the outbox, never delivered) and duplicated (delivered twice).
 
-Run: `python perf/bench_failover.py [--jobs 200 --kill-after 100]`.
+`--wait-cost`: what waiting for the replica (WAIT 1) adds to one relay publish.
+
+Run: `python perf/bench_failover.py [--jobs 200 --kill-after 100] [--no-kill]`,
+`python perf/bench_failover.py --wait-cost [--passes 500 --batch 10]`.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ async def _measure(
     redis = redis_client(settings, socket_timeout=1, socket_connect_timeout=1)
     received: list[str] = []
     enqueued_at: dict[uuid.UUID, float] = {}
+    refused: set[uuid.UUID] = set()
     without_redis_s = None
     try:
         await asyncio.gather(gateway.ready(), worker.ready())
@@ -115,8 +119,10 @@ async def _measure(
                 (activity,) = await new_work(db, tenant, ROLE)
                 ids.append(activity)
                 enqueued_at[activity] = time.time()
-                with contextlib.suppress(Exception):  # refused: left to the reconciler
+                try:
                     await enqueue(redis, tenant, ROLE, activity, 5)
+                except Exception:  # refused during the failover: left to the reconciler
+                    refused.add(activity)
             if probe is not None:
                 without_redis_s = await probe
 
@@ -173,6 +179,11 @@ async def _measure(
         worker.stop()
         await db.close()
     delays = sorted(r["first"].timestamp() - enqueued_at[r["activity_id"]] for r in running)
+    refused_delays = sorted(
+        r["first"].timestamp() - enqueued_at[r["activity_id"]]
+        for r in running
+        if r["activity_id"] in refused
+    )
     duplicates = sum(n - 1 for n in Counter(received).values() if n > 1)
     return {
         "jobs": args.jobs,
@@ -182,6 +193,10 @@ async def _measure(
         "jobs_doubled": sum(1 for r in running if r["n"] > 1),
         "enqueue_to_run_s_p50": round(delays[len(delays) // 2], 2) if delays else None,
         "enqueue_to_run_s_max": round(delays[-1], 2) if delays else None,
+        # Enqueues the failover refused, each run by the reconciler: from the refused
+        # enqueue to the run's start, longest.
+        "refused_enqueues": len(refused),
+        "refused_enqueue_to_run_s_max": round(refused_delays[-1], 2) if refused_delays else None,
         "events_in_outbox": expected,
         "events_delivered": len(received),
         "events_lost": max(expected - len(set(received)), 0),
@@ -200,13 +215,50 @@ async def _measure(
     }
 
 
+async def wait_cost(args: argparse.Namespace) -> dict[str, object]:
+    """What WAIT 1 adds to a relay pass: `--passes` publishes of `--batch` events each, by
+    the relay's own calls (switchboard/live/log.py), with and without waiting for the
+    replica, alternating so that the machine's noise falls on both alike."""
+    from stats import summary  # perf/stats.py
+
+    from switchboard.live.log import EventLog, Outgoing
+
+    cluster = SentinelCluster()
+    await asyncio.to_thread(cluster.start)
+    redis = redis_client(Settings.from_env(cluster.env()), socket_timeout=0.5)
+    try:
+        events = EventLog(redis)
+        timings: dict[str, list[float]] = {"publish": [], "publish + WAIT 1": []}
+        for n in range(args.passes):
+            batch = [
+                Outgoing(f"bench:dedup:{n}:{i}", "sb:live:tenant:bench", {"n": n, "i": i})
+                for i in range(args.batch)
+            ]
+            plain = [Outgoing(f"{o.dedup_key}:p", o.stream, o.payload) for o in batch]
+            started = time.perf_counter()
+            await events.publish(plain, int(time.time() * 1000))
+            timings["publish"].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            _, acked = await events.publish_replicated(batch, int(time.time() * 1000), 1, 200)
+            timings["publish + WAIT 1"].append((time.perf_counter() - started) * 1000)
+            assert acked == 1
+        return {name: summary(values) for name, values in timings.items()}
+    finally:
+        await redis.aclose()
+        await asyncio.to_thread(cluster.close)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--kill-after", type=int, default=100)
     parser.add_argument("--deadline-s", type=float, default=120.0)
     parser.add_argument("--no-kill", action="store_true", help="the same without a failover")
-    print(json.dumps(asyncio.run(run(parser.parse_args())), indent=2))
+    parser.add_argument("--wait-cost", action="store_true", help="only WAIT's cost per pass")
+    parser.add_argument("--passes", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=10, help="events per pass (--wait-cost)")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(wait_cost(args) if args.wait_cost else run(args)), indent=2))
     return 0
 
 

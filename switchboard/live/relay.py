@@ -9,9 +9,9 @@ One relay pass is one transaction:
      one after another, in outbox order (the background loop only tries the lock and, when
      another relay holds it, looks again 20 ms later, so stopping never waits on it);
   2. read the oldest unrelayed rows of `tenant_events` and `activity_stream_events`;
-  3. publish them (log.py: each row's dedup key is set in the same Lua script as its XADD),
-     and invalidate the response cache for what they changed (edge/invalidation.py: the
-     relay sees every committed change of every process, so this is the cache's one way in);
+  3. invalidate the response cache for what they changed (edge/invalidation.py: the relay
+     sees every committed change of every process, so this is the cache's one way in), and
+     publish them (log.py: each row's dedup key is set in the same Lua script as its XADD);
   4. mark them relayed, and commit.
 A crash (or a failed commit) between 3 and 4 leaves the rows unrelayed: the next pass, in
 this process after a restart or in another process at once, publishes them again, and the
@@ -178,13 +178,16 @@ class Relay:
                 return 0
             outgoing = [tenant_outgoing(r) for r in tenant_rows]
             outgoing += [stream_outgoing(r) for r in stream_rows]
-            self.published += await self._publish(outgoing)
             changes = [(r[1].hex, r[2]) for r in tenant_rows]
             changes += [
                 (r[1].hex, "ACTIVITY_STATUS_CHANGED") for r in stream_rows if r[3] == "STATUS"
             ]
+            # Invalidated before publishing: a subscriber that reads again on an event reads
+            # past the cache, and under Sentinel the publish's WAIT covers the bump too
+            # (replication offsets are global), so a failover cannot bring back a stale entry.
             if changes and not await invalidate(self.redis, changes):
                 raise ConnectionError("the response cache could not be invalidated")
+            self.published += await self._publish(outgoing)
             if before_commit is not None:
                 before_commit()
             await _mark(conn, "tenant_events", [r[0] for r in tenant_rows])
