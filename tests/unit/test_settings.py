@@ -225,6 +225,8 @@ def test_overrides_win_over_the_environment() -> None:
         ("SWITCHBOARD_SKILL_EMBEDDING", "bert", "SWITCHBOARD_SKILL_EMBEDDING must be `lexical`"),
         ("SWITCHBOARD_WORKER_TENANTS", "acme", "SWITCHBOARD_WORKER_TENANTS must be comma-sep"),
         ("SWITCHBOARD_WORKER_METRICS_PORT", "http", "METRICS_PORT must be an integer"),
+        ("REDIS_SENTINELS", "sentinel-1", "REDIS_SENTINELS must be comma-separated host:port"),
+        ("REDIS_SENTINELS", "a:26379,b:x", "REDIS_SENTINELS must be comma-separated host:port"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: str, raw: str, message: str) -> None:
@@ -232,6 +234,18 @@ def test_a_bad_value_names_its_variable(env: str, raw: str, message: str) -> Non
     with pytest.raises(ConfigError, match=re.escape(message)) as raised:
         cls.from_env({env: raw})
     assert repr(raw) in str(raised.value)  # what was wrong, as given
+
+
+def test_sentinels_replace_the_redis_url_and_need_the_master_name() -> None:
+    env = {"DATABASE_URL": "postgresql+asyncpg://db/x", "REDIS_SENTINELS": "s1:26379, [::1]:26380"}
+    settings = Settings.from_env(env)
+    assert settings.redis_sentinels == (("s1", 26379), ("::1", 26380))
+    with pytest.raises(ConfigError, match="REDIS_SENTINEL_SERVICE not set"):
+        settings.server_urls()
+    named = Settings.from_env({**env, "REDIS_SENTINEL_SERVICE": "main"})
+    assert named.server_urls() == ("postgresql+asyncpg://db/x", None)
+    with pytest.raises(ConfigError, match="REDIS_URL not set"):
+        Settings.from_env({"DATABASE_URL": "postgresql+asyncpg://db/x"}).server_urls()
 
 
 def test_a_bad_value_stops_the_command_before_anything_starts(tmp_path: Path) -> None:
