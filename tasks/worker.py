@@ -91,19 +91,23 @@ async def _maintenance(redis: Redis, db: Database, settings: JobSettings, outage
     lock_key = broker.store.key(f"{SCHEDULER_LOCK}:{hashlib.sha1(scope.encode()).hexdigest()[:12]}")
     redis_outages = outages.redis.ended
     reconcile_until = 0.0
+    redis_was_down = False
     while True:
         await asyncio.sleep(min(1.0, settings.expiry_interval_s))
+        redis_was_down = redis_was_down or outages.redis.down
         if outages.down:
             outages.skip("maintenance passes")
             continue
         try:
-            if outages.redis.ended != redis_outages:
+            if redis_was_down or outages.redis.ended != redis_outages:
                 # Redis may have come back without its data, or a failover promoted a
                 # replica that missed the last writes: queued jobs get theirs again now
-                # rather than at the next scheduled pass, and for a few seconds more, for
+                # (as soon as Redis answers, not once the outage is confirmed over) rather
+                # than at the next scheduled pass, and for a few seconds more, for
                 # mutations whose enqueue failed while their gateway had not reconnected.
                 reconcile_until = loop.time() + RECONCILE_AFTER_OUTAGE_S
                 redis_outages = outages.redis.ended
+                redis_was_down = False
             if loop.time() < reconcile_until:
                 await reconcile(redis, db, settings, min_age_s=RECONCILE_AFTER_OUTAGE_MIN_AGE_S)
             await cancel_dropped(redis, db)
