@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -61,6 +62,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     finally:
         await asyncio.to_thread(cluster.close)
         pg.close()
+        shutil.rmtree(folder, ignore_errors=True)  # the gateway's log
 
 
 async def _measure(
