@@ -5,7 +5,8 @@ a burst of enqueues while a websocket client follows the tenant's events.
 
 Afterwards every job ran exactly once (one RUNNING per activity in its outbox, every
 activity AWAITING_APPROVAL), and the client got every ACTIVITY_STATUS_CHANGED event of the
-outbox exactly once, with positions only moving forward; and the outbox drains.
+outbox exactly once, with positions only moving forward; the outbox drains, and the
+gateway answers ready again with Redis reachable, by itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from switchboard.edge.auth import issue_token
@@ -57,7 +59,9 @@ async def test_a_failover_under_load_loses_and_doubles_nothing(
     token = issue_token(
         settings, user_gid(tenant.slug, "marketer"), tenant_gid(tenant.slug), "dashboard"
     )
-    gateway = GatewayProcess(servers.database_url, "", tmp_path / "gateway.log", **env)
+    gateway = GatewayProcess(
+        servers.database_url, "", tmp_path / "gateway.log", SWITCHBOARD_READINESS_CACHE_S="0", **env
+    )
     worker = Worker(servers.database_url, "", [tenant], **env)
     redis = redis_client(sentinel_settings, socket_timeout=1, socket_connect_timeout=1)
     received: list[tuple[str, str]] = []  # (event id, activity id)
@@ -127,6 +131,14 @@ async def test_a_failover_under_load_loses_and_doubles_nothing(
                 )
 
             await wait_for(drained, timeout=30, interval=0.1)
+
+            # The gateway found the new primary by itself: ready, Redis answering.
+            async def ready() -> bool:
+                async with httpx.AsyncClient() as http:
+                    answer = await http.get(f"http://127.0.0.1:{gateway.port}/readyz")
+                return answer.status_code == 200 and answer.json()["checks"]["redis"]["ok"]
+
+            await wait_for(ready, timeout=30, interval=0.2)
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
