@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import importlib
 import json
 import re
@@ -428,6 +429,7 @@ def test_compose_grafana_provisions_the_real_dashboard() -> None:
 # --- Kubernetes --------------------------------------------------------------------------------
 
 
+@functools.cache
 def manifests() -> list[dict[str, Any]]:
     kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
     listed = kustomization["resources"]
@@ -596,6 +598,8 @@ def test_the_gateway_has_a_disruption_budget_and_a_cpu_autoscaler() -> None:
         "name": "switchboard-gateway",
     }
     assert scaler["minReplicas"] > budget["minAvailable"]
+    # The autoscaler owns the count: a `replicas` would reset it at every apply.
+    assert "replicas" not in kind("switchboard-gateway", "Deployment")["spec"]
     (metric,) = scaler["metrics"]
     assert metric["resource"]["name"] == "cpu"
     (container,) = kind("switchboard-gateway", "Deployment")["spec"]["template"]["spec"][
