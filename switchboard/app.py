@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # One live path for every transport: the same admission and hub groups (subscribe.py).
     subscriptions = LiveSubscriptions(endpoint, hub)
     live = LiveEndpoint(endpoint, hub, subscriptions)
-    sse = SSEEndpoint(subscriptions)
+    sse = SSEEndpoint(subscriptions, redis_url)  # reservations shared through Redis
     multipart = MultipartEndpoint(subscriptions)
     live.streams += [sse, multipart]  # a stopping server ends them with the websockets
 
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await relay.stop()
         await hub.stop()
+        await sse.reservations.stop()
         await services.audit.stop()  # a normal shutdown writes every queued audit entry
         await skill_search.close()
         await redis.aclose()

@@ -357,6 +357,12 @@ class Settings(FromEnv):
         15.0,
         "an SSE stream's heartbeat (a comment) while no event goes, under proxies' idle timeouts",
     )
+    live_forward_timeout_s: float = knob(
+        "SWITCHBOARD_LIVE_FORWARD_TIMEOUT_S",
+        5.0,
+        "SSE single connection mode: how long an operation sent on to the gateway process "
+        "holding its stream waits for that process's answer (then 503)",
+    )
 
     # `switchboard serve`: from a stop signal to nothing left running
     # (switchboard/processes/supervisor.py)
