@@ -12,9 +12,10 @@ before any stream opens (and a rate-limited one 429).
   `GET` with the token (`X-GraphQL-Event-Stream-Token` or `?token=`) opens it (404 for an
   unknown token, another tenant's or user's included; 409 for a second stream on one
   reservation); `POST` with the token and `extensions.operationId` starts an operation on
-  it (202; a refusal is the operation's own HTTP answer with the contract's codes); `DELETE
-  ?operationId=` stops one (200). A reservation nobody opens within
-  `live_init_timeout_s` is dropped; the stream ending drops it with its operations.
+  it once the stream is open (202; a refusal is the operation's own HTTP answer with the
+  contract's codes; before the stream opens, 404); `DELETE ?operationId=` stops one (200).
+  A reservation nobody opens within `live_init_timeout_s` is dropped; the stream ending
+  drops it with its operations.
   Reservations are shared by every gateway process through Redis, and an operation that
   reaches another process than the stream's is run by the stream's (reservations.py).
 
