@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import orjson
@@ -38,10 +39,15 @@ from starlette.types import Receive, Scope, Send
 from domain.access import Principal
 from domain.errors import DomainError
 from domain.events import Position, parse_position
+from switchboard.db import unavailable as db_unavailable
 from switchboard.edge.admission import RequestError, errors_payload, json_param, read_body
+from switchboard.graphql_http import MASKED, UNAVAILABLE_MESSAGE
+from switchboard.live import reservations
 from switchboard.live.reservations import ENDED, Outcome, SharedReservations
 from switchboard.live.stream import GOING_AWAY_WAIT_S, EventStream, terminal_errors
 from switchboard.live.subscribe import CannotSubscribe, LiveSubscriptions, refusal
+
+log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "x-graphql-event-stream-token"
 MAX_OPERATION_ID = 128
@@ -227,6 +233,12 @@ class SSEEndpoint:
             return Outcome(error.status, errors_payload(error.code, error.message), error.headers)
         except CannotSubscribe as refused:
             return Outcome(refused.status, {"errors": refused.errors}, refused.headers)
+        except Exception as error:  # as its own answer, also when it came from another process
+            if db_unavailable(error):
+                refused = reservations.unavailable(UNAVAILABLE_MESSAGE)
+                return Outcome(503, errors_payload(refused.code, refused.message), refused.headers)
+            log.exception("an SSE operation failed")
+            return Outcome(500, errors_payload("INTERNAL_SERVER_ERROR", MASKED))
 
     async def _operation(
         self,
