@@ -29,15 +29,15 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from switchboard.processes.supervisor import die_with_parent
 from switchboard.settings import PROJECT_DIR
-from switchboard.supervisor import die_with_parent
 from tests.conftest import Servers
-from tests.edge_support import gateway
-from tests.fault_proxy import FaultProxy, redis_upstream
-from tests.jobs_support import Tenant, fresh_tenant, wait_for
-from tests.live_support import TENANT_EVENTS, GatewayProcess, free_port, served
-from tests.stream_support import SSEEvent, http_base, sse
-from tests.test_live import CREATE, create_campaign
+from tests.e2e.test_live import CREATE, create_campaign
+from tests.support.edge import gateway
+from tests.support.fault_proxy import FaultProxy, redis_upstream
+from tests.support.jobs import Tenant, fresh_tenant, wait_for
+from tests.support.live import TENANT_EVENTS, GatewayProcess, free_port, served
+from tests.support.streams import SSEEvent, http_base, sse
 
 TOKEN_HEADER = "x-graphql-event-stream-token"
 HEARTBEAT_S = 0.5  # claims are renewed every heartbeat and last three

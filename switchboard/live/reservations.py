@@ -45,7 +45,7 @@ from redis.exceptions import RedisError
 
 from domain.access import Principal
 from switchboard.edge.admission import RequestError
-from switchboard.edge.breaker import RedisBreaker
+from switchboard.infra.breaker import RedisBreaker
 from switchboard.live.stream import EventStream
 from switchboard.observability import live as observed
 

@@ -39,9 +39,9 @@ from starlette.types import Receive, Scope, Send
 from domain.access import Principal
 from domain.errors import DomainError
 from domain.events import Position, parse_position
-from switchboard.db import unavailable as db_unavailable
 from switchboard.edge.admission import RequestError, errors_payload, json_param, read_body
-from switchboard.graphql_http import MASKED, UNAVAILABLE_MESSAGE
+from switchboard.edge.http import MASKED, UNAVAILABLE_MESSAGE
+from switchboard.infra.db import unavailable as db_unavailable
 from switchboard.live import reservations
 from switchboard.live.reservations import ENDED, Outcome, SharedReservations
 from switchboard.live.stream import GOING_AWAY_WAIT_S, EventStream, terminal_errors
