@@ -211,7 +211,6 @@ class SharedReservations:
     async def _forward(
         self, owner: str, key: str, principal: Principal, message: dict[str, Any]
     ) -> Outcome:
-        await self._listen()  # the answer comes on this process's channel
         request_id = uuid.uuid4().hex
         answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = answer
@@ -228,6 +227,7 @@ class SharedReservations:
         )
         try:
             try:
+                await self._listen()  # the answer comes on this process's channel
                 receivers = await self._call(
                     "sse forward",
                     lambda: self.redis.publish(CHANNEL.format(process=owner), body),
