@@ -42,7 +42,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -51,12 +51,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from domain.access import Principal
 from domain.errors import DomainError
 from domain.events import Position
-from switchboard.edge.http import GraphQLEndpoint
 from switchboard.live.graphql_transport_ws import GraphQLTransportWS
 from switchboard.live.graphql_ws import GraphQLWS
-from switchboard.live.hub import Hub, Subscriber
+from switchboard.live.hub import Subscriber
 from switchboard.live.subscribe import CannotSubscribe, LiveSubscriptions
 from switchboard.live.ws_protocol import Closed, WireProtocol
+
+if TYPE_CHECKING:
+    from switchboard.bootstrap import Services  # wired at the top (bootstrap.py)
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +70,13 @@ MAX_ID_LENGTH = 128
 class LiveEndpoint:
     """The websocket route; one `Connection` per socket."""
 
-    def __init__(
-        self, graphql: GraphQLEndpoint, hub: Hub, subscriptions: LiveSubscriptions | None = None
-    ) -> None:
-        # The one live path (subscribe.py): the HTTP endpoint's admission, then the hub.
-        self.graphql = graphql
-        self.settings = graphql.settings
-        self.services = graphql.services
-        self.authenticator = graphql.authenticator
-        self.hub = hub
-        self.subscriptions = subscriptions or LiveSubscriptions(graphql, hub)
+    def __init__(self, services: Services, subscriptions: LiveSubscriptions) -> None:
+        # The one live path (subscribe.py): the edge's admission, then the hub.
+        self.settings = services.settings
+        self.services = services
+        self.authenticator = services.authenticator
+        self.hub = services.hub
+        self.subscriptions = subscriptions
         self.connections: set[Connection] = set()
         self.streams: list[Any] = []  # SSE and multipart endpoints, stopped with the sockets
 
