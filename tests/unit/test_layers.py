@@ -13,7 +13,8 @@ PACKAGES = ("switchboard", "schema", "resolvers", "loaders", "domain", "tasks")
 # another part of its own line.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("switchboard.cli",),
-    ("switchboard.processes",),  # `serve`: the supervisor and its gateway processes
+    # The processes: `serve`'s supervisor and gateway processes, the job worker
+    ("switchboard.processes", "tasks.worker"),
     ("switchboard.app",),  # a gateway process's endpoints and routes
     ("switchboard.bootstrap",),  # the one composition root: what each process holds, wired
     ("switchboard.graphiql",),
