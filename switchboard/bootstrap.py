@@ -32,6 +32,7 @@ from redis.backoff import NoBackoff
 from switchboard.infra.db import Database, create_engine
 from switchboard.observability.redis import TracedRedis
 from switchboard.settings import Settings
+from tasks.broker import broker
 from tasks.config import JobSettings
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class Infrastructure:
 @dataclass(eq=False)
 class Services(Infrastructure):
     """What a gateway process holds for every request, websocket and stream. An operation
-    reaches it as `info.context.services` (context.py)."""
+    reaches it as `info.context.services` (resolvers/context.py)."""
 
     schema: Any = None  # the Strawberry schema
     # Set by build_services once `Services` exists (the hub and the edge hold it in turn).
@@ -161,8 +162,6 @@ def build_services(
 
 def _connect_queue(redis: Redis, jobs: JobSettings) -> None:
     # The process's broker: a gateway enqueues with it (tasks/queue.py), a worker listens.
-    from tasks.broker import broker
-
     broker.connect(redis, jobs)
 
 
