@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from graphql import ExecutionResult
@@ -35,7 +35,7 @@ from graphql.execution import Executor
 
 from domain.access import Principal
 from domain.events import Position
-from resolvers.context import RequestContext, Services
+from resolvers.context import RequestContext
 from resolvers.subscriptions import Feed, stream_event, tenant_event
 from switchboard.execution.executor import for_schema
 from switchboard.execution.plan import OperationPlan
@@ -44,6 +44,9 @@ from switchboard.live import log as event_log
 from switchboard.live.log import Entry, EventLog
 from switchboard.observability import live as observed
 from switchboard.settings import Settings
+
+if TYPE_CHECKING:
+    from switchboard.bootstrap import Services  # wired at the top (bootstrap.py)
 
 log = logging.getLogger(__name__)
 
