@@ -204,7 +204,7 @@ async def prepare_tenant(database_url: str, deliverables: int) -> tuple[Tenant, 
                 row = await create_deliverable(
                     db, tenant.id, campaign, f"Fault {n}", "BLOG_POST", None
                 )
-                ids.append(to_global_id("Deliverable", row[0]))
+                ids.append(to_global_id("Deliverable", row["id"]))
     finally:
         await engine.dispose()
     return tenant, ids

@@ -148,9 +148,9 @@ async def open_activities(database_url: str, tenants: dict[str, uuid.UUID]) -> l
                         conn, tenant_id, campaign, f"Bench {role}", "REPORT", None
                     )
                     row = await create_activity(
-                        conn, tenant_id, deliverable[0], role, 5, "Bench.", "MANUAL"
+                        conn, tenant_id, deliverable["id"], role, 5, "Bench.", "MANUAL"
                     )
-                    made.append((slug, tenant_id, role, row[0]))
+                    made.append((slug, tenant_id, role, row["id"]))
     finally:
         await engine.dispose()
     return made

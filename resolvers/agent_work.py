@@ -94,7 +94,7 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
             return _reported(info, activity_id, rows[0], chunk, None)
     try:
         async with info.context.db.transaction() as conn:
-            _, current, _, _ = await _own_activity(conn, info, activity_id, lock=True)
+            current = (await _own_activity(conn, info, activity_id, lock=True)).status
             runs.check_agent_report(current, status)
             running = current
             if status == "RUNNING" and current == "QUEUED":
@@ -168,8 +168,12 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     tenant_id = info.context.principal.tenant_id
     try:
         async with info.context.db.transaction() as conn:
-            agent_id, status, campaign_id, role = await _own_activity(
-                conn, info, activity_id, False
+            own = await _own_activity(conn, info, activity_id, False)
+            agent_id, status, campaign_id, role = (
+                own.agent_id,
+                own.status,
+                own.campaign_id,
+                own.role,
             )
             if status != "RUNNING":
                 raise Rejected(

@@ -83,10 +83,14 @@ async def enqueue_activity(
 
 
 async def enqueue_rows(redis: Redis, rows: Sequence[Any], tenant_id: uuid.UUID) -> None:
-    """Jobs for activity rows of ACTIVITY_COLUMNS (id, deliverable, agent, …, priority)."""
+    """Jobs for activity rows of ACTIVITY_COLUMNS (by name: id, agent_id, priority)."""
     for row in rows:
         await enqueue_activity(
-            redis, activity_id=row[0], tenant_id=tenant_id, agent_id=row[2], priority=row[5]
+            redis,
+            activity_id=row["id"],
+            tenant_id=tenant_id,
+            agent_id=row["agent_id"],
+            priority=row["priority"],
         )
 
 
@@ -125,20 +129,21 @@ async def configure_agents(
     if agent_ids is not None:
         ids = [uuid.UUID(a) for a in agent_ids]
         rows = await agent_store.queue_settings(db, ids=ids)
-        known = {r[0] for r in rows}
+        known = {r["id"] for r in rows}
         for missing in set(ids) - known:
             # No such agent: its jobs can never run; they end when their activity is not
             # found. A cap of 1 lets them drain.
             await _store().configure(redis, missing.hex, "", 1, paused=False)
     else:
         rows = await agent_store.queue_settings(db, tenants=settings.tenants or None)
-    for agent_id, tenant_id, concurrency, status in rows:
+    for row in rows:
+        agent_id, tenant_id, status = row["id"], row["tenant_id"], row["status"]
         terminated = status == "TERMINATED"
         await _store().configure(
             redis,
             agent_id.hex,
             tenant_id.hex,
-            concurrency,
+            row["concurrency"],
             paused=status == "PAUSED",
             terminated=terminated,
         )
@@ -173,16 +178,16 @@ async def reconcile(
     enqueued = 0
     for start in range(0, len(rows), 500):
         batch = rows[start : start + 500]
-        existing = await _store().existing(redis, [r[0].hex for r in batch])
-        for activity_id, tenant_id, agent_id, priority in batch:
-            if activity_id.hex in existing:
+        existing = await _store().existing(redis, [r["id"].hex for r in batch])
+        for row in batch:
+            if row["id"].hex in existing:
                 continue
             enqueued += await enqueue_activity(
                 redis,
-                activity_id=activity_id,
-                tenant_id=tenant_id,
-                agent_id=agent_id,
-                priority=priority,
+                activity_id=row["id"],
+                tenant_id=row["tenant_id"],
+                agent_id=row["agent_id"],
+                priority=row["priority"],
             )
     if enqueued:
         log.info("reconciler: enqueued %d stranded activities", enqueued)

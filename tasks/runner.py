@@ -88,7 +88,7 @@ class OutputStream:
             raise RunStopped("the activity is no longer running")
         if not self.first_written:
             # This run's first token (start_run cleared firstTokenAt): time since dispatch.
-            dispatched_at, first_token_at = rows[0][10], rows[0][11]
+            dispatched_at, first_token_at = rows[0]["dispatched_at"], rows[0]["first_token_at"]
             if dispatched_at is not None and first_token_at is not None:
                 llm.observe_time_to_first_token(
                     (first_token_at - dispatched_at).total_seconds(), self.run.role, self.run.model

@@ -39,4 +39,4 @@ async def record_llm_call(
             },
         )
     ).first()
-    return RecordedCall(id=row[0], created_at=row[1]) if row else None
+    return RecordedCall(id=row.id, created_at=row.created_at) if row else None

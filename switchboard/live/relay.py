@@ -72,31 +72,31 @@ def _hex(value: Any) -> str | None:
 
 def tenant_outgoing(row: Any) -> Outgoing:
     return Outgoing(
-        dedup_key=f"sb:live:done:te:{row[0]}",
-        stream=event_log.tenant_stream(row[1]),
+        dedup_key=f"sb:live:done:te:{row.id}",
+        stream=event_log.tenant_stream(row.tenant_id),
         payload={
-            "t": row[1].hex,
-            "type": row[2],
-            "approval": _hex(row[3]),
-            "activity": _hex(row[4]),
-            "agent": _hex(row[5]),
-            "campaign": _hex(row[6]),
-            "at": row[7].isoformat(),
+            "t": row.tenant_id.hex,
+            "type": row.type,
+            "approval": _hex(row.approval_id),
+            "activity": _hex(row.activity_id),
+            "agent": _hex(row.agent_id),
+            "campaign": _hex(row.campaign_id),
+            "at": row.occurred_at.isoformat(),
         },
     )
 
 
 def stream_outgoing(row: Any) -> Outgoing:
     return Outgoing(
-        dedup_key=f"sb:live:done:as:{row[0]}",
-        stream=event_log.activity_stream(row[2]),
+        dedup_key=f"sb:live:done:as:{row.id}",
+        stream=event_log.activity_stream(row.activity_id),
         payload={
-            "t": row[1].hex,
-            "activity": row[2].hex,
-            "kind": row[3],
-            "text": row[4],
-            "status": row[5],
-            "at": row[6].isoformat(),
+            "t": row.tenant_id.hex,
+            "activity": row.activity_id.hex,
+            "kind": row.kind,
+            "text": row.text,
+            "status": row.status,
+            "at": row.occurred_at.isoformat(),
         },
     )
 
@@ -178,9 +178,11 @@ class Relay:
                 return 0
             outgoing = [tenant_outgoing(r) for r in tenant_rows]
             outgoing += [stream_outgoing(r) for r in stream_rows]
-            changes = [(r[1].hex, r[2]) for r in tenant_rows]
+            changes = [(r.tenant_id.hex, r.type) for r in tenant_rows]
             changes += [
-                (r[1].hex, "ACTIVITY_STATUS_CHANGED") for r in stream_rows if r[3] == "STATUS"
+                (r.tenant_id.hex, "ACTIVITY_STATUS_CHANGED")
+                for r in stream_rows
+                if r.kind == "STATUS"
             ]
             # Invalidated before publishing: a subscriber that reads again on an event reads
             # past the cache, and under Sentinel the publish's WAIT covers the bump too
@@ -190,8 +192,8 @@ class Relay:
             self.published += await self._publish(outgoing)
             if before_commit is not None:
                 before_commit()
-            await _mark(conn, "tenant_events", [r[0] for r in tenant_rows])
-            await _mark(conn, "activity_stream_events", [r[0] for r in stream_rows])
+            await _mark(conn, "tenant_events", [r.id for r in tenant_rows])
+            await _mark(conn, "activity_stream_events", [r.id for r in stream_rows])
         return max(len(tenant_rows), len(stream_rows))
 
     async def _publish(self, outgoing: list[Outgoing]) -> int:

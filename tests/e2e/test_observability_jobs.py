@@ -132,7 +132,7 @@ async def test_a_dispatched_activity_is_timed_traced_and_its_spend_counted(
             )
             deliverable = (
                 await create_deliverable(conn, tenant.id, campaign, "Observed", "BLOG_POST", None)
-            )[0]
+            )["id"]
     finally:
         await engine.dispose()
     model = await db_conn.fetchval(

@@ -199,7 +199,7 @@ async def _dispatch(serve: Serve, tenant: Tenant) -> uuid.UUID:
         await engine.dispose()
     variables = {
         "input": {
-            "deliverableId": to_global_id("Deliverable", deliverable[0]),
+            "deliverableId": to_global_id("Deliverable", deliverable["id"]),
             "role": "COPYWRITER",
         }
     }

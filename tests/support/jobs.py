@@ -108,9 +108,9 @@ async def new_work(
                     conn, tenant.id, campaign_id, f"Test work {n}", kind, None
                 )
                 row = await create_activity(
-                    conn, tenant.id, deliverable[0], role, priority, "Write it.", "MANUAL"
+                    conn, tenant.id, deliverable["id"], role, priority, "Write it.", "MANUAL"
                 )
-                ids.append(row[0])
+                ids.append(row["id"])
     finally:
         await engine.dispose()
     return ids
