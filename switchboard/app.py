@@ -24,6 +24,7 @@ from switchboard.edge.http import GraphQLEndpoint, result_payload
 from switchboard.graphiql import page as graphiql_page
 from switchboard.infra.audit import AuditLog
 from switchboard.infra.db import Database, create_engine, libpq_url
+from switchboard.infra.replicas import ReplicaRouter
 from switchboard.live.hub import Hub
 from switchboard.live.multipart import MultipartEndpoint, wants_multipart
 from switchboard.live.relay import Relay
@@ -71,6 +72,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     db = Database(create_engine(settings, database_url))
     redis = create_redis(redis_url)
+    # Read replicas (DATABASE_REPLICA_URLS): the loaders' reads, fresh enough for the tenant.
+    for replica_url in settings.database_replica_urls:
+        logs.register_url_password(replica_url)
+    db.replicas = ReplicaRouter.from_settings(settings, db, database_url, redis)
     # Skill search: this process's copy of the skill index (switchboard/skill_search/).
     skill_search = SkillSearch.from_settings(settings, db, redis)
     services = Services(db=db, redis=redis, audit=AuditLog(db), skills=skill_search)
@@ -107,6 +112,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.freeze()
         gc.set_threshold(50_000, 20, 1000)
         services.audit.start()
+        if db.replicas is not None:
+            db.replicas.start()
         skill_search.start()  # builds from PostgreSQL in the background
         hub.start()
         if settings.live_relay:
@@ -116,6 +123,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await hub.stop()
         await services.audit.stop()  # a normal shutdown writes every queued audit entry
         await skill_search.close()
+        if db.replicas is not None:
+            await db.replicas.close()
         await redis.aclose()
         await db.dispose()
         tracing.flush()
