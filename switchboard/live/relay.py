@@ -9,7 +9,9 @@ One relay pass is one transaction:
      one after another, in outbox order (the background loop only tries the lock and, when
      another relay holds it, looks again 20 ms later, so stopping never waits on it);
   2. read the oldest unrelayed rows of `tenant_events` and `activity_stream_events`;
-  3. publish them (log.py: each row's dedup key is set in the same Lua script as its XADD),
+  3. with read replicas, record the primary's WAL position for the tenants whose state
+     changed (infra/replicas.py), so what reads them next never reads a replica behind;
+     publish them (log.py: each row's dedup key is set in the same Lua script as its XADD),
      and invalidate the response cache for what they changed (edge/invalidation.py: the
      relay sees every committed change of every process, so this is the cache's one way in);
   4. mark them relayed, and commit.
@@ -166,11 +168,16 @@ class Relay:
                 return 0
             outgoing = [tenant_outgoing(r) for r in tenant_rows]
             outgoing += [stream_outgoing(r) for r in stream_rows]
-            self.published += await self.log.publish(outgoing, int(time.time() * 1000))
             changes = [(r[1].hex, r[2]) for r in tenant_rows]
             changes += [
                 (r[1].hex, "ACTIVITY_STATUS_CHANGED") for r in stream_rows if r[3] == "STATUS"
             ]
+            if changes and self.db.replicas is not None:
+                # Before subscribers and cache refills read them: not from a replica behind.
+                tenants = {r[1] for r in tenant_rows}
+                tenants |= {r[1] for r in stream_rows if r[3] == "STATUS"}
+                await self.db.replicas.wrote(tenants, conn)
+            self.published += await self.log.publish(outgoing, int(time.time() * 1000))
             if changes and not await invalidate(self.redis, changes):
                 raise ConnectionError("the response cache could not be invalidated")
             if before_commit is not None:
