@@ -20,6 +20,7 @@ from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from domain.store import campaigns
 from switchboard.app import create_app
 from switchboard.devdata.seed import seed_demo, seeding_anchor, stable_id
 from switchboard.infra.replicas import KEY_PREFIX
@@ -265,3 +266,34 @@ async def test_a_stopped_replica_is_skipped_and_used_again_when_it_returns(
 
 async def skipped(caplog: pytest.LogCaptureFixture, replica: StreamingReplica) -> bool:
     return bool(skip_lines(caplog, replica))
+
+
+async def test_a_change_committed_outside_the_gateway_shows_once_the_relay_publishes_it(
+    servers: Servers,
+    primary_url: str,
+    clean_replica: StreamingReplica,
+    primary_conn: asyncpg.Connection,
+    token: Any,
+) -> None:
+    """A job worker's change (its tenant event in the same transaction) reaches the gateway
+    through the outbox relay, which records the tenant's position: the tenant's next reads
+    do not come from a replica that has not replayed it, however far within the bound."""
+    replica = clean_replica
+    async with gateway(servers, primary_url, replica, max_lag_ms=60_000) as client:
+        await until(lambda: served_by_replica(client, token("globex")), "reads on the replica")
+        campaign = await primary_conn.fetchval(
+            "SELECT id FROM campaigns WHERE tenant_id = $1 ORDER BY created_at LIMIT 1", GLOBEX
+        )
+        await replica.pause()
+        name = f"by a worker {uuid.uuid4().hex[:8]}"
+        engine = create_async_engine(primary_url)
+        try:
+            async with engine.begin() as conn:  # as a job worker writes: rule, row and event
+                await campaigns.update_campaign(conn, GLOBEX, campaign, {"name": name})
+        finally:
+            await engine.dispose()
+
+        async def shown() -> bool:
+            return name in (await campaign_names(client, token("globex", "viewer"))).values()
+
+        await until(shown, "the change shows though the replica replays nothing", timeout_s=3)
