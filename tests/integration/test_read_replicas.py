@@ -27,7 +27,7 @@ from switchboard.infra.replicas import KEY_PREFIX
 from switchboard.observability import metrics
 from switchboard.settings import Settings
 from tests.conftest import TEST_TENANTS, Servers
-from tests.support.faults import DedicatedPostgres
+from tests.support.faults import DedicatedPostgres, DedicatedValkey
 from tests.support.replica import StreamingReplica
 
 DATABASE = "switchboard"
@@ -297,3 +297,39 @@ async def test_a_change_committed_outside_the_gateway_shows_once_the_relay_publi
             return name in (await campaign_names(client, token("globex", "viewer"))).values()
 
         await until(shown, "the change shows though the replica replays nothing", timeout_s=3)
+
+
+async def test_without_redis_reads_go_to_the_primary_until_it_is_back(
+    primary_url: str,
+    clean_replica: StreamingReplica,
+    token: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis holds other gateway processes' writes: while it is away nobody can say whether
+    a replica has them, so the reads go to the primary (one log line) and still answer."""
+    replica = clean_replica
+    caplog.set_level(logging.INFO, logger="switchboard.infra.replicas")
+    valkey = DedicatedValkey()
+    valkey.start()
+    try:
+        servers = Servers(database_url=primary_url, redis_url=valkey.url)
+        async with gateway(servers, primary_url, replica, max_lag_ms=60_000) as client:
+            await until(lambda: served_by_replica(client, token("globex")), "reads on the replica")
+            expected = await campaign_names(client, token("globex"))
+
+            await asyncio.to_thread(valkey.stop)
+            unknown_before = reads("primary", "unknown_writes")
+            for _ in range(5):
+                assert await campaign_names(client, token("globex")) == expected
+            assert reads("primary", "unknown_writes") > unknown_before
+            lines = [
+                r
+                for r in caplog.records
+                if "Redis unavailable for read-your-writes" in r.getMessage()
+            ]
+            assert len(lines) == 1, lines
+
+            await asyncio.to_thread(valkey.start)
+            await until(lambda: served_by_replica(client, token("globex")), "the replica again")
+    finally:
+        valkey.close()
