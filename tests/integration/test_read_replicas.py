@@ -1,7 +1,8 @@
 """Read replicas (DATABASE_REPLICA_URLS) against a real streaming replica made with
 pg_basebackup: the read side's statements go to it, a tenant reads its own writes at once
 even while the replica replays nothing, a replica that lags past the bound or stops is
-skipped (one log line) and used again once it is back."""
+skipped (one log line) and used again once it is back; a change committed outside the
+gateway shows once the relay has published it; without Redis the reads go to the primary."""
 
 from __future__ import annotations
 
