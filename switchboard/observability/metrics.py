@@ -57,7 +57,8 @@ every process it runs (the gateway and job workers, however many, and `serve` it
 values to memory-mapped files there, and `/metrics`, whichever worker answers it, adds up
 all of them. A standalone `switchboard worker` (no gateway beside it) serves its own on
 127.0.0.1:SWITCHBOARD_WORKER_METRICS_PORT (`serve_metrics`). Gauges are `livesum` (the sum over live
-processes): a worker marks its files dead when it shuts down (`process_exiting`), and a
+processes; the read replicas' are `livemax` and `livemin`, since each process polls them
+itself): a worker marks its files dead when it shuts down (`process_exiting`), and a
 scrape marks dead the files of workers that died without shutting down. To run uvicorn or
 gunicorn with several workers yourself, set PROMETHEUS_MULTIPROC_DIR to a folder that is
 emptied at every start. The variable must be set before this module is first imported.
