@@ -82,7 +82,11 @@ async def primary_conn(primary_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 @contextlib.asynccontextmanager
 async def gateway(
-    servers: Servers, primary_url: str, replica: StreamingReplica, max_lag_ms: int
+    servers: Servers,
+    primary_url: str,
+    replica: StreamingReplica,
+    max_lag_ms: int,
+    relay: bool = True,
 ) -> AsyncIterator[httpx.AsyncClient]:
     redis = Redis.from_url(servers.redis_url)
     await redis.delete(*(KEY_PREFIX + tenant.hex for tenant in (ACME, GLOBEX)))
@@ -94,6 +98,7 @@ async def gateway(
         database_replica_urls=(replica.url(DATABASE),),
         replica_max_lag_ms=max_lag_ms,
         replica_poll_ms=50,
+        live_relay=relay,
     )
     app = create_app(settings)
     async with LifespanManager(app):
@@ -334,3 +339,31 @@ async def test_without_redis_reads_go_to_the_primary_until_it_is_back(
             await until(lambda: served_by_replica(client, token("globex")), "the replica again")
     finally:
         valkey.close()
+
+
+async def test_another_gateway_process_reads_the_write_through_redis(
+    servers: Servers,
+    primary_url: str,
+    clean_replica: StreamingReplica,
+    token: Any,
+) -> None:
+    """Two gateways (as two processes of `serve`): a write through one is read at once
+    through the other, which learns the tenant's position from Redis (their relays off, so
+    that the reader cannot learn it from its own relay)."""
+    replica = clean_replica
+    async with (
+        gateway(servers, primary_url, replica, max_lag_ms=60_000, relay=False) as writer,
+        gateway(servers, primary_url, replica, max_lag_ms=60_000, relay=False) as reader,
+    ):
+        await until(lambda: served_by_replica(reader, token("acme")), "reads on the replica")
+        await replica.pause()
+        response = await writer.post(
+            "/graphql",
+            json={"query": CREATE, "variables": {"input": {"name": "Seen elsewhere"}}},
+            headers={"authorization": f"Bearer {token('acme', 'marketer')}"},
+        )
+        created = response.json()["data"]["createCampaign"]["campaign"]["id"]
+        own_writes_before = reads("primary", "own_write")
+        seen = await campaign_names(reader, token("acme", "viewer"))
+        assert seen.get(created) == "Seen elsewhere"
+        assert reads("primary", "own_write") > own_writes_before
