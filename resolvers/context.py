@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from domain.access import Principal
 from loaders import Loaders
-from switchboard.infra.audit import AuditLog
 from switchboard.infra.db import Database
-from switchboard.skill_search import SkillSearch
 
-
-@dataclass(slots=True)
-class Services:
-    """What a gateway process holds for every request: the database, Redis, the audit log."""
-
-    db: Database
-    redis: Redis
-    audit: AuditLog
-    # Skill search (switchboard/skill_search/): this process's index of skills.
-    skills: SkillSearch
+if TYPE_CHECKING:
+    # What the process holds, wired by the composition root at the top of the layers.
+    from switchboard.bootstrap import Services
 
 
 @dataclass(slots=True)

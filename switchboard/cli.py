@@ -24,18 +24,19 @@ from domain.ids import to_global_id
 from switchboard.devdata.seed import DEMO_TENANTS, PEOPLE, database_is_empty, seed_demo, stable_id
 from switchboard.edge.auth import issue_token
 from switchboard.edge.persisted import ManifestError, load_manifest
-from switchboard.infra.embedded import EmbeddedServices, export_urls, start_services
+from switchboard.infra.embedded import EmbeddedServices, start_services
 from switchboard.infra.migrate import upgrade_to_head
 from switchboard.observability.logs import configure_logging
-from switchboard.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
-from switchboard.settings import ConfigError, Settings
+from switchboard.observability.metrics import multiprocess_dir, prepare_multiprocess_dir
+from switchboard.settings import ConfigError, Settings, child_environment
 from tasks.config import JobSettings
 
 
 @contextmanager
-def services(settings: Settings) -> Iterator[EmbeddedServices]:
+def embedded_or_configured(settings: Settings) -> Iterator[EmbeddedServices]:
+    """The servers the settings name, or the embedded ones (started, or reused) when they
+    name none; what this started stops when the block ends."""
     running = start_services(settings.state_dir, settings.database_url, settings.redis_url)
-    export_urls(running)
     try:
         yield running
     finally:
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "worker":  # jobs (tasks/)
         return _worker(settings, jobs)
-    with services(settings) as running:
+    with embedded_or_configured(settings) as running:
         if args.command == "migrate":
             upgrade_to_head(running.database_url)
         elif args.command == "seed":
@@ -204,7 +205,10 @@ def _serve(
     from switchboard.processes.supervisor import StopRequested, Supervisor
 
     try:
-        with Supervisor(settings.stop_timeout_s) as supervisor, services(settings) as running:
+        with (
+            Supervisor(settings.stop_timeout_s) as supervisor,
+            embedded_or_configured(settings) as running,
+        ):
             upgrade_to_head(running.database_url)
             asyncio.run(_seed_demo(running.database_url, only_if_empty=True))
             if settings.development:  # tokens never go to a production server's output
@@ -225,15 +229,17 @@ def _serve(
                 listener = config.bind_socket()
                 gateway += ["--fd", str(listener.fileno())]
                 pass_fds = (listener.fileno(),)
+            # The children read their settings from the environment: the servers' URLs too.
+            env = child_environment(DATABASE_URL=running.database_url, REDIS_URL=running.redis_url)
             with listener:
                 for _ in range(workers):
-                    supervisor.add("gateway", gateway, pass_fds=pass_fds)
+                    supervisor.add("gateway", gateway, env=env, pass_fds=pass_fds)
                 # Jobs (tasks/): a running job's grace fits in the stop's share of processes.
                 grace_s = min(jobs.shutdown_grace_s, budget.grace_s)
                 job_worker = [sys.executable, "-m", "switchboard.cli", "worker"]
                 job_worker += ["--grace-s", repr(grace_s)]
                 for _ in range(job_workers):
-                    supervisor.add("job_worker", job_worker)
+                    supervisor.add("job_worker", job_worker, env=env)
                 supervisor.run(on_stop=listener.close)  # stop accepting first
             running.stop_deadline = supervisor.stop_deadline  # the servers stop in what is left
     except StopRequested:
@@ -271,7 +277,7 @@ def _job_overrides(args: argparse.Namespace) -> dict[str, float]:
 def _worker(settings: Settings, jobs: JobSettings) -> int:
     from tasks.worker import main as worker_main
 
-    with services(settings) as running:
+    with embedded_or_configured(settings) as running:
         # The embedded servers', when the settings named none.
         urls = {"database_url": running.database_url, "redis_url": running.redis_url}
         return worker_main(dataclasses.replace(settings, **urls), jobs)
@@ -288,7 +294,7 @@ def _share_metrics(settings: Settings, argv: list[str]) -> None:
     done already: the first time, `serve` empties the folder, sets PROMETHEUS_MULTIPROC_DIR
     and executes itself again (same process id); then it only clears other processes'
     files left from an earlier run."""
-    folder = os.environ.get(MULTIPROC_ENV)
+    folder = multiprocess_dir()
     if folder:
         prepare_multiprocess_dir(Path(folder), keep_pid=os.getpid())
         return

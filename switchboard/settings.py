@@ -9,7 +9,8 @@ ones) or by the knob's own `parse`; a value that does not parse stops the start 
 `Settings` holds what the gateway (and the job worker) reads; `tasks/config.py`'s
 `JobSettings` declares the job system's knobs the same way. README.md's variable tables
 are checked against these declarations (tests/unit/test_settings.py), and nothing else in
-the application reads os.environ for configuration.
+the application reads os.environ for configuration; values reach child processes through
+`child_environment`, never by changing this process's environment.
 """
 
 from __future__ import annotations
@@ -164,6 +165,13 @@ class FromEnv:
         values = read_knobs(cls, os.environ if environ is None else environ)
         values.update(overrides)
         return cls(**values)
+
+
+def child_environment(**variables: str) -> dict[str, str]:
+    """The environment a child process starts with (`switchboard serve`'s gateway processes
+    and job workers, which read their settings with `from_env()`): this process's, with
+    `variables` set (the servers' URLs this process settled on)."""
+    return {**os.environ, **variables}
 
 
 def _with_mobile_manifest(raw: str) -> tuple[Path, ...]:
@@ -373,6 +381,12 @@ class Settings(FromEnv):
         "SWITCHBOARD_LIVE_HEARTBEAT_S",
         15.0,
         "an SSE stream's heartbeat (a comment) while no event goes, under proxies' idle timeouts",
+    )
+    live_forward_timeout_s: float = knob(
+        "SWITCHBOARD_LIVE_FORWARD_TIMEOUT_S",
+        5.0,
+        "SSE single connection mode: how long an operation sent on to the gateway process "
+        "holding its stream waits for that process's answer (then 503)",
     )
 
     # `switchboard serve`: from a stop signal to nothing left running

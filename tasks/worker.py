@@ -39,13 +39,12 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from domain.store import runs
-from switchboard.infra.db import Database, create_engine
+from switchboard.bootstrap import build_services
+from switchboard.infra.db import Database
 from switchboard.observability import logs, metrics, tracing
 from switchboard.settings import Settings
 from tasks import jobs  # noqa: F401  (registers the tasks and the retry middleware)
@@ -131,17 +130,10 @@ def _dump_tasks() -> None:
 async def run_worker(
     settings: Settings, job_settings: JobSettings, stop: asyncio.Event | None = None
 ) -> None:
-    database_url, redis_url = settings.server_urls()
-    db = Database(create_engine(settings, database_url))
-    redis = Redis.from_url(
-        redis_url,
-        socket_timeout=job_settings.poll_s + 10,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-        # One immediate retry (a pooled connection the server closed since); longer outages
-        # are waited out in tasks/outage.py, not inside the client.
-        retry=Retry(NoBackoff(), 1),
-    )
+    # The database, Redis and the queue, wired as for every process (switchboard/bootstrap.py);
+    # the broker is connected to this Redis.
+    infrastructure = build_services(settings, job_settings)
+    db, redis = infrastructure.db, infrastructure.redis
     outages = Outages(
         Outage(POSTGRES, lambda: db.fetch("SELECT 1")),
         Outage(REDIS, redis.ping),
@@ -162,7 +154,6 @@ async def run_worker(
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # what is this worker doing?
 
-    broker.connect(redis, job_settings)
     broker.is_worker_process = True
     broker.outages = outages
     broker.state.db = db
@@ -183,8 +174,7 @@ async def run_worker(
     async def close() -> None:
         await broker.shutdown()
         await outages.close()
-        await redis.aclose()
-        await db.dispose()
+        await infrastructure.close()
 
     async def prepare() -> None:
         await outages.run("startup", lambda: configure_agents(redis, db, None, job_settings))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode
@@ -27,13 +27,15 @@ from starlette.requests import Request
 
 from domain.access import Principal
 from domain.errors import DomainError
-from resolvers.context import Services
 from switchboard.edge.auth import Authenticator
 from switchboard.edge.documents import DocumentCache, PreparedDocument
 from switchboard.edge.limits import TOO_COMPLEX, OperationLimits
 from switchboard.edge.persisted import PersistedQueries, PersistedQueryError, Resolved
 from switchboard.edge.ratelimit import Decision, RateLimiter
 from switchboard.settings import Settings
+
+if TYPE_CHECKING:
+    from switchboard.bootstrap import Services  # wired at the top (bootstrap.py)
 
 
 def core_schema(schema: Any) -> GraphQLSchema:

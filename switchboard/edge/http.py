@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import ExecutionResult, GraphQLError, OperationType
@@ -27,10 +27,9 @@ from starlette.responses import HTMLResponse, Response
 
 from domain.access import Principal
 from domain.errors import DomainError
-from resolvers.context import RequestContext, Services
+from resolvers.context import RequestContext
 from switchboard.edge import etag
 from switchboard.edge.admission import (
-    Admission,
     Admitted,
     GraphQLRequest,
     NotExecuted,
@@ -40,13 +39,14 @@ from switchboard.edge.admission import (
     read_body,
 )
 from switchboard.edge.admission import errors_payload as _errors_payload
-from switchboard.edge.auth import Authenticator
 from switchboard.edge.timing import ServerTiming
-from switchboard.execution.executor import OperationExecutor
-from switchboard.execution.response_cache import CacheRequest, ResponseCache, caching_executor
+from switchboard.execution.response_cache import CacheRequest, caching_executor
 from switchboard.infra.db import StatementCounter, current_counter, unavailable
 from switchboard.observability import operations as observed
 from switchboard.settings import Settings
+
+if TYPE_CHECKING:
+    from switchboard.bootstrap import Services  # wired at the top (bootstrap.py)
 
 log = logging.getLogger(__name__)
 
@@ -59,38 +59,26 @@ RETRY_AFTER_S = 1
 
 class GraphQLEndpoint:
     def __init__(
-        self,
-        settings: Settings,
-        services: Services,
-        authenticator: Authenticator,
-        schema: Any,
-        graphiql: Callable[[], Awaitable[str]] | None = None,
+        self, services: Services, graphiql: Callable[[], Awaitable[str]] | None = None
     ) -> None:
-        self.settings = settings
+        # Everything it uses is wired by the composition root (bootstrap.py).
+        self.settings = services.settings
         self.graphiql = graphiql  # GraphiQL's page, in development only (switchboard/graphiql/)
         self.services = services
-        self.authenticator = authenticator
-        self.schema = schema
+        self.authenticator = services.authenticator
+        self.schema = services.schema
         # The one admission path (edge/admission.py), shared with the live transports; its
         # parts stay reachable here under their old names.
-        self.admission = Admission(settings, services, authenticator, schema)
+        self.admission = services.admission
         self.limits = self.admission.limits
         self.documents = self.admission.documents
         self.breaker = self.admission.breaker
         self.persisted = self.admission.persisted
         self.rate_limiter = self.admission.rate_limiter
-        self.response_cache = (
-            ResponseCache(
-                services.redis,
-                self.breaker,
-                {"home": settings.cache_home_ttl_s, "spend": settings.cache_spend_ttl_s},
-            )
-            if settings.response_cache_enabled
-            else None
-        )
-        base = schema.execution_context_class
+        self.response_cache = services.response_cache
+        base = self.schema.execution_context_class
         self.executor_class = caching_executor(base) if self.response_cache else base
-        self.execution = OperationExecutor(schema)  # its plans; graphql-core for the rest
+        self.execution = services.execution
 
     async def __call__(self, request: Request) -> Response:
         timing = ServerTiming()

@@ -302,9 +302,3 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def export_urls(services: EmbeddedServices) -> None:
-    """Hand the URLs to child processes (uvicorn workers, job workers)."""
-    os.environ["DATABASE_URL"] = services.database_url
-    os.environ["REDIS_URL"] = services.redis_url

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from graphql import ExecutionResult
@@ -36,13 +36,16 @@ from redis.asyncio import Redis
 
 from domain.access import Principal
 from domain.events import Position
-from resolvers.context import RequestContext, Services
+from resolvers.context import RequestContext
 from resolvers.subscriptions import Feed, stream_event, tenant_event
 from switchboard.execution.executor import for_schema
 from switchboard.execution.plan import OperationPlan
 from switchboard.live import log as event_log
 from switchboard.live.log import Entry, EventLog
 from switchboard.observability import live as observed
+
+if TYPE_CHECKING:
+    from switchboard.bootstrap import Services  # wired at the top (bootstrap.py)
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 | `switchboard_live_stream_events_total` | counter | transport |
 | `switchboard_live_resumes_total` | counter | transport (websocket, sse, multipart) |
 | `switchboard_live_stream_closes_total` | counter | transport, reason |
+| `switchboard_live_sse_forwards_total` | counter | outcome (answered, gone, timeout, unavailable) |
 | `switchboard_llm_cost_usd_total` | counter | tenant, agent, model |
 | `switchboard_llm_calls_total` | counter | tenant, agent, model |
 | `switchboard_llm_tokens_total` | counter | tenant, agent, model, kind (input, output) |
@@ -241,6 +242,12 @@ LIVE_STREAM_CLOSES = Counter(
     "HTTP event streams ended, by transport and reason (client, complete, TOKEN_EXPIRED, "
     "TOO_SLOW, GOING_AWAY).",
     ["transport", "reason"],
+)
+LIVE_SSE_FORWARDS = Counter(
+    "switchboard_live_sse_forwards",
+    "SSE single connection operations sent on to the gateway process holding their stream, "
+    "by outcome (answered, gone, timeout, unavailable).",
+    ["outcome"],
 )
 
 # LLM

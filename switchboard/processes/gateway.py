@@ -23,6 +23,7 @@ from switchboard.live.websocket import LiveEndpoint
 from switchboard.observability.logs import configure_logging
 from switchboard.processes.listening import reuse_port_socket
 from switchboard.settings import Settings
+from tasks.config import JobSettings
 
 
 class GatewayServer(uvicorn.Server):
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format, secrets=[settings.jwt_secret])
-    app = create_app(settings)
+    app = create_app(settings, JobSettings.from_env())
     config = uvicorn.Config(
         app,
         log_level=logging.getLogger().level,

@@ -226,11 +226,13 @@ async def test_sse_single_connection_refusals_are_the_operations_http_answer(
     auth = {"authorization": f"Bearer {token(tenants[0].slug)}"}
     async with httpx.AsyncClient(base_url=urls[1], timeout=15) as http:
         reservation = (await http.put("/graphql/stream", headers=auth)).text
-        answer = await http.post(
-            "/graphql/stream",
-            json={**payload, "extensions": {"operationId": "1"}},
-            headers={**auth, TOKEN_HEADER: reservation},
-        )
+        headers = {**auth, TOKEN_HEADER: reservation}
+        async with sse(urls[1], token(tenants[0].slug), method="GET", headers=headers):
+            answer = await http.post(
+                "/graphql/stream",
+                json={**payload, "extensions": {"operationId": "1"}},
+                headers=headers,
+            )
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["extensions"]["code"] == code
 

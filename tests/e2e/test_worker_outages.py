@@ -323,7 +323,14 @@ async def test_a_second_worker_takes_over_the_job_of_a_killed_one_once(
     tenant = await fresh_tenant(servers.database_url, "takeover")
     (activity,) = await new_work(db_conn, tenant, "COPYWRITER")
     env = {"SWITCHBOARD_JOB_LEASE_S": 2, **SLOW_RUN}
-    doomed = workers(servers.database_url, servers.redis_url, tenant, **env)
+    # The doomed worker's run streams for a minute, so it cannot finish before the kill
+    # however long the survivor takes to start on a busy machine.
+    doomed = workers(
+        servers.database_url,
+        servers.redis_url,
+        tenant,
+        **{**env, "SWITCHBOARD_SIM_TOKEN_DELAY_MS": 3000},
+    )
     await doomed.ready()
     redis = _redis(servers.redis_url)
     try:

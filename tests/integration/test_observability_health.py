@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 import httpx
 from asgi_lifespan import LifespanManager
 
-from switchboard.app import create_app, create_redis
+from switchboard.app import create_app
+from switchboard.bootstrap import create_redis
 from switchboard.edge.health import Readiness
 from switchboard.infra.db import Database, create_engine
 from switchboard.settings import Settings

@@ -13,8 +13,10 @@ PACKAGES = ("switchboard", "schema", "resolvers", "loaders", "domain", "tasks")
 # another part of its own line.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("switchboard.cli",),
-    ("switchboard.processes",),  # `serve`: the supervisor and its gateway processes
-    ("switchboard.app",),  # the one composition root of a gateway process
+    # The processes: `serve`'s supervisor and gateway processes, the job worker
+    ("switchboard.processes", "tasks.worker"),
+    ("switchboard.app",),  # a gateway process's endpoints and routes
+    ("switchboard.bootstrap",),  # the one composition root: what each process holds, wired
     ("switchboard.graphiql",),
     ("switchboard.live",),  # subscriptions and their transports
     ("switchboard.edge",),  # HTTP, admission, auth, limits, persisted queries

@@ -256,13 +256,13 @@ def test_a_bad_value_stops_the_command_before_anything_starts(tmp_path: Path) ->
 
 # --- nothing else reads the environment ----------------------------------------------------
 
-# Not configuration reads: the embedded servers' URLs handed to child processes, prometheus
-# multiprocess mode's folder (set before prometheus_client loads), the OpenTelemetry SDK's
-# own OTEL_* variables, and the offline switches of the Hugging Face libraries.
+# Besides the settings' own (reading the knobs, handing the environment to child
+# processes), not configuration reads: prometheus multiprocess mode's folder (set before
+# prometheus_client loads), the OpenTelemetry SDK's own OTEL_* variables, and the offline
+# switches of the Hugging Face libraries.
 ALLOWED = {
     ("switchboard/settings.py", "FromEnv.from_env"),
-    ("switchboard/infra/embedded.py", "export_urls"),
-    ("switchboard/cli.py", "_share_metrics"),
+    ("switchboard/settings.py", "child_environment"),
     ("switchboard/observability/metrics.py", "multiprocess_dir"),
     ("switchboard/observability/metrics.py", "prepare_multiprocess_dir"),
     ("switchboard/observability/tracing.py", "configure_from_env"),
