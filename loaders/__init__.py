@@ -102,7 +102,7 @@ class Loaders:
     """The DataLoaders of one request. Never share an instance between requests or tenants."""
 
     def __init__(self, db: Database, tenant_id: uuid.UUID) -> None:
-        self.db = db
+        self.db = db.reads_for(tenant_id)  # may read from a replica (infra/replicas.py)
         self.tenant_id = tenant_id
         self.scheduler = BatchScheduler()
 

@@ -26,7 +26,7 @@ from domain.ids import to_global_id
 from domain.llm_calls import NewLlmCall, figures_of
 from domain.store import runs as run_store
 from loaders.shapes import activity_from_row
-from resolvers.common import Problems, audit, input_id, require_agent
+from resolvers.common import Problems, audit, committed, input_id, require_agent
 from schema import types as t
 from schema.mutations import (
     ActivityPayload,
@@ -91,6 +91,7 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
             ),
         )
         if rows:
+            await committed(info)
             return _reported(info, activity_id, rows[0], chunk, None)
     try:
         async with info.context.db.transaction() as conn:
@@ -131,6 +132,7 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return ActivityPayload(activity=None, user_errors=problems.errors)
+    await committed(info)
     return _reported(info, activity_id, row, chunk, status)
 
 
@@ -190,6 +192,7 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return LlmCallPayload(llm_call=None, user_errors=problems.errors)
+    await committed(info)
     # Committed: spent (the agent label is the agent's role).
     llm.record_llm_spend(
         tenant_id, role, call.model, call.cost_usd, call.input_tokens, call.output_tokens

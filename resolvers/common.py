@@ -19,6 +19,14 @@ ADMINS = frozenset({"ADMIN", "OWNER"})
 USERS = frozenset({"VIEWER", "MARKETER", "ADMIN", "OWNER"})
 
 
+async def committed(info: Info) -> None:
+    """After a write commits: the tenant's reads (this payload's, and the next requests' in
+    any gateway process) wait for a read replica that has replayed it (infra/replicas.py)."""
+    replicas = info.context.db.replicas
+    if replicas is not None:
+        await replicas.wrote([info.context.principal.tenant_id])
+
+
 def require_role(info: Info, allowed: frozenset[str]) -> None:
     principal = info.context.principal
     if principal.is_agent or principal.role not in allowed:

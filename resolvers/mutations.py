@@ -20,7 +20,16 @@ from redis.exceptions import RedisError
 from domain.errors import Rejected
 from domain.store import agents, approvals, budgets, campaigns, preferences, skills, work
 from loaders import shapes
-from resolvers.common import ADMINS, MARKETERS, USERS, Problems, audit, input_id, require_role
+from resolvers.common import (
+    ADMINS,
+    MARKETERS,
+    USERS,
+    Problems,
+    audit,
+    committed,
+    input_id,
+    require_role,
+)
 from schema import mutations as m
 from schema import types as t
 from schema.scalars import JSON
@@ -40,10 +49,12 @@ async def _write(info: Info, problems: Problems, write: Callable[[Any], Awaitabl
         return None
     try:
         async with info.context.db.transaction() as conn:
-            return await write(conn)
+            written = await write(conn)
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return None
+    await committed(info)
+    return written
 
 
 def _given(value: Any) -> bool:

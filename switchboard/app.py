@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None, jobs: JobSettings | None = None
     logs.register_url_password(database_url)
     logs.register_url_password(redis_url)
     logs.register_secret(settings.redis_password)
+    for replica_url in settings.database_replica_urls:  # read replicas (infra/replicas.py)
+        logs.register_url_password(replica_url)
     if settings.mode != "test":
         logs.configure_logging(settings.log_level, settings.log_format)
     tracing.configure_from_env(

@@ -115,6 +115,8 @@ class Services(Infrastructure):
     def start(self) -> None:
         """Start the background parts (in the app's lifespan: they need its event loop)."""
         self.audit.start()
+        if self.db.replicas is not None:
+            self.db.replicas.start()  # polls the replicas' replay positions
         self.skills.start()  # builds from PostgreSQL in the background
         self.hub.start()
         if self.settings.live_relay:
@@ -129,6 +131,8 @@ class Services(Infrastructure):
             await stop()
         await self.audit.stop()  # a normal shutdown writes every queued audit entry
         await self.skills.close()
+        if self.db.replicas is not None:
+            await self.db.replicas.close()
         await super().close()
 
 
@@ -173,11 +177,14 @@ def _wire_gateway(services: Services) -> None:
     from switchboard.execution.response_cache import ResponseCache
     from switchboard.infra.audit import AuditLog
     from switchboard.infra.db import libpq_url
+    from switchboard.infra.replicas import ReplicaRouter
     from switchboard.live.hub import Hub
     from switchboard.live.relay import Relay
     from switchboard.skill_search import SkillSearch
 
     settings, db, redis = services.settings, services.db, services.redis
+    # Read replicas (DATABASE_REPLICA_URLS): the loaders' reads, fresh enough for the tenant.
+    db.replicas = ReplicaRouter.from_settings(settings, db, services.database_url, redis)
     services.audit = AuditLog(db)
     services.skills = SkillSearch.from_settings(settings, db, redis)
     services.authenticator = Authenticator(settings, db, redis)

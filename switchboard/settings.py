@@ -275,6 +275,23 @@ class Settings(FromEnv):
         "prepared statements kept per connection; 0 behind PgBouncer in transaction mode",
     )
 
+    # Read replicas (switchboard/infra/replicas.py)
+    database_replica_urls: tuple[str, ...] = knob(
+        "DATABASE_REPLICA_URLS",
+        (),
+        "comma-separated `postgresql+asyncpg://…` of streaming replicas for the read side",
+        shown="–",
+        secret=True,
+    )
+    replica_max_lag_ms: int = knob(
+        "SWITCHBOARD_REPLICA_MAX_LAG_MS",
+        300,
+        "a replica further behind the primary than this is skipped until it catches up",
+    )
+    replica_poll_ms: int = knob(
+        "SWITCHBOARD_REPLICA_POLL_MS", 100, "how often each replica's replay position is read"
+    )
+
     # Auth caches in Redis (switchboard/edge/auth.py)
     membership_cache_ttl_s: int = knob(
         "SWITCHBOARD_MEMBERSHIP_CACHE_TTL_S",

@@ -305,6 +305,30 @@ def build() -> dict[str, Any]:
             (f"sum({m('switchboard_db_pool_requests_waiting')})", "requests waiting"),
         ],
     )
+    lay.panel(
+        "Read-side statements by server",
+        [
+            (
+                f"sum by (target, reason) (rate({m('switchboard_db_reads_total')}[{RATE}]))",
+                "{{target}} ({{reason}})",
+            )
+        ],
+        unit="ops",
+        width=12,
+        description="With read replicas only: where the loaders' statements ran, and why "
+        "one went to the primary (README, Read replicas).",
+    )
+    lay.panel(
+        "Read replica lag",
+        [
+            (f"max by (replica) ({m('switchboard_db_replica_lag_seconds')})", "{{replica}}"),
+            (f"min by (replica) ({m('switchboard_db_replica_usable')})", "{{replica}} usable"),
+        ],
+        unit="s",
+        width=12,
+        description="Lag as the router measures it; usable 0 while the replica is skipped "
+        "(past SWITCHBOARD_REPLICA_MAX_LAG_MS, unreachable).",
+    )
 
     lay.row("Live connections")
     lay.panel(

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import contextvars
+import copy
 import functools
 import logging
 import time
@@ -30,7 +31,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import Engine, event, exc, make_url, text
@@ -42,6 +43,9 @@ from sqlalchemy.util import greenlet_spawn
 from switchboard.observability.database import ObservedPool, instrument_engine, observe_statement
 from switchboard.observability.tracing import recording_parent
 from switchboard.settings import Settings
+
+if TYPE_CHECKING:
+    from switchboard.infra.replicas import ReadScope, ReplicaRouter
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +197,18 @@ class Database:
         # no SQLAlchemy cursor event (tests/integration/test_query_plans.py captures
         # statements here).
         self.read_listeners: list[Callable[[str, Sequence[Any]], None]] = []
+        # Read replicas (switchboard/infra/replicas.py), consulted by `reads_for`'s views.
+        self.replicas: ReplicaRouter | None = None
+        self._scope: ReadScope | None = None
+
+    def reads_for(self, tenant_id: uuid.UUID) -> Database:
+        """This database for the read side (loaders/) of one request in `tenant_id`: with
+        read replicas, its `fetch` may run on one that has replayed the tenant's writes."""
+        if self.replicas is None:
+            return self
+        view = copy.copy(self)
+        view._scope = self.replicas.scope(tenant_id)
+        return view
 
     async def fetch(
         self, sql: TextClause | str, params: Mapping[str, Any] | None = None
@@ -200,6 +216,10 @@ class Database:
         """Run one read statement; retried once if it hit the statement timeout. Rows are
         `Row`s (an SQL string) or SQLAlchemy's (a `TextClause`, whose typed parameters
         SQLAlchemy processes)."""
+        if self._scope is not None:
+            rows = await self._scope.fetch(sql, params)
+            if rows is not None:
+                return rows
         if isinstance(sql, str):
             query, names = _positional(sql)
             try:

@@ -9,7 +9,9 @@ One relay pass is one transaction:
      one after another, in outbox order (the background loop only tries the lock and, when
      another relay holds it, looks again 20 ms later, so stopping never waits on it);
   2. read the oldest unrelayed rows of `tenant_events` and `activity_stream_events`;
-  3. invalidate the response cache for what they changed (edge/invalidation.py: the relay
+  3. with read replicas, record the primary's WAL position for the tenants whose state
+     changed (infra/replicas.py), so what reads them next never reads a replica behind;
+     invalidate the response cache for what they changed (edge/invalidation.py: the relay
      sees every committed change of every process, so this is the cache's one way in), and
      publish them (log.py: each row's dedup key is set in the same Lua script as its XADD);
   4. mark them relayed, and commit.
@@ -184,6 +186,11 @@ class Relay:
                 for r in stream_rows
                 if r.kind == "STATUS"
             ]
+            if changes and self.db.replicas is not None:
+                # Before subscribers and cache refills read them: not from a replica behind.
+                tenants = {r.tenant_id for r in tenant_rows}
+                tenants |= {r.tenant_id for r in stream_rows if r.kind == "STATUS"}
+                await self.db.replicas.wrote(tenants, conn)
             # Invalidated before publishing: a subscriber that reads again on an event reads
             # past the cache, and under Sentinel the publish's WAIT covers the bump too
             # (replication offsets are global), so a failover cannot bring back a stale entry.

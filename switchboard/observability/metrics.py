@@ -19,6 +19,9 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 | `switchboard_db_pool_connections_in_use` | gauge | – |
 | `switchboard_db_pool_connections_open` | gauge | – |
 | `switchboard_db_pool_requests_waiting` | gauge | – |
+| `switchboard_db_reads_total` | counter | target (primary, replica), reason |
+| `switchboard_db_replica_lag_seconds` | gauge | replica |
+| `switchboard_db_replica_usable` | gauge | replica (1 used, 0 skipped) |
 | `switchboard_job_wait_seconds` | histogram | role, priority |
 | `switchboard_job_run_seconds` | histogram | role, priority |
 | `switchboard_jobs_finished_total` | counter | role, priority, outcome |
@@ -55,7 +58,8 @@ every process it runs (the gateway and job workers, however many, and `serve` it
 values to memory-mapped files there, and `/metrics`, whichever worker answers it, adds up
 all of them. A standalone `switchboard worker` (no gateway beside it) serves its own on
 127.0.0.1:SWITCHBOARD_WORKER_METRICS_PORT (`serve_metrics`). Gauges are `livesum` (the sum over live
-processes): a worker marks its files dead when it shuts down (`process_exiting`), and a
+processes; the read replicas' are `livemax` and `livemin`, since each process polls them
+itself): a worker marks its files dead when it shuts down (`process_exiting`), and a
 scrape marks dead the files of workers that died without shutting down. To run uvicorn or
 gunicorn with several workers yourself, set PROMETHEUS_MULTIPROC_DIR to a folder that is
 emptied at every start. The variable must be set before this module is first imported.
@@ -148,6 +152,26 @@ DB_POOL_WAITING = Gauge(
     "switchboard_db_pool_requests_waiting",
     "Requests waiting for a pooled database connection now.",
     multiprocess_mode="livesum",
+)
+# Read replicas (switchboard/infra/replicas.py): every process polls them itself, so the
+# gauges take the worst process's view rather than a sum.
+DB_READS = Counter(
+    "switchboard_db_reads",
+    "Read-side statements by where they ran and why (replica: caught_up; primary: "
+    "no_replica, own_write, unknown_writes, replica_failed).",
+    ["target", "reason"],
+)
+DB_REPLICA_LAG = Gauge(
+    "switchboard_db_replica_lag_seconds",
+    "How long the replica has been missing WAL the primary had (0: it has replayed all).",
+    ["replica"],
+    multiprocess_mode="livemax",
+)
+DB_REPLICA_USABLE = Gauge(
+    "switchboard_db_replica_usable",
+    "1 while reads may go to the replica, 0 while it is skipped (lagging or unreachable).",
+    ["replica"],
+    multiprocess_mode="livemin",
 )
 
 # Jobs
