@@ -187,9 +187,7 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
         problems.add(rejected.code, rejected.message, *rejected.field)
         return LlmCallPayload(llm_call=None, user_errors=problems.errors)
     # Committed: spent (the agent label is the agent's role).
-    llm.record_llm_spend(
-        tenant_id, role, call.model, call.cost_usd, call.input_tokens, call.output_tokens
-    )
+    llm.record_llm_spend(tenant_id, role, call)
     audit(
         info,
         "recordLlmCall",
