@@ -612,5 +612,20 @@ async def seed_demo(
     ]
 
 
+async def quiet_tenants(conn: AsyncConnection, tenant_ids: list[uuid.UUID]) -> None:
+    """Cancel the seeded QUEUED and RUNNING activities of these tenants and set their agents
+    IDLE, so that only the work a test or benchmark of the job worker creates runs."""
+    await conn.execute(
+        text(
+            "UPDATE activities SET status = 'CANCELLED' WHERE tenant_id = ANY(:t) "
+            "AND status IN ('QUEUED', 'RUNNING')"
+        ),
+        {"t": tenant_ids},
+    )
+    await conn.execute(
+        text("UPDATE agents SET status = 'IDLE' WHERE tenant_id = ANY(:t)"), {"t": tenant_ids}
+    )
+
+
 async def database_is_empty(conn: AsyncConnection) -> bool:
     return (await conn.execute(text("SELECT NOT EXISTS (SELECT 1 FROM tenants)"))).scalar_one()
