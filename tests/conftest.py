@@ -177,6 +177,14 @@ async def db_conn(servers: Servers) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
+@pytest.fixture
+async def redis(servers: Servers) -> AsyncIterator[Redis]:
+    """A Redis client of the test's own, for arranging and checking keys directly."""
+    client = Redis.from_url(servers.redis_url)
+    yield client
+    await client.aclose()
+
+
 def tenant_gid(slug: str) -> str:
     return to_global_id("Tenant", stable_id(slug, "tenant"))
 
