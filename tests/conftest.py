@@ -232,6 +232,28 @@ def gql(client: httpx.AsyncClient) -> Any:
     return post
 
 
+async def add_marketer(
+    conn: asyncpg.Connection, settings: Settings, tenant_id: uuid.UUID, slug: str, name: str
+) -> str:
+    """A MARKETER of the tenant, `marketer@<slug>.example` called `name`; their dashboard
+    token."""
+    user_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)",
+        user_id,
+        f"marketer@{slug}.example",
+        name,
+    )
+    await conn.execute(
+        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'MARKETER')",
+        tenant_id,
+        user_id,
+    )
+    return issue_token(
+        settings, to_global_id("User", user_id), to_global_id("Tenant", tenant_id), "dashboard"
+    )
+
+
 async def drop_tenant(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> None:
     """Delete every row of the tenant, whatever tables hold a `tenant_id` (children first)."""
     users = [
