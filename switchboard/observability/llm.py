@@ -25,20 +25,11 @@ from domain.llm_calls import LlmCallFigures
 from switchboard.observability import metrics
 
 MAX_MODELS = 100
-_models: set[str] = set()
+_model = metrics.CappedLabel(MAX_MODELS)
 
 
 def _tenant(tenant: str | uuid.UUID) -> str:
     return to_global_id("Tenant", tenant) if isinstance(tenant, uuid.UUID) else tenant
-
-
-def _model(model: str) -> str:
-    if model in _models:
-        return model
-    if len(_models) >= MAX_MODELS:
-        return "other"
-    _models.add(model)
-    return model
 
 
 def record_llm_spend(tenant: str | uuid.UUID, agent: str, call: LlmCallFigures) -> None:
