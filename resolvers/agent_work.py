@@ -194,9 +194,7 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
         return LlmCallPayload(llm_call=None, user_errors=problems.errors)
     await committed(info)
     # Committed: spent (the agent label is the agent's role).
-    llm.record_llm_spend(
-        tenant_id, role, call.model, call.cost_usd, call.input_tokens, call.output_tokens
-    )
+    llm.record_llm_spend(tenant_id, role, call)
     audit(
         info,
         "recordLlmCall",

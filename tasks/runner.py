@@ -140,14 +140,7 @@ async def execute(
             await stream.flush()
             recorded = await steps("run steps", functools.partial(_record, db, run, result))
             if recorded is not None:  # committed: spent
-                llm.record_llm_spend(
-                    tenant_id,
-                    run.role,
-                    result.model,
-                    result.cost_usd,
-                    result.input_tokens,
-                    result.output_tokens,
-                )
+                llm.record_llm_spend(tenant_id, run.role, result)
             if result.done:
                 break
             reply = await steps(

@@ -177,6 +177,14 @@ async def db_conn(servers: Servers) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
+@pytest.fixture
+async def redis(servers: Servers) -> AsyncIterator[Redis]:
+    """A Redis client of the test's own, for arranging and checking keys directly."""
+    client = Redis.from_url(servers.redis_url)
+    yield client
+    await client.aclose()
+
+
 def tenant_gid(slug: str) -> str:
     return to_global_id("Tenant", stable_id(slug, "tenant"))
 
@@ -222,6 +230,28 @@ def gql(client: httpx.AsyncClient) -> Any:
         )
 
     return post
+
+
+async def add_marketer(
+    conn: asyncpg.Connection, settings: Settings, tenant_id: uuid.UUID, slug: str, name: str
+) -> str:
+    """A MARKETER of the tenant, `marketer@<slug>.example` called `name`; their dashboard
+    token."""
+    user_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)",
+        user_id,
+        f"marketer@{slug}.example",
+        name,
+    )
+    await conn.execute(
+        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'MARKETER')",
+        tenant_id,
+        user_id,
+    )
+    return issue_token(
+        settings, to_global_id("User", user_id), to_global_id("Tenant", tenant_id), "dashboard"
+    )
 
 
 async def drop_tenant(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> None:

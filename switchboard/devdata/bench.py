@@ -6,7 +6,9 @@ statuses with 12 deliverables each, 10,000 activities over the last 90 days, exa
 PENDING approvals (plus about 8,200 resolved ones) and 1,000,000 LLM calls, then rebuilds
 the spend rollups and refreshes the planner's statistics. Everything comes from one seeded
 `random.Random` and offsets from the start of the seeding day, so two runs on the same day
-write the same rows. Rows, columns, COPY and rollups are those of `switchboard.devdata.seed`.
+write the same rows. Each row is written by the generator core it shares with the demo
+(`switchboard.devdata.seed`: `TenantRows`, `llm_call_row`), with its columns, COPY and
+rollups; this module chooses the counts, statuses and times.
 """
 
 from __future__ import annotations
@@ -18,26 +20,19 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
-import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from domain.agents import DEFAULT_CONCURRENCY, DEFAULT_MODEL, call_cost
-from domain.enums import AgentRole, MemberRole
+from domain.enums import MemberRole
 from switchboard.devdata.seed import (
     APPROVAL_FOR_ACTIVITY,
-    CAMPAIGN_THEMES,
-    DELIVERABLE_STATUSES,
-    KIND_RISK,
-    KIND_ROLE,
-    KINDS,
-    PEOPLE,
     TERMINAL,
-    WAKE_REASONS,
     Rows,
+    TenantRows,
     copy_rows,
+    llm_call_row,
     rebuild_rollups,
     seeding_anchor,
     stable_id,
@@ -168,90 +163,30 @@ def _report(what: str, since: float) -> None:
 
 def bench_rows(rng: random.Random, anchor: dt.datetime) -> tuple[Rows, list[Started]]:
     """Every table but llm_calls, and the activities that calls will be spread over."""
-    rows = Rows()
-    tenant_id = stable_id(SLUG, "tenant")
     opened = anchor - dt.timedelta(days=120)
-    rows.add("tenants", (tenant_id, SLUG, NAME, MONTHLY_CAP, opened))
-
-    people: dict[MemberRole, uuid.UUID] = {}
-    for role, (local, display) in PEOPLE.items():
-        email = f"{local}@{SLUG}.example"
-        people[role] = stable_id("user", email)
-        rows.add("users", (people[role], email, display, opened))
-        rows.add("memberships", (tenant_id, people[role], role.value, opened))
-    rows.add(
-        "preferences", (people[MemberRole.OWNER], "theme", orjson.dumps("dark").decode(), opened)
-    )
-    rows.add(
-        "skills",
-        (
-            stable_id(SLUG, "skill", "house-style"),
-            tenant_id,
-            "Bench house style",
-            "COPYWRITER",
-            "Spelling, tone and banned words for Bench.",
-            "# Bench house style\n- British spelling.\n- Banned words: *cheap*.",
-            opened,
-            opened,
-        ),
-    )
-
-    agents: dict[AgentRole, uuid.UUID] = {}
-    for role in AgentRole:
-        agents[role] = stable_id(SLUG, "agent", role.value)
-        rows.add(
-            "agents",
-            (
-                agents[role],
-                tenant_id,
-                role.value,
-                "PAUSED" if role is AgentRole.CONTENT_RESEARCHER else "IDLE",
-                DEFAULT_MODEL[role],
-                DEFAULT_CONCURRENCY[role],
-                Decimal("5.00"),
-                8,
-                opened,
-            ),
-        )
+    tenant = TenantRows.open(SLUG, NAME, MONTHLY_CAP, opened)
+    tenant.house_style(opened, "- British spelling.\n- Banned words: *cheap*.")
 
     # (deliverable id, campaign id, kind, campaign is ACTIVE)
     deliverables: list[tuple[uuid.UUID, uuid.UUID, str, bool]] = []
     for c in range(ACTIVE_CAMPAIGNS + len(OTHER_CAMPAIGNS)):
-        theme, goal = CAMPAIGN_THEMES[c % len(CAMPAIGN_THEMES)]
-        round_ = c // len(CAMPAIGN_THEMES)
         status = OTHER_CAMPAIGNS.get(c, "ACTIVE")
-        campaign_id = stable_id(SLUG, "campaign", c)
         created = anchor - dt.timedelta(days=100) + dt.timedelta(hours=c * 5)
-        rows.add(
-            "campaigns",
-            (
-                campaign_id,
-                tenant_id,
-                theme if round_ == 0 else f"{theme} #{round_ + 1}",
-                goal,
-                status,
-                None if c % 4 == 3 else Decimal(1000 + 500 * (c % 5)),
-                created.date(),
-                (created + dt.timedelta(days=150)).date(),
-                created,
-                created,
-            ),
+        campaign_id, theme = tenant.campaign(
+            c,
+            status,
+            None if c % 4 == 3 else Decimal(1000 + 500 * (c % 5)),
+            created,
+            dt.timedelta(days=150),
         )
         for d in range(DELIVERABLES_PER_CAMPAIGN):
-            kind = KINDS[(c + d) % len(KINDS)]
-            deliverable_id = stable_id(SLUG, "deliverable", c, d)
-            rows.add(
-                "deliverables",
-                (
-                    deliverable_id,
-                    tenant_id,
-                    campaign_id,
-                    f"{theme}: {kind.replace('_', ' ').lower()} {d + 1}",
-                    kind,
-                    DELIVERABLE_STATUSES[(c + d) % len(DELIVERABLE_STATUSES)],
-                    anchor + dt.timedelta(days=2 + (c + d) % 30),
-                    created + dt.timedelta(hours=d + 1),
-                ),
+            deliverable_id, kind = tenant.deliverable(
+                campaign_id,
+                theme,
+                c,
+                d,
+                anchor + dt.timedelta(days=2 + (c + d) % 30),
+                created + dt.timedelta(hours=d + 1),
             )
             deliverables.append((deliverable_id, campaign_id, kind, status == "ACTIVE"))
 
@@ -260,14 +195,14 @@ def bench_rows(rng: random.Random, anchor: dt.datetime) -> tuple[Rows, list[Star
     rng.shuffle(statuses)
     started: list[Started] = []
     pending_index = 0
+    people = tenant.people
     reviewers = (people[MemberRole.MARKETER], people[MemberRole.ADMIN], people[MemberRole.OWNER])
     epoch = anchor.timestamp()
     for index, status in enumerate(statuses):
         deliverable_id, campaign_id, kind, _ = rng.choice(
             active if status in IN_FLIGHT else deliverables
         )
-        role = KIND_ROLE[kind]
-        agent_id, model = agents[role], DEFAULT_MODEL[role]
+        agent_id, model = tenant.agent_for(kind)
         activity_id = stable_id(SLUG, "activity", index)
         # Seconds before the anchor that the activity was created: in-flight work is
         # recent; an EXPIRED approval needs its 48 hours to have run out.
@@ -287,28 +222,17 @@ def bench_rows(rng: random.Random, anchor: dt.datetime) -> tuple[Rows, list[Star
             work_s = rng.uniform(5 * 60, 90 * 60) * (0.3 if status == "FAILED" else 1.0)
             finished = first_token + work_s
             started.append(Started(activity_id, agent_id, campaign_id, model, first_token, work_s))
-        rows.add(
-            "activities",
-            (
-                activity_id,
-                tenant_id,
-                campaign_id,
-                deliverable_id,
-                agent_id,
-                status,
-                WAKE_REASONS[index % len(WAKE_REASONS)],
-                1 + index % 10,
-                "Follow the brand voice guide; keep it under 400 words.",
-                f"Draft {kind.replace('_', ' ').lower()} for review. Headline options, body "
-                "copy and a call to action, tuned to the campaign's goal."
-                if first_token
-                else None,
-                "Provider timed out three times." if status == "FAILED" else None,
-                _at(created),
-                _at(dispatched),
-                _at(first_token),
-                _at(finished) if status in TERMINAL else None,
-            ),
+        tenant.activity(
+            activity_id,
+            campaign_id,
+            deliverable_id,
+            kind,
+            status,
+            index,
+            _at(created),
+            _at(dispatched),
+            _at(first_token),
+            _at(finished) if status in TERMINAL else None,
         )
         approval_status = APPROVAL_FOR_ACTIVITY.get(status)
         if approval_status is None:
@@ -327,24 +251,20 @@ def bench_rows(rng: random.Random, anchor: dt.datetime) -> tuple[Rows, list[Star
             expires = requested + 48 * HOUR
             resolved = requested + rng.uniform(10 * 60, 3 * HOUR)
             resolver = reviewers[index % len(reviewers)]
-        rows.add(
-            "approvals",
-            (
-                stable_id(SLUG, "approval", index),
-                tenant_id,
-                campaign_id,
-                activity_id,
-                approval_status,
-                KIND_RISK[kind],
-                _at(requested),
-                _at(expires),
-                _at(resolved),
-                resolver,
-                APPROVAL_COMMENTS.get(approval_status),
-            ),
+        tenant.approval(
+            stable_id(SLUG, "approval", index),
+            campaign_id,
+            activity_id,
+            kind,
+            approval_status,
+            _at(requested),
+            _at(expires),
+            _at(resolved),
+            resolver,
+            APPROVAL_COMMENTS.get(approval_status),
         )
     assert pending_index == ACTIVITY_STATUS_COUNTS["AWAITING_APPROVAL"]
-    return rows, started
+    return tenant.rows, started
 
 
 def llm_call_chunks(
@@ -361,14 +281,6 @@ def llm_call_chunks(
     # insertion order, so the primary key grows at its right edge (uuid5 per row would
     # double the generation time).
     id_base = stable_id(SLUG, "llm_calls").int & ~((1 << 64) - 1)
-    providers = {
-        model: "openai"
-        if model.startswith("gpt")
-        else "anthropic"
-        if model.startswith("claude")
-        else "ollama"
-        for model in DEFAULT_MODEL.values()
-    }
     random_ = rng.random
     utc = dt.UTC
     from_ts = dt.datetime.fromtimestamp
@@ -376,7 +288,7 @@ def llm_call_chunks(
     serial = 0
     chunk: list[tuple[Any, ...]] = []
     for activity, count in zip(started, counts, strict=True):
-        provider, model = providers[activity.model], activity.model
+        model = activity.model
         at, step = activity.first_token, activity.work_s / max(count, 1)
         for _ in range(count):
             # Mostly short agent turns: the 90-day token sums stay within the contract's
@@ -385,17 +297,15 @@ def llm_call_chunks(
             output_tokens = 50 + int(random_() * 600)
             serial += 1
             chunk.append(
-                (
+                llm_call_row(
                     new_uuid(int=id_base | serial),
                     tenant_id,
                     activity.activity_id,
                     activity.agent_id,
                     activity.campaign_id,
-                    provider,
                     model,
                     input_tokens,
                     output_tokens,
-                    call_cost(model, input_tokens, output_tokens),
                     400 + int(random_() * 8_600),
                     from_ts(at, utc),
                 )
@@ -406,6 +316,14 @@ def llm_call_chunks(
                 chunk = []
     if chunk:
         yield chunk
+
+
+@overload
+def _at(epoch_s: float) -> dt.datetime: ...
+@overload
+def _at(epoch_s: None) -> None: ...
+@overload
+def _at(epoch_s: float | None) -> dt.datetime | None: ...
 
 
 def _at(epoch_s: float | None) -> dt.datetime | None:

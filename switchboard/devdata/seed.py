@@ -6,6 +6,10 @@ every status, pending approvals of every risk level and LLM calls over the last 
 IDs, names and amounts are fixed; times are offsets from the start of the seeding day
 (UTC), so the data looks the same whenever it is seeded. `scale` multiplies the work per
 tenant (the tests use it for a larger tenant).
+
+The generator core that the demo and the bench tenant (switchboard/devdata/bench.py) share is
+here too: `TenantRows` and `llm_call_row` write each row, `copy_rows` loads them with COPY
+and `rebuild_rollups` sums the spend.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.agents import DEFAULT_CONCURRENCY, DEFAULT_MODEL, call_cost
+from domain.agents import DEFAULT_CONCURRENCY, DEFAULT_MODEL, MODEL_PRICES, call_cost
 from domain.enums import AgentRole, MemberRole
-from domain.runs import KIND_RISK
+from domain.runs import risk_level
 from domain.store.rollups import REBUILD_SQL
 from switchboard.devdata.skill_catalogue import SKILLS
 
@@ -201,124 +205,289 @@ def seeding_anchor(now: dt.datetime | None = None) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def demo_rows(
-    slug: str, name: str, cap: Decimal | None, anchor: dt.datetime, scale: int = 1
-) -> Rows:
-    rows = Rows()
-    rng = random.Random(f"switchboard-demo:{slug}:{scale}")
-    tenant_id = stable_id(slug, "tenant")
-    started = anchor - dt.timedelta(days=120)
-    rows.add("tenants", (tenant_id, slug, name, cap, started))
+# Who serves each model (every model the seed can give an agent has a price).
+PROVIDER = {
+    model: "openai"
+    if model.startswith("gpt")
+    else "anthropic"
+    if model.startswith("claude")
+    else "ollama"
+    for model in MODEL_PRICES
+}
 
-    people: dict[MemberRole, uuid.UUID] = {}
-    for role, (local, display) in PEOPLE.items():
-        user_id = stable_id("user", f"{local}@{slug}.example")
-        people[role] = user_id
-        rows.add("users", (user_id, f"{local}@{slug}.example", display, started))
-        rows.add("memberships", (tenant_id, user_id, role.value, started))
-    rows.add(
-        "preferences", (people[MemberRole.OWNER], "theme", orjson.dumps("dark").decode(), started)
+
+def llm_call_row(
+    call_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    activity_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    latency_ms: int,
+    at: dt.datetime,
+) -> tuple[Any, ...]:
+    """An llm_calls row (`COLUMNS`), priced as the gateway prices a call."""
+    return (
+        call_id,
+        tenant_id,
+        activity_id,
+        agent_id,
+        campaign_id,
+        PROVIDER[model],
+        model,
+        input_tokens,
+        output_tokens,
+        call_cost(model, input_tokens, output_tokens),
+        latency_ms,
+        at,
     )
 
-    agents: dict[AgentRole, tuple[uuid.UUID, str]] = {}
-    for role in AgentRole:
-        agent_id = stable_id(slug, "agent", role.value)
-        model = DEFAULT_MODEL[role]
-        agents[role] = (agent_id, model)
-        status = "PAUSED" if role is AgentRole.CONTENT_RESEARCHER else "IDLE"
-        rows.add(
-            "agents",
-            (
-                agent_id,
-                tenant_id,
-                role.value,
-                status,
-                model,
-                DEFAULT_CONCURRENCY[role],
-                Decimal("5.00"),
-                8,
-                started,
-            ),
-        )
 
-    activity_index = 0
-    for c in range(len(CAMPAIGN_THEMES) * scale):
+@dataclass
+class TenantRows:
+    """The generator core of the demo and bench tenants: one tenant's rows and the IDs later
+    rows refer to. Each method writes one kind of row the same way for both; the generators
+    (`demo_rows`, switchboard/devdata/bench.py) choose how many, which statuses and when."""
+
+    slug: str
+    tenant_id: uuid.UUID
+    people: dict[MemberRole, uuid.UUID]
+    agents: dict[AgentRole, uuid.UUID]
+    rows: Rows = field(default_factory=Rows)
+
+    @classmethod
+    def open(cls, slug: str, name: str, cap: Decimal | None, opened: dt.datetime) -> TenantRows:
+        """The tenant, a user of each member role (`PEOPLE`), the owner's dark theme and an
+        agent of each role with its defaults (the content researcher paused)."""
+        tenant = cls(slug, stable_id(slug, "tenant"), {}, {})
+        tenant.rows.add("tenants", (tenant.tenant_id, slug, name, cap, opened))
+        for role, (local, display) in PEOPLE.items():
+            email = f"{local}@{slug}.example"
+            user_id = tenant.people[role] = stable_id("user", email)
+            tenant.rows.add("users", (user_id, email, display, opened))
+            tenant.rows.add("memberships", (tenant.tenant_id, user_id, role.value, opened))
+        theme = orjson.dumps("dark").decode()
+        tenant.rows.add("preferences", (tenant.people[MemberRole.OWNER], "theme", theme, opened))
+        for role in AgentRole:
+            agent_id = tenant.agents[role] = stable_id(slug, "agent", role.value)
+            tenant.rows.add(
+                "agents",
+                (
+                    agent_id,
+                    tenant.tenant_id,
+                    role.value,
+                    "PAUSED" if role is AgentRole.CONTENT_RESEARCHER else "IDLE",
+                    DEFAULT_MODEL[role],
+                    DEFAULT_CONCURRENCY[role],
+                    Decimal("5.00"),
+                    8,
+                    opened,
+                ),
+            )
+        return tenant
+
+    def agent_for(self, kind: str) -> tuple[uuid.UUID, str]:
+        """The agent that works on deliverables of this kind, and its model."""
+        role = KIND_ROLE[kind]
+        return self.agents[role], DEFAULT_MODEL[role]
+
+    def campaign(
+        self,
+        c: int,
+        status: str,
+        cap: Decimal | None,
+        created: dt.datetime,
+        runs_for: dt.timedelta,
+    ) -> tuple[uuid.UUID, str]:
+        """Campaign number `c`, on a theme of `CAMPAIGN_THEMES` (numbered from the second
+        round of themes on); its ID and theme."""
         theme, goal = CAMPAIGN_THEMES[c % len(CAMPAIGN_THEMES)]
         round_ = c // len(CAMPAIGN_THEMES)
-        campaign_id = stable_id(slug, "campaign", c)
-        created = anchor - dt.timedelta(days=95) + dt.timedelta(hours=c * 7)
-        campaign_cap = None if c % 4 == 3 else Decimal(40 + 20 * (c % 5))
-        rows.add(
+        campaign_id = stable_id(self.slug, "campaign", c)
+        self.rows.add(
             "campaigns",
             (
                 campaign_id,
-                tenant_id,
+                self.tenant_id,
                 theme if round_ == 0 else f"{theme} #{round_ + 1}",
                 goal,
-                CAMPAIGN_STATUSES[c % len(CAMPAIGN_STATUSES)],
-                campaign_cap,
+                status,
+                cap,
                 created.date(),
-                (created + dt.timedelta(days=120)).date(),
+                (created + runs_for).date(),
                 created,
                 created,
             ),
         )
+        return campaign_id, theme
+
+    def deliverable(
+        self,
+        campaign_id: uuid.UUID,
+        theme: str,
+        c: int,
+        d: int,
+        due_at: dt.datetime,
+        created: dt.datetime,
+    ) -> tuple[uuid.UUID, str]:
+        """Deliverable `d` of campaign `c`, its kind and status in turn; its ID and kind."""
+        kind = KINDS[(c + d) % len(KINDS)]
+        deliverable_id = stable_id(self.slug, "deliverable", c, d)
+        self.rows.add(
+            "deliverables",
+            (
+                deliverable_id,
+                self.tenant_id,
+                campaign_id,
+                f"{theme}: {kind.replace('_', ' ').lower()} {d + 1}",
+                kind,
+                DELIVERABLE_STATUSES[(c + d) % len(DELIVERABLE_STATUSES)],
+                due_at,
+                created,
+            ),
+        )
+        return deliverable_id, kind
+
+    def activity(
+        self,
+        activity_id: uuid.UUID,
+        campaign_id: uuid.UUID,
+        deliverable_id: uuid.UUID,
+        kind: str,
+        status: str,
+        index: int,
+        created: dt.datetime,
+        dispatched: dt.datetime | None,
+        first_token: dt.datetime | None,
+        completed: dt.datetime | None,
+    ) -> None:
+        """An activity of the kind's agent: output once it has produced tokens, a failure
+        reason if FAILED; its wake reason and priority follow `index`."""
+        self.rows.add(
+            "activities",
+            (
+                activity_id,
+                self.tenant_id,
+                campaign_id,
+                deliverable_id,
+                self.agent_for(kind)[0],
+                status,
+                WAKE_REASONS[index % len(WAKE_REASONS)],
+                1 + index % 10,
+                "Follow the brand voice guide; keep it under 400 words.",
+                f"Draft {kind.replace('_', ' ').lower()} for review. "
+                "Headline options, body copy and a call to action, tuned to the campaign's goal."
+                if first_token
+                else None,
+                "Provider timed out three times." if status == "FAILED" else None,
+                created,
+                dispatched,
+                first_token,
+                completed,
+            ),
+        )
+
+    def approval(
+        self,
+        approval_id: uuid.UUID,
+        campaign_id: uuid.UUID,
+        activity_id: uuid.UUID,
+        kind: str,
+        status: str,
+        requested: dt.datetime,
+        expires: dt.datetime,
+        resolved: dt.datetime | None,
+        resolver: uuid.UUID | None,
+        comment: str | None,
+    ) -> None:
+        """An approval of an activity on a deliverable of this kind, at the risk level the
+        gateway gives it (domain.runs.risk_level)."""
+        self.rows.add(
+            "approvals",
+            (
+                approval_id,
+                self.tenant_id,
+                campaign_id,
+                activity_id,
+                status,
+                risk_level(KIND_ROLE[kind].value, kind),
+                requested,
+                expires,
+                resolved,
+                resolver,
+                comment,
+            ),
+        )
+
+    def house_style(self, created: dt.datetime, rules: str) -> None:
+        """The tenant's own skill: its house style, these Markdown rules."""
+        title = self.slug.title()
+        self.rows.add(
+            "skills",
+            (
+                stable_id(self.slug, "skill", "house-style"),
+                self.tenant_id,
+                f"{title} house style",
+                "COPYWRITER",
+                f"Spelling, tone and banned words for {title}.",
+                f"# {title} house style\n{rules}",
+                created,
+                created,
+            ),
+        )
+
+
+def demo_rows(
+    slug: str, name: str, cap: Decimal | None, anchor: dt.datetime, scale: int = 1
+) -> Rows:
+    rng = random.Random(f"switchboard-demo:{slug}:{scale}")
+    tenant = TenantRows.open(slug, name, cap, anchor - dt.timedelta(days=120))
+    activity_index = 0
+    for c in range(len(CAMPAIGN_THEMES) * scale):
+        created = anchor - dt.timedelta(days=95) + dt.timedelta(hours=c * 7)
+        campaign_id, theme = tenant.campaign(
+            c,
+            CAMPAIGN_STATUSES[c % len(CAMPAIGN_STATUSES)],
+            None if c % 4 == 3 else Decimal(40 + 20 * (c % 5)),
+            created,
+            dt.timedelta(days=120),
+        )
         for d in range(3 + scale):
-            kind = KINDS[(c + d) % len(KINDS)]
-            deliverable_id = stable_id(slug, "deliverable", c, d)
             d_created = created + dt.timedelta(hours=d + 1)
-            rows.add(
-                "deliverables",
-                (
-                    deliverable_id,
-                    tenant_id,
-                    campaign_id,
-                    f"{theme}: {kind.replace('_', ' ').lower()} {d + 1}",
-                    kind,
-                    DELIVERABLE_STATUSES[(c + d) % len(DELIVERABLE_STATUSES)],
-                    anchor + dt.timedelta(days=3 + d),
-                    d_created,
-                ),
+            deliverable_id, kind = tenant.deliverable(
+                campaign_id, theme, c, d, anchor + dt.timedelta(days=3 + d), d_created
             )
-            role = KIND_ROLE[kind]
-            agent_id, model = agents[role]
             for a in range(1 + scale):
                 status = ACTIVITY_STATUSES[activity_index % len(ACTIVITY_STATUSES)]
                 activity_index += 1
                 _add_activity(
-                    rows,
+                    tenant,
                     rng,
                     anchor,
-                    tenant_id,
                     campaign_id,
                     deliverable_id,
-                    agent_id,
-                    model,
                     kind,
                     status,
                     d_created,
                     activity_index,
-                    people[MemberRole.MARKETER],
                     (slug, c, d, a),
                 )
-    _add_skills(rows, tenant_id, slug, anchor)
-    return rows
+    _add_skills(tenant, anchor)
+    return tenant.rows
 
 
 def _add_activity(
-    rows: Rows,
+    tenant: TenantRows,
     rng: random.Random,
     anchor: dt.datetime,
-    tenant_id: uuid.UUID,
     campaign_id: uuid.UUID,
     deliverable_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    model: str,
     kind: str,
     status: str,
     not_before: dt.datetime,
     index: int,
-    resolver: uuid.UUID,
     key: tuple[Any, ...],
 ) -> None:
     activity_id = stable_id(*key, "activity")
@@ -332,32 +501,17 @@ def _add_activity(
         if status in TERMINAL and first_token
         else None
     )
-    output = (
-        f"Draft {kind.replace('_', ' ').lower()} for review. "
-        "Headline options, body copy and a call to action, tuned to the campaign's goal."
-        if first_token
-        else None
-    )
-    failure = "Provider timed out three times." if status == "FAILED" else None
-    rows.add(
-        "activities",
-        (
-            activity_id,
-            tenant_id,
-            campaign_id,
-            deliverable_id,
-            agent_id,
-            status,
-            WAKE_REASONS[index % len(WAKE_REASONS)],
-            1 + index % 10,
-            "Follow the brand voice guide; keep it under 400 words.",
-            output,
-            failure,
-            created,
-            dispatched,
-            first_token,
-            completed,
-        ),
+    tenant.activity(
+        activity_id,
+        campaign_id,
+        deliverable_id,
+        kind,
+        status,
+        index,
+        created,
+        dispatched,
+        first_token,
+        completed,
     )
     approval_status = APPROVAL_FOR_ACTIVITY.get(status)
     if approval_status:
@@ -368,73 +522,54 @@ def _add_activity(
             if pending
             else requested + dt.timedelta(hours=48)
         )
-        resolved = None if pending else requested + dt.timedelta(hours=2)
-        rows.add(
-            "approvals",
-            (
-                stable_id(*key, "approval"),
-                tenant_id,
-                campaign_id,
-                activity_id,
-                approval_status,
-                KIND_RISK[kind],
-                requested,
-                expires,
-                resolved,
-                None if pending or approval_status == "EXPIRED" else resolver,
-                "Tighten the headline." if approval_status == "REVISION_REQUESTED" else None,
-            ),
+        tenant.approval(
+            stable_id(*key, "approval"),
+            campaign_id,
+            activity_id,
+            kind,
+            approval_status,
+            requested,
+            expires,
+            None if pending else requested + dt.timedelta(hours=2),
+            None if pending or approval_status == "EXPIRED" else tenant.people[MemberRole.MARKETER],
+            "Tighten the headline." if approval_status == "REVISION_REQUESTED" else None,
         )
     if first_token:
+        agent_id, model = tenant.agent_for(kind)
         for n in range(rng.randint(3, 9)):
             input_tokens, output_tokens = rng.randint(4_000, 60_000), rng.randint(500, 6_000)
             at = first_token + dt.timedelta(seconds=20 * n + rng.uniform(0, 15))
-            rows.add(
+            tenant.rows.add(
                 "llm_calls",
-                (
+                llm_call_row(
                     stable_id(*key, "call", n),
-                    tenant_id,
+                    tenant.tenant_id,
                     activity_id,
                     agent_id,
                     campaign_id,
-                    "openai"
-                    if model.startswith("gpt")
-                    else "anthropic"
-                    if model.startswith("claude")
-                    else "ollama",
                     model,
                     input_tokens,
                     output_tokens,
-                    call_cost(model, input_tokens, output_tokens),
                     rng.randint(400, 9000),
                     at,
                 ),
             )
 
 
-def _add_skills(rows: Rows, tenant_id: uuid.UUID, slug: str, anchor: dt.datetime) -> None:
+def _add_skills(tenant: TenantRows, anchor: dt.datetime) -> None:
     created = anchor - dt.timedelta(days=100)
     # the global catalogue (switchboard/devdata/skill_catalogue.py), written once
-    if slug == "acme":
+    if tenant.slug == "acme":
         for name, role, summary, content in SKILLS:
-            rows.add(
+            tenant.rows.add(
                 "skills",
                 (stable_id("skill", name), None, name, role, summary, content, created, created),
             )
-    rows.add(
-        "skills",
-        (
-            stable_id(slug, "skill", "house-style"),
-            tenant_id,
-            f"{slug.title()} house style",
-            "COPYWRITER",
-            f"Spelling, tone and banned words for {slug.title()}.",
-            f"# {slug.title()} house style\n- British spelling; sentence-case headings.\n"
-            f'- Say "{slug.title()}", never an abbreviation.\n'
-            "- Banned words: *cheap*, *guarantee*, *world-class*.",
-            created,
-            created,
-        ),
+    tenant.house_style(
+        created,
+        "- British spelling; sentence-case headings.\n"
+        f'- Say "{tenant.slug.title()}", never an abbreviation.\n'
+        "- Banned words: *cheap*, *guarantee*, *world-class*.",
     )
 
 
@@ -475,6 +610,21 @@ async def seed_demo(
         await seed_tenant(conn, demo_rows(slug, name, cap, anchor, scale))
         for slug, (name, cap) in (tenants or DEMO_TENANTS).items()
     ]
+
+
+async def quiet_tenants(conn: AsyncConnection, tenant_ids: list[uuid.UUID]) -> None:
+    """Cancel the seeded QUEUED and RUNNING activities of these tenants and set their agents
+    IDLE, so that only the work a test or benchmark of the job worker creates runs."""
+    await conn.execute(
+        text(
+            "UPDATE activities SET status = 'CANCELLED' WHERE tenant_id = ANY(:t) "
+            "AND status IN ('QUEUED', 'RUNNING')"
+        ),
+        {"t": tenant_ids},
+    )
+    await conn.execute(
+        text("UPDATE agents SET status = 'IDLE' WHERE tenant_id = ANY(:t)"), {"t": tenant_ids}
+    )
 
 
 async def database_is_empty(conn: AsyncConnection) -> bool:

@@ -281,19 +281,30 @@ PROCESS_RESTARTS = Counter(
     ["process"],
 )
 
-_operation_names: set[str] = set()
+
+class CappedLabel:
+    """Values of a label that callers choose (operation names, model names), as given up to
+    `limit` distinct ones in this process and `other` beyond, so the series stay bounded."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.limit:
+            return "other"
+        self.seen.add(value)
+        return value
+
+
+_operation_names = CappedLabel(MAX_OPERATION_NAMES)
 
 
 def operation_label(name: str | None) -> str:
     """The `operation` label for a client-chosen operation name, with cardinality capped."""
-    if not name:
-        return "anonymous"
-    if name in _operation_names:
-        return name
-    if len(_operation_names) >= MAX_OPERATION_NAMES:
-        return "other"
-    _operation_names.add(name)
-    return name
+    return _operation_names(name) if name else "anonymous"
 
 
 def multiprocess_dir() -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -40,13 +39,6 @@ from tests.support.jobs import (
 )
 
 STORE = JobStore()
-
-
-@pytest.fixture
-async def redis(servers: Servers) -> AsyncIterator[Redis]:
-    client = Redis.from_url(servers.redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -55,13 +55,6 @@ RECORD = """mutation Record($input: RecordLlmCallInput!) {
 
 
 @pytest.fixture
-async def redis(servers: Servers) -> AsyncIterator[Redis]:
-    client = Redis.from_url(servers.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     """The gateway's spans, recorded (tracing on, as when it exports)."""
     yield from _install(ALWAYS_ON)

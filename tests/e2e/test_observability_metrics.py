@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
+from domain.llm_calls import LlmCallFigures
 from switchboard.infra.db import Database, create_engine
 from switchboard.observability import metrics
 from switchboard.settings import PROJECT_DIR, Settings
@@ -109,7 +111,8 @@ async def test_instruments_for_later_features_are_exposed_with_their_labels(
     live.delivered("ObsEvents", 3)
     during = await scrape(client)
     live.closed("ObsEvents")
-    llm.record_llm_spend("ten_obs", "COPYWRITER", "obs-model", 0.25, 1200, 300)
+    spent = LlmCallFigures("obs", "obs-model", 1200, 300, Decimal("0.25"), 900)
+    llm.record_llm_spend("ten_obs", "COPYWRITER", spent)
     llm.observe_time_to_first_token(0.8, "COPYWRITER", "obs-model")
     after = await scrape(client)
 

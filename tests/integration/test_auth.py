@@ -7,7 +7,6 @@ checked in the real Redis, and the membership cache against direct changes in Po
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -23,16 +22,15 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from switchboard.app import create_app
 from switchboard.devdata.seed import stable_id
 from switchboard.edge.auth import Authenticator, issue_token
 from switchboard.infra.membership_cache import forget_membership, membership_key
 from switchboard.settings import Settings
 from tests.conftest import agent_gid, tenant_gid, user_gid
+from tests.support.edge import running
 
 VIEWER_QUERY = "{ viewer { id email displayName role tenant { id slug } } }"
 
@@ -85,16 +83,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@contextlib.asynccontextmanager
-async def _gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """Another gateway with its own settings, running its real lifespan."""
-    application = create_app(settings)
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
 
 
 # ------------------------------------------------------------------ HS256
@@ -380,7 +368,7 @@ async def test_without_redis_tokens_are_still_verified_and_queries_answered(
     settings: Settings, token: Any
 ) -> None:
     no_redis = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{_free_port()}/0")
-    async with _gateway(no_redis) as gateway:
+    async with running(no_redis) as (_, gateway):
         response = await _post(gateway, _bearer(token("acme")))
         assert response.status_code == 200, response.text
         assert response.json()["data"]["viewer"]["id"] == user_gid("acme", "marketer")
@@ -457,7 +445,7 @@ async def jwks_client(servers: Any, jwks: Jwks) -> AsyncIterator[httpx.AsyncClie
         mode="production",
         jwks_url=jwks.url,
     )
-    async with _gateway(settings) as http:
+    async with running(settings) as (_, http):
         yield http
 
 
@@ -529,7 +517,7 @@ async def test_unreachable_jwks_refuses_the_token_cleanly(servers: Any) -> None:
     )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = jwt.encode(_claims(), key, algorithm="RS256", headers={"kid": "rsa-1"})
-    async with _gateway(settings) as gateway:
+    async with running(settings) as (_, gateway):
         _unauthenticated_message(await _post(gateway, _bearer(token)))
 
 
@@ -544,7 +532,7 @@ async def test_a_failing_jwks_is_not_fetched_again_on_every_request(
     )
     token = jwt.encode(_claims(), jwks.rsa, algorithm="RS256", headers={"kid": "rsa-1"})
     before = len(jwks.requests)
-    async with _gateway(settings) as gateway:
+    async with running(settings) as (_, gateway):
         for _ in range(3):
             _unauthenticated_message(await _post(gateway, _bearer(token)))
     assert len(jwks.requests) - before == 1
@@ -558,7 +546,7 @@ async def test_production_refuses_hs256_signed_with_the_development_secret(
 ) -> None:
     development = Settings(database_url=servers.database_url, redis_url=servers.redis_url)
     token = jwt.encode(_claims(), development.jwt_secret, algorithm="HS256")
-    async with _gateway(dataclasses.replace(development, mode="production")) as gateway:
+    async with running(dataclasses.replace(development, mode="production")) as (_, gateway):
         _unauthenticated_message(await _post(gateway, _bearer(token)))
 
 
@@ -570,7 +558,7 @@ async def test_production_accepts_hs256_with_an_operators_own_secret(servers: An
         jwt_secret="an-operators-own-secret-of-enough-length-0123456789",
     )
     token = jwt.encode(_claims(), settings.jwt_secret, algorithm="HS256")
-    async with _gateway(settings) as gateway:
+    async with running(settings) as (_, gateway):
         response = await _post(gateway, _bearer(token))
     assert response.status_code == 200
     assert response.json()["data"]["viewer"]["id"] == user_gid("acme", "marketer")

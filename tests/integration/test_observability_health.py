@@ -4,28 +4,15 @@ fails when one of them is not there, and caches its answer."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
-from asgi_lifespan import LifespanManager
 
-from switchboard.app import create_app
 from switchboard.bootstrap import create_redis
 from switchboard.edge.health import Readiness
 from switchboard.infra.db import Database, create_engine
 from switchboard.settings import Settings
 from tests.conftest import Servers, _database_url
-
-
-@asynccontextmanager
-async def gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A second gateway of its own, with its own lifespan."""
-    application = create_app(settings)
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
+from tests.support.edge import running
 
 
 def _closed_port() -> int:
@@ -64,7 +51,7 @@ async def test_readyz_fails_when_the_database_is_unreachable(servers: Servers) -
         mode="test",
         db_connect_timeout_s=1.0,
     )
-    async with gateway(settings) as http:
+    async with running(settings) as (_, http):
         assert (await http.get("/healthz")).status_code == 200  # alive, just not ready
         first = await http.get("/readyz")
         assert first.status_code == 503
@@ -85,7 +72,7 @@ async def test_readyz_fails_when_migrations_are_not_at_head(servers: Servers) ->
         redis_url=servers.redis_url,
         mode="test",
     )
-    async with gateway(settings) as http:
+    async with running(settings) as (_, http):
         response = await http.get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]

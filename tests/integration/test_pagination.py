@@ -26,9 +26,8 @@ import asyncpg
 import pytest
 
 from domain.ids import to_global_id
-from switchboard.edge.auth import issue_token
 from switchboard.settings import Settings
-from tests.conftest import drop_tenant
+from tests.conftest import add_marketer, drop_tenant
 
 US = dt.timedelta(microseconds=1)
 T0 = dt.datetime(2026, 3, 14, 15, 9, 26, 535897, tzinfo=dt.UTC)
@@ -149,7 +148,7 @@ class World:
 
 
 async def create_world(conn: asyncpg.Connection, settings: Settings) -> World:
-    tenant_id, user_id = uuid.uuid4(), uuid.uuid4()
+    tenant_id = uuid.uuid4()
     slug = f"pagination-{tenant_id.hex[:12]}"
     await conn.execute(
         "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)",
@@ -158,19 +157,7 @@ async def create_world(conn: asyncpg.Connection, settings: Settings) -> World:
         f"Pagination test {slug}",
         T0 - dt.timedelta(days=400),
     )
-    await conn.execute(
-        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, 'Page Walker')",
-        user_id,
-        f"marketer@{slug}.example",
-    )
-    await conn.execute(
-        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'MARKETER')",
-        tenant_id,
-        user_id,
-    )
-    token = issue_token(
-        settings, to_global_id("User", user_id), to_global_id("Tenant", tenant_id), "dashboard"
-    )
+    token = await add_marketer(conn, settings, tenant_id, slug, "Page Walker")
     world = World(conn=conn, tenant_id=tenant_id, token=token)
     world.agent = await world.insert(
         "agents", tenant_id=tenant_id, role="COPYWRITER", model="gpt-4.1", concurrency=2

@@ -34,9 +34,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import to_global_id
 from switchboard.devdata.seed import rebuild_rollups
-from switchboard.edge.auth import issue_token
 from switchboard.settings import Settings
-from tests.conftest import drop_tenant
+from tests.conftest import add_marketer, drop_tenant
 
 UTC = dt.UTC
 US = dt.timedelta(microseconds=1)
@@ -361,7 +360,7 @@ async def create_tenant(
 ) -> OwnTenant:
     """A tenant with those agents, one campaign per cap (two deliverables, two activities
     each, agents taken in turn) and a marketer whose token it carries."""
-    tenant_id, user_id = uuid.uuid4(), uuid.uuid4()
+    tenant_id = uuid.uuid4()
     slug = f"spend-{tenant_id.hex[:12]}"
     await conn.execute(
         "INSERT INTO tenants (id, slug, name, monthly_spend_cap_usd) VALUES ($1, $2, $3, 100)",
@@ -369,19 +368,7 @@ async def create_tenant(
         slug,
         f"Spend test {slug}",
     )
-    await conn.execute(
-        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, 'Spend Checker')",
-        user_id,
-        f"marketer@{slug}.example",
-    )
-    await conn.execute(
-        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'MARKETER')",
-        tenant_id,
-        user_id,
-    )
-    token = issue_token(
-        settings, to_global_id("User", user_id), to_global_id("Tenant", tenant_id), "dashboard"
-    )
+    token = await add_marketer(conn, settings, tenant_id, slug, "Spend Checker")
     tenant = OwnTenant(conn=conn, id=tenant_id, slug=slug, token=token)
     for role in roles:
         tenant.agents[role] = uuid.uuid4()

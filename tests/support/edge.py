@@ -56,11 +56,21 @@ async def gateway(
     values.update(overrides)
     if values["mode"] == "production":
         values.setdefault("jwt_secret", PRODUCTION_SECRET)
-    application = create_app(Settings(**values))
+    async with running(Settings(**values), (client_ip, 40_000)) as (application, client):
+        yield application, client
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, client: tuple[str, int] = ("127.0.0.1", 123)
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """A gateway of these settings, in-process through its real lifespan, and an HTTP client
+    of it that connects from `client` (httpx's default address unless given)."""
+    application = create_app(settings)
     async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application, client=(client_ip, 40_000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield application, client
+        transport = httpx.ASGITransport(app=application, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            yield application, http
 
 
 async def clear_edge_keys(redis_url: str, *patterns: str) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.store.work import create_activity, create_deliverable
-from switchboard.devdata.seed import seed_demo, stable_id
+from switchboard.devdata.seed import quiet_tenants, seed_demo, stable_id
 from switchboard.processes.supervisor import die_with_parent
 from switchboard.settings import PROJECT_DIR
 from tasks.queue import enqueue_activity
@@ -63,16 +63,7 @@ async def fresh_tenant(database_url: str, prefix: str, cap: Decimal | None = Non
     try:
         async with engine.begin() as conn:
             (tenant_id,) = await seed_demo(conn, {slug: (f"Test {slug}", cap)})
-            await conn.execute(
-                text(
-                    "UPDATE activities SET status = 'CANCELLED' WHERE tenant_id = :t "
-                    "AND status IN ('QUEUED', 'RUNNING')"
-                ),
-                {"t": tenant_id},
-            )
-            await conn.execute(
-                text("UPDATE agents SET status = 'IDLE' WHERE tenant_id = :t"), {"t": tenant_id}
-            )
+            await quiet_tenants(conn, [tenant_id])
     finally:
         await engine.dispose()
     return Tenant(slug=slug, id=tenant_id, database_url=database_url)
