@@ -80,7 +80,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     # Live events: this process's relay of the outbox, its hub, and the websocket endpoint.
     relay = Relay(db, redis, libpq_url(database_url), poll_s=settings.live_relay_poll_s)
-    hub = Hub(services, redis_url, lambda result: result_payload(result, settings)[1])
+    hub = Hub(
+        services,
+        redis_url,
+        lambda result: result_payload(result, settings)[1],
+        planned=settings.executor == "planned",
+    )
     # One live path for every transport: the same admission and hub groups (subscribe.py).
     subscriptions = LiveSubscriptions(endpoint, hub)
     live = LiveEndpoint(endpoint, hub, subscriptions)

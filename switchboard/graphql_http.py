@@ -89,6 +89,7 @@ class GraphQLEndpoint:
         base = schema.execution_context_class
         self.executor_class = caching_executor(base) if self.response_cache else base
         self.execution = OperationExecutor(schema)  # its plans; graphql-core for the rest
+        self.execution.enabled = settings.executor == "planned"
 
     async def __call__(self, request: Request) -> Response:
         timing = ServerTiming()

@@ -34,6 +34,7 @@ _KNOB = "switchboard.knob"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 EMBEDDERS = ("lexical", "minilm")
+EXECUTORS = ("planned", "graphql-core")
 
 
 class ConfigError(ValueError):
@@ -175,6 +176,13 @@ def _relay_off(raw: str) -> bool:
     return not parse_bool(raw)  # the variable turns the relay off; the field says "on"
 
 
+def _executor(raw: str) -> str:
+    name = raw.strip()
+    if name not in EXECUTORS:
+        raise ValueError(" or ".join(f"`{executor}`" for executor in EXECUTORS))
+    return name
+
+
 def _embedder(raw: str) -> str:
     name = raw.strip()
     if name not in EMBEDDERS:
@@ -205,6 +213,13 @@ class Settings(FromEnv):
         "SWITCHBOARD_MODE",
         "development",
         "development | production | test; production masks unexpected errors, turns GraphiQL off",
+    )
+    executor: str = knob(
+        "SWITCHBOARD_EXECUTOR",
+        "planned",
+        "`planned` (switchboard/execution/), or `graphql-core` for every operation: rules the"
+        " planned executor out when debugging (and is the benchmarks' before)",
+        parse=_executor,
     )
     jwt_secret: str = knob(
         "SWITCHBOARD_JWT_SECRET",
