@@ -249,7 +249,9 @@ class Settings(FromEnv):
         "`statement_timeout` of every query; a timed-out read is retried once",
     )
     db_slow_statement_ms: float = knob(
-        "SWITCHBOARD_DB_SLOW_STATEMENT_MS", 100.0, "log a statement slower than this, with its plan"
+        "SWITCHBOARD_DB_SLOW_STATEMENT_MS",
+        100.0,
+        "log a statement slower than this (with its plan once a minute)",
     )
     db_statement_cache_size: int = knob(
         "SWITCHBOARD_DB_STATEMENT_CACHE_SIZE",
