@@ -234,8 +234,13 @@ class Settings(FromEnv):
     jwt_issuer: str | None = knob("SWITCHBOARD_JWT_ISSUER", None, "require this `iss`")
 
     # Database pool (switchboard/db.py)
-    db_pool_size: int = knob("SWITCHBOARD_DB_POOL_SIZE", 10, "pooled connections kept")
-    db_max_overflow: int = knob("SWITCHBOARD_DB_MAX_OVERFLOW", 10, "connections past the pool")
+    # 20 kept and none past them, rather than 10 and 10 more: the same 20 at most, but an
+    # overflow connection is closed when it comes back, and under 10 concurrent requests
+    # one process opened a new connection (and prepared its statements) per request.
+    db_pool_size: int = knob("SWITCHBOARD_DB_POOL_SIZE", 20, "pooled connections kept")
+    db_max_overflow: int = knob(
+        "SWITCHBOARD_DB_MAX_OVERFLOW", 0, "connections past the pool, closed when they come back"
+    )
     db_pool_timeout_s: float = knob(
         "SWITCHBOARD_DB_POOL_TIMEOUT_S", 5.0, "wait for a pooled connection"
     )
