@@ -39,6 +39,10 @@ open connections every 30 s. Each connection counts the events it received, gaps
 duplicates (by sequence number) and, if the server closed it, the code and reason.
 Memory per connection = (RSS with N − RSS with none) / N.
 
+`--executors graphql-core planned --rounds N` (issue 14): the latency levels on a gateway
+per `SWITCHBOARD_EXECUTOR` value, alternating, N times; every level's figures carry their
+executor and round.
+
 `--transport sse` (issue 18, the "Live events over SSE" section of perf/README.md): the
 same subscribers, events and figures over GraphQL over SSE (graphql-sse's distinct
 connections mode: one `POST /graphql/stream` per subscriber, on a raw connection that
@@ -569,15 +573,18 @@ def run_level(driver: Driver, args: argparse.Namespace, total: int) -> dict[str,
 
 def latency(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
-    with Gateway(args) as driver:
-        # Warm the gateway's code paths (websocket, subscribe, render) once.
-        warm = Args(**{**vars(args), "events": 5, "warmup": 2, "interval_ms": 100})
-        run_level(driver, warm, 1)
-        for total in args.levels:
-            print(f"{total} subscribers…", file=sys.stderr, flush=True)
-            level = run_level(driver, args, total)
-            runs.append(level)
-            show_level(level)
+    for round_ in range(1, args.rounds + 1):
+        for executor in args.executors:
+            with Gateway(args, executor) as driver:
+                # Warm the gateway's code paths (websocket, subscribe, render) once.
+                warm = Args(**{**vars(args), "events": 5, "warmup": 2, "interval_ms": 100})
+                run_level(driver, warm, 1)
+                for total in args.levels:
+                    print(f"{total} subscribers, {executor}…", file=sys.stderr, flush=True)
+                    level = run_level(driver, args, total)
+                    level.update(executor=executor, round=round_)
+                    runs.append(level)
+                    show_level(level)
     return {"runs": runs}
 
 
@@ -588,6 +595,7 @@ class Args(argparse.Namespace):
 def show_level(level: dict[str, Any]) -> None:
     lat = level["latency_ms"]
     print(
+        f"{level.get('executor', 'planned')}: "
         f"{level['subscribers']:>5} subs, {level['events']} events: "
         f"from response p50 {lat['from_response']['p50']} p99 {lat['from_response']['p99']} "
         f"| last sub p50 {lat['last_subscriber_from_response']['p50']} "
@@ -725,14 +733,18 @@ def soak_one(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
 class Gateway:
     """`with Gateway(args) as driver`: a gateway for one run, stopped after it."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, executor: str = "planned") -> None:
         self.args = args
+        self.executor = executor
 
     def __enter__(self) -> Driver:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         log = Path(self.args.state_dir) / f"gateway-{stamp}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = {"SWITCHBOARD_RATE_LIMIT_DASHBOARD": str(self.args.rate_limit)}
+        env = {
+            "SWITCHBOARD_RATE_LIMIT_DASHBOARD": str(self.args.rate_limit),
+            "SWITCHBOARD_EXECUTOR": self.executor,
+        }
         print(f"starting the gateway (log {log})…", file=sys.stderr, flush=True)
         self.process, port = start_gateway(
             Path(self.args.state_dir), log, env, self.args.gateway_workers
@@ -792,6 +804,16 @@ def main() -> int:
         choices=["ws", "sse"],
         default="ws",
         help="subscribers over websocket (graphql-transport-ws) or SSE (graphql-sse, distinct)",
+    )
+    parser.add_argument(
+        "--executors",
+        nargs="+",
+        choices=["planned", "graphql-core"],
+        default=["planned"],
+        help="latency: a gateway per SWITCHBOARD_EXECUTOR value, one after the other",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="latency: repeat the executors this many times"
     )
     parser.add_argument("--state-dir", default="/tmp/switchboard-bench-live")
     parser.add_argument("--json", action="store_true", help="write perf/results/bench-live-*.json")

@@ -39,15 +39,17 @@ def start_gateway(
     *,
     serve: Sequence[str] = SERVE,
     extra: Sequence[str] = (),
+    cwd: Path = REPO,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start `switchboard serve` (or `serve`, a command that ends with it) with `extra`
-    arguments, and wait until /healthz answers; returns (process, port)."""
+    arguments, and wait until /healthz answers; returns (process, port). `cwd`: the
+    checkout whose code runs (`python -m` imports from it first)."""
     port = free_port()
     environment = {**os.environ, **(env or {}), "SWITCHBOARD_STATE_DIR": str(state_dir)}
     command = [*serve, "--port", str(port), "--workers", str(workers), *extra]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT
+            command, cwd=cwd, env=environment, stdout=out, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -207,4 +207,8 @@ def _wire_gateway(services: Services) -> None:
         poll_s=settings.live_relay_poll_s,
         replica_acks=replica_acks(settings),
     )
-    services.hub = Hub(services, settings, lambda result: result_payload(result, settings)[1])
+    planned = settings.executor == "planned"  # SWITCHBOARD_EXECUTOR: graphql-core for all
+    services.execution.enabled = planned
+    services.hub = Hub(
+        services, settings, lambda result: result_payload(result, settings)[1], planned=planned
+    )

@@ -35,6 +35,7 @@ _KNOB = "switchboard.knob"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 EMBEDDERS = ("lexical", "minilm")
+EXECUTORS = ("planned", "graphql-core")
 
 
 class ConfigError(ValueError):
@@ -195,6 +196,13 @@ def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
     return tuple(addresses)
 
 
+def _executor(raw: str) -> str:
+    name = raw.strip()
+    if name not in EXECUTORS:
+        raise ValueError(" or ".join(f"`{executor}`" for executor in EXECUTORS))
+    return name
+
+
 def _embedder(raw: str) -> str:
     name = raw.strip()
     if name not in EMBEDDERS:
@@ -239,6 +247,13 @@ class Settings(FromEnv):
         "development",
         "development | production | test; production masks unexpected errors, turns GraphiQL off",
     )
+    executor: str = knob(
+        "SWITCHBOARD_EXECUTOR",
+        "planned",
+        "`planned` (switchboard/execution/), or `graphql-core` for every operation: rules the"
+        " planned executor out when debugging (and is the benchmarks' before)",
+        parse=_executor,
+    )
     jwt_secret: str = knob(
         "SWITCHBOARD_JWT_SECRET",
         DEV_JWT_SECRET,
@@ -252,8 +267,13 @@ class Settings(FromEnv):
     jwt_issuer: str | None = knob("SWITCHBOARD_JWT_ISSUER", None, "require this `iss`")
 
     # Database pool (switchboard/infra/db.py)
-    db_pool_size: int = knob("SWITCHBOARD_DB_POOL_SIZE", 10, "pooled connections kept")
-    db_max_overflow: int = knob("SWITCHBOARD_DB_MAX_OVERFLOW", 10, "connections past the pool")
+    # 20 kept and none past them, rather than 10 and 10 more: the same 20 at most, but an
+    # overflow connection is closed when it comes back, and under 10 concurrent requests
+    # one process opened a new connection (and prepared its statements) per request.
+    db_pool_size: int = knob("SWITCHBOARD_DB_POOL_SIZE", 20, "pooled connections kept")
+    db_max_overflow: int = knob(
+        "SWITCHBOARD_DB_MAX_OVERFLOW", 0, "connections past the pool, closed when they come back"
+    )
     db_pool_timeout_s: float = knob(
         "SWITCHBOARD_DB_POOL_TIMEOUT_S", 5.0, "wait for a pooled connection"
     )
@@ -267,7 +287,9 @@ class Settings(FromEnv):
         "`statement_timeout` of every query; a timed-out read is retried once",
     )
     db_slow_statement_ms: float = knob(
-        "SWITCHBOARD_DB_SLOW_STATEMENT_MS", 100.0, "log a statement slower than this, with its plan"
+        "SWITCHBOARD_DB_SLOW_STATEMENT_MS",
+        100.0,
+        "log a statement slower than this (with its plan once a minute)",
     )
     db_statement_cache_size: int = knob(
         "SWITCHBOARD_DB_STATEMENT_CACHE_SIZE",

@@ -141,6 +141,27 @@ def _install_statement_counter(engine: AsyncEngine) -> None:
 
 # The slow-statement threshold of each engine, for the reads `Database.fetch` runs raw.
 _slow_ms: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+# A statement's plan is logged at most once a minute: on an overloaded machine every
+# statement is slow, and an EXPLAIN (a round trip) plus a long log line per slow statement
+# made the overload worse (12% of a loaded gateway's CPU, perf/README.md).
+PLAN_EVERY_S = 60.0
+PLANNED_STATEMENTS = 1000  # statements remembered; past it, forgotten all at once
+_planned_at: dict[str, float] = {}
+
+
+def _plan_due(statement: str) -> bool:
+    """Whether this slow statement's plan is to be logged now (and note that it was)."""
+    now = time.monotonic()
+    last = _planned_at.get(statement)
+    if last is not None and now - last < PLAN_EVERY_S:
+        return False
+    if len(_planned_at) >= PLANNED_STATEMENTS:
+        _planned_at.clear()
+    _planned_at[statement] = now
+    return True
+
+
+PLAN_LOGGED = "(logged with this statement's first slow run of the minute)"
 
 
 def _install_slow_statement_log(engine: AsyncEngine, slow_ms: float) -> None:
@@ -162,7 +183,7 @@ def _install_slow_statement_log(engine: AsyncEngine, slow_ms: float) -> None:
             "slow statement: %.1f ms\n%s\nplan:\n%s",
             elapsed_ms,
             statement.strip(),
-            _plan(conn, statement, parameters),
+            _plan(conn, statement, parameters) if _plan_due(statement) else PLAN_LOGGED,
         )
 
     @event.listens_for(engine.sync_engine, "handle_error")
@@ -293,7 +314,7 @@ class Database:
                     "slow statement: %.1f ms\n%s\nplan:\n%s",
                     elapsed_ms,
                     query.strip(),
-                    await _raw_plan(driver, query, args),
+                    await _raw_plan(driver, query, args) if _plan_due(query) else PLAN_LOGGED,
                 )
         finally:
             await greenlet_spawn(fairy.close)

@@ -135,7 +135,7 @@ def test_unset_or_empty_variables_leave_every_default() -> None:
     assert JobSettings.from_env(empty) == JobSettings()
     defaults = Settings()
     assert (defaults.db_pool_size, defaults.db_pool_timeout_s, defaults.mode) == (
-        10,
+        20,
         5.0,
         "development",
     )
