@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from tests.support.contract import VARIABLES, query_operations
 
 from switchboard.app import create_app
 from switchboard.execution.executor import fallbacks
 from switchboard.settings import ConfigError, Settings
+from tests.support.contract import VARIABLES, query_operations
 
 OPERATIONS = query_operations("dashboard", "mobile")
 

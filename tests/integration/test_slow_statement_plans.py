@@ -8,8 +8,8 @@ import logging
 import uuid
 
 import pytest
-from switchboard.db import PLAN_LOGGED, Database, create_engine
 
+from switchboard.infra.db import PLAN_LOGGED, Database, create_engine
 from switchboard.settings import Settings
 from tests.conftest import Servers
 
@@ -21,7 +21,7 @@ async def test_a_repeated_slow_statement_is_explained_once_and_logged_every_time
     sql = f"SELECT slug, pg_sleep(0.06) IS NULL AS {marker} FROM tenants WHERE slug = :slug"
     db = Database(create_engine(Settings(db_slow_statement_ms=40), servers.database_url))
     try:
-        with caplog.at_level(logging.WARNING, logger="switchboard.db"):
+        with caplog.at_level(logging.WARNING, logger="switchboard.infra.db"):
             for _ in range(3):
                 rows = await db.fetch(sql, {"slug": "acme"})
                 assert [tuple(r) for r in rows] == [("acme", False)]
