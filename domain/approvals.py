@@ -29,8 +29,8 @@ DECISIONS = {
 
 @dataclass(frozen=True)
 class Resolution:
-    approval: Any  # a row of APPROVAL_COLUMNS
-    revision: Any | None  # the new activity's row, for REQUEST_REVISION
+    approval: Any  # its row of APPROVAL_COLUMNS (and `campaign_id`), by name
+    revision: Any | None  # the new activity's row (as create_activity's), for REQUEST_REVISION
 
 
 def revision_instructions(comment: str, previous_output: str | None) -> str:

@@ -23,76 +23,69 @@ from loaders.batching import BatchScheduler, ScheduledLoader
 from loaders.connections import ConnectionKey, ConnectionSpec, load_pages
 from loaders.spend import load_spend, load_spend_reports
 from schema import types as t
-from switchboard.db import Database
+from switchboard.infra.db import Database
 
 CAMPAIGNS = ConnectionSpec(
     table="campaigns",
-    columns=shapes.CAMPAIGN_COLUMNS,
+    fields=shapes.CAMPAIGN_FIELDS,
     owner_column="tenant_id",
     sort_column="created_at",
     descending=True,
     build=shapes.campaign_from_row,
-    sort_index=8,
     filter_column="status",
 )
 DELIVERABLES = ConnectionSpec(
     table="deliverables",
-    columns=shapes.DELIVERABLE_COLUMNS,
+    fields=shapes.DELIVERABLE_FIELDS,
     owner_column="campaign_id",
     sort_column="created_at",
     descending=True,
     build=shapes.deliverable_from_row,
-    sort_index=6,
     filter_column="status",
 )
 ACTIVITIES_OF_DELIVERABLE = ConnectionSpec(
     table="activities",
-    columns=shapes.ACTIVITY_COLUMNS,
+    fields=shapes.ACTIVITY_FIELDS,
     owner_column="deliverable_id",
     sort_column="created_at",
     descending=True,
     build=shapes.activity_from_row,
-    sort_index=9,
 )
 ACTIVITIES_OF_AGENT = ConnectionSpec(
     table="activities",
-    columns=shapes.ACTIVITY_COLUMNS,
+    fields=shapes.ACTIVITY_FIELDS,
     owner_column="agent_id",
     sort_column="created_at",
     descending=True,
     build=shapes.activity_from_row,
-    sort_index=9,
     filter_column="status",
 )
 PENDING_APPROVALS_OF_TENANT = ConnectionSpec(
     table="approvals",
-    columns=shapes.APPROVAL_COLUMNS,
+    fields=shapes.APPROVAL_FIELDS,
     owner_column="tenant_id",
     sort_column="expires_at",
     descending=False,
     build=shapes.approval_from_row,
-    sort_index=5,
     where="t.status = 'PENDING'",
     filter_column="risk_level",
 )
 PENDING_APPROVALS_OF_CAMPAIGN = ConnectionSpec(
     table="approvals",
-    columns=shapes.APPROVAL_COLUMNS,
+    fields=shapes.APPROVAL_FIELDS,
     owner_column="campaign_id",
     sort_column="expires_at",
     descending=False,
     build=shapes.approval_from_row,
-    sort_index=5,
     where="t.status = 'PENDING'",
 )
 LLM_CALLS_OF_ACTIVITY = ConnectionSpec(
     table="llm_calls",
-    columns=shapes.LLM_CALL_COLUMNS,
+    fields=shapes.LLM_CALL_FIELDS,
     owner_column="activity_id",
     sort_column="created_at",
     descending=True,
     build=shapes.llm_call_from_row,
-    sort_index=8,
 )
 
 BY_ID = {
@@ -109,7 +102,7 @@ class Loaders:
     """The DataLoaders of one request. Never share an instance between requests or tenants."""
 
     def __init__(self, db: Database, tenant_id: uuid.UUID) -> None:
-        self.db = db
+        self.db = db.reads_for(tenant_id)  # may read from a replica (infra/replicas.py)
         self.tenant_id = tenant_id
         self.scheduler = BatchScheduler()
 
@@ -135,7 +128,7 @@ class Loaders:
                 "WHERE t.tenant_id = :tenant_id AND t.id = ANY(:ids)",
                 {"tenant_id": self.tenant_id, "ids": list(ids)},
             )
-            found = {row[0]: build(row) for row in rows}
+            found = {row["id"]: build(row) for row in rows}
             return [found.get(row_id) for row_id in ids]
 
         return ScheduledLoader(batch, self.scheduler)
@@ -172,7 +165,7 @@ class Loaders:
                 f"SELECT {shapes.TENANT_COLUMNS} FROM tenants t WHERE t.id = :tenant_id",
                 {"tenant_id": self.tenant_id},
             )
-            found = {row[0]: shapes.tenant_from_row(row) for row in rows}
+            found = {row["id"]: shapes.tenant_from_row(row) for row in rows}
             return [found.get(row_id) for row_id in ids]
 
         return ScheduledLoader(batch, self.scheduler)
@@ -185,7 +178,7 @@ class Loaders:
                 "WHERE (t.tenant_id = :tenant_id OR t.tenant_id IS NULL) AND t.id = ANY(:ids)",
                 {"tenant_id": self.tenant_id, "ids": list(ids)},
             )
-            found = {row[0]: shapes.skill_from_row(row) for row in rows}
+            found = {row["id"]: shapes.skill_from_row(row) for row in rows}
             return [found.get(row_id) for row_id in ids]
 
         return ScheduledLoader(batch, self.scheduler)
@@ -202,13 +195,13 @@ class Loaders:
                 {"tenant_id": self.tenant_id, "ids": list(ids)},
             )
             found = {
-                row[0]: t.Viewer(
-                    id=to_global_id("User", row[0]),
-                    user_id=row[0],
+                row["id"]: t.Viewer(
+                    id=to_global_id("User", row["id"]),
+                    user_id=row["id"],
                     tenant_id=self.tenant_id,
-                    email=row[1],
-                    display_name=row[2],
-                    role=row[3],
+                    email=row["email"],
+                    display_name=row["display_name"],
+                    role=row["role"],
                 )
                 for row in rows
             }
@@ -255,11 +248,12 @@ class Loaders:
     # ------------------------------------------------------------------ one-to-one relations
 
     def _one_per_owner(self, sql: str, build: Callable[[Any], Any]) -> DataLoader:
-        """`sql` selects (owner_id, <columns>...) for owners `:ids`; at most one row each."""
+        """`sql` selects `owner_id` and the columns `build` reads, for owners `:ids`; at most
+        one row each."""
 
         async def batch(ids: Sequence[uuid.UUID]) -> list[Any]:
             rows = await self.db.fetch(sql, {"tenant_id": self.tenant_id, "ids": list(ids)})
-            found = {row[0]: build(row[1:]) for row in rows}
+            found = {row["owner_id"]: build(row) for row in rows}
             return [found.get(owner_id) for owner_id in ids]
 
         return ScheduledLoader(batch, self.scheduler)
@@ -279,7 +273,7 @@ class Loaders:
     @cached_property
     def approval_of_activity(self) -> DataLoader:
         return self._one_per_owner(
-            f"SELECT t.activity_id, {shapes.APPROVAL_COLUMNS} FROM approvals t "
+            f"SELECT t.activity_id AS owner_id, {shapes.APPROVAL_COLUMNS} FROM approvals t "
             "WHERE t.tenant_id = :tenant_id AND t.activity_id = ANY(:ids)",
             shapes.approval_from_row,
         )
@@ -305,24 +299,24 @@ class Loaders:
     @cached_property
     def pending_approval_count_of_tenant(self) -> DataLoader:
         return self._counts(
-            "SELECT t.tenant_id, count(*) FROM approvals t "
+            "SELECT t.tenant_id AS owner_id, count(*) AS n FROM approvals t "
             "WHERE t.tenant_id = :tenant_id AND t.status = 'PENDING' GROUP BY t.tenant_id"
         )
 
     @cached_property
     def pending_approval_count_of_campaign(self) -> DataLoader:
         return self._counts(
-            "SELECT t.campaign_id, count(*) FROM approvals t "
+            "SELECT t.campaign_id AS owner_id, count(*) AS n FROM approvals t "
             "WHERE t.tenant_id = :tenant_id AND t.status = 'PENDING' "
             "AND t.campaign_id = ANY(:ids) GROUP BY t.campaign_id"
         )
 
     def _counts(self, sql: str) -> DataLoader:
-        """`sql` selects (owner_id, count) for owners `:ids`; a missing owner counts 0."""
+        """`sql` selects `owner_id` and `n` for owners `:ids`; a missing owner counts 0."""
 
         async def batch(ids: Sequence[uuid.UUID]) -> list[int]:
             rows = await self.db.fetch(sql, {"tenant_id": self.tenant_id, "ids": list(ids)})
-            found = {row[0]: row[1] for row in rows}
+            found = {row["owner_id"]: row["n"] for row in rows}
             return [found.get(owner_id, 0) for owner_id in ids]
 
         return ScheduledLoader(batch, self.scheduler)
@@ -337,7 +331,9 @@ class Loaders:
             )
             found: dict[uuid.UUID, list[t.Preference]] = defaultdict(list)
             for row in rows:
-                found[row[0]].append(t.Preference(key=row[1], value=row[2], updated_at=row[3]))
+                found[row["user_id"]].append(
+                    t.Preference(key=row["key"], value=row["value"], updated_at=row["updated_at"])
+                )
             return [found.get(user_id, []) for user_id in user_ids]
 
         return ScheduledLoader(batch, self.scheduler)
@@ -350,14 +346,16 @@ class Loaders:
             rows = await self.db.fetch(
                 """SELECT
                     (SELECT count(*) FROM approvals
-                      WHERE tenant_id = :tenant_id AND status = 'PENDING'),
+                      WHERE tenant_id = :tenant_id AND status = 'PENDING') AS pending,
                     (SELECT count(*) FROM campaigns
-                      WHERE tenant_id = :tenant_id AND status = 'ACTIVE'),
+                      WHERE tenant_id = :tenant_id AND status = 'ACTIVE') AS active,
                     (SELECT count(*) FROM activities
-                      WHERE tenant_id = :tenant_id AND status = 'RUNNING')""",
+                      WHERE tenant_id = :tenant_id AND status = 'RUNNING') AS running""",
                 {"tenant_id": self.tenant_id},
             )
-            return [tuple(rows[0]) for _ in ids]  # type: ignore[misc]
+            row = rows[0]
+            counts = (row["pending"], row["active"], row["running"])
+            return [counts for _ in ids]
 
         return ScheduledLoader(batch, self.scheduler)
 

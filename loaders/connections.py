@@ -12,12 +12,13 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.pagination import Page, encode_cursor
+from domain.store.tables import select_list
 from schema import types as t
-from switchboard.db import Database
+from switchboard.infra.db import Database
 
 ConnectionKey = tuple[uuid.UUID, Page, str | None]
 
@@ -25,14 +26,21 @@ ConnectionKey = tuple[uuid.UUID, Page, str | None]
 @dataclass(frozen=True)
 class ConnectionSpec:
     table: str  # e.g. "deliverables"
-    columns: str  # the select list over alias `t`
+    fields: tuple[str, ...]  # the columns selected, by name (`id` and the sort column among them)
     owner_column: str  # e.g. "campaign_id"
     sort_column: str  # "created_at" (newest first) or "expires_at" (soonest first)
     descending: bool
-    build: Callable[[Any], Any]
-    sort_index: int  # position of the sort column in `columns`
+    build: Callable[[Any], Any]  # the node from a row, reading its columns by name
     where: str = ""  # a fixed condition, e.g. "t.status = 'PENDING'"
     filter_column: str | None = None  # the column the optional filter argument compares
+    columns: str = field(init=False)  # the select list of `fields` over alias `t`
+
+    def __post_init__(self) -> None:
+        # A cursor is (sort value, id), both read from the page's rows by name.
+        missing = {"id", self.sort_column} - set(self.fields)
+        if missing:
+            raise ValueError(f"{self.table}: the fields must include {sorted(missing)}")
+        object.__setattr__(self, "columns", select_list(self.fields))
 
 
 async def load_pages(
@@ -86,7 +94,7 @@ async def _fetch_group(
     """
     rows_by_owner: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for row in await db.fetch(sql, params):
-        rows_by_owner[row[0]].append(row[1:])
+        rows_by_owner[row["owner_id"]].append(row)
     return rows_by_owner
 
 
@@ -106,7 +114,8 @@ class _Edge(t.Edge):  # type: ignore[type-arg]
 def _connection(spec: ConnectionSpec, page: Page, rows: list[Any]) -> t.Connection[Any]:
     has_next = len(rows) > page.first
     rows = rows[: page.first]
-    edges = [_Edge(row[spec.sort_index], row[0], spec.build(row)) for row in rows]
+    sort_column, build = spec.sort_column, spec.build
+    edges = [_Edge(row[sort_column], row["id"], build(row)) for row in rows]
     return t.Connection(
         edges=edges,
         page_info=t.PageInfo(

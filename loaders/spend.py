@@ -17,7 +17,7 @@ from domain.errors import BadUserInput
 from domain.ids import to_global_id
 from domain.spend import SpendWindow, role_label, spend_window
 from schema import types as t
-from switchboard.db import Database
+from switchboard.infra.db import Database
 
 SpendKey = tuple[str, str, Any, Any]  # (dimension, key, from, to)
 
@@ -30,6 +30,13 @@ RAW_KEY = {
 }
 
 ZERO = Decimal("0.000000")
+
+# The sums of a group of `_union_sql` rows (alias s), named as SpendSummary and SpendBucket
+# read them.
+TOTALS = (
+    "sum(s.total_usd) AS total_usd, sum(s.input_tokens) AS input_tokens, "
+    "sum(s.output_tokens) AS output_tokens, sum(s.call_count) AS call_count"
+)
 
 
 def _union_sql(dimension: str, key_filter: bool) -> str:
@@ -79,20 +86,19 @@ async def load_spend(
     for (dimension, start, end), group_keys in groups.items():
         window = spend_window(start, end)
         sql = f"""
-            SELECT s.key, sum(s.total_usd), sum(s.input_tokens), sum(s.output_tokens),
-                   sum(s.call_count)
+            SELECT s.key, {TOTALS}
             FROM ({_union_sql(dimension, key_filter=True)}) s GROUP BY s.key
         """
         params = _window_params(tenant_id, window) | {"keys": list(dict.fromkeys(group_keys))}
-        found = {row[0]: row for row in await db.fetch(sql, params)}
+        found = {row["key"]: row for row in await db.fetch(sql, params)}
         for key in group_keys:
             row = found.get(key)
             totals[(dimension, key, start, end)] = (
                 t.SpendSummary(
-                    total_usd=row[1],
-                    input_tokens=int(row[2]),
-                    output_tokens=int(row[3]),
-                    call_count=_as_int(row[4]),
+                    total_usd=row["total_usd"],
+                    input_tokens=int(row["input_tokens"]),
+                    output_tokens=int(row["output_tokens"]),
+                    call_count=_as_int(row["call_count"]),
                 )
                 if row
                 else t.SpendSummary(total_usd=ZERO, input_tokens=0, output_tokens=0, call_count=0)
@@ -128,41 +134,41 @@ async def _report(
     if group_by == "DAY":
         sql = f"""
             SELECT to_char(date_trunc('day', s.at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day,
-                   sum(s.total_usd), sum(s.input_tokens), sum(s.output_tokens), sum(s.call_count)
+                   {TOTALS}
             FROM ({_union_sql("TENANT", key_filter=False)}) s
             GROUP BY day ORDER BY day
         """
-        return [_bucket(row[0], row[0], row) for row in await db.fetch(sql, params)]
+        return [_bucket(row["day"], row["day"], row) for row in await db.fetch(sql, params)]
     join, label = REPORT_LABELS[group_by]
     sql = f"""
-        SELECT r.key, {label}, r.usd, r.input_tokens, r.output_tokens, r.calls FROM (
-            SELECT s.key, sum(s.total_usd) AS usd, sum(s.input_tokens) AS input_tokens,
-                   sum(s.output_tokens) AS output_tokens, sum(s.call_count) AS calls
+        SELECT r.key, {label} AS label, r.total_usd, r.input_tokens, r.output_tokens,
+               r.call_count FROM (
+            SELECT s.key, {TOTALS}
             FROM ({_union_sql(group_by, key_filter=False)}) s GROUP BY s.key
         ) r {join}
-        ORDER BY r.usd DESC, r.key
+        ORDER BY r.total_usd DESC, r.key
     """
     buckets = []
     for row in await db.fetch(sql, params):
+        key, label = row["key"], row["label"]
         if group_by == "AGENT":
-            buckets.append(
-                _bucket(to_global_id("Agent", uuid.UUID(row[0])), role_label(row[1]), row)
-            )
+            buckets.append(_bucket(to_global_id("Agent", uuid.UUID(key)), role_label(label), row))
         elif group_by == "CAMPAIGN":
-            buckets.append(_bucket(to_global_id("Campaign", uuid.UUID(row[0])), row[1], row))
+            buckets.append(_bucket(to_global_id("Campaign", uuid.UUID(key)), label, row))
         else:
-            buckets.append(_bucket(row[0], row[1], row))
+            buckets.append(_bucket(key, label, row))
     return buckets
 
 
 def _bucket(key: str, label: str, row: Any) -> t.SpendBucket:
+    """A bucket from a row of TOTALS."""
     return t.SpendBucket(
         key=key,
         label=label,
-        total_usd=row[-4],
-        input_tokens=int(row[-3]),
-        output_tokens=int(row[-2]),
-        call_count=_as_int(row[-1]),
+        total_usd=row["total_usd"],
+        input_tokens=int(row["input_tokens"]),
+        output_tokens=int(row["output_tokens"]),
+        call_count=_as_int(row["call_count"]),
     )
 
 

@@ -15,7 +15,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def _main() -> None:
-    # connect_args: unnamed statements behind a transaction pooler (switchboard/migrate.py).
+    # connect_args: unnamed statements behind a transaction pooler (switchboard/infra/migrate.py).
     engine = create_async_engine(
         config.get_main_option("sqlalchemy.url"),
         connect_args=config.attributes.get("connect_args", {}),

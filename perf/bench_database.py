@@ -33,9 +33,9 @@ from domain.llm_calls import NewLlmCall
 from domain.pagination import Page, decode_cursor
 from domain.store.llm_calls import record_llm_call
 from loaders import Loaders
-from switchboard.db import Database, create_engine
-from switchboard.seed import rebuild_rollups, stable_id
-from switchboard.services import start_services
+from switchboard.devdata.seed import rebuild_rollups, stable_id
+from switchboard.infra.db import Database, create_engine
+from switchboard.infra.embedded import start_services
 from switchboard.settings import Settings
 
 

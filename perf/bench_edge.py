@@ -49,8 +49,8 @@ from gateway import start_gateway, stop_gateway  # perf/gateway.py, beside this 
 from stats import nearest_rank  # perf/stats.py, beside this script
 
 from domain.ids import to_global_id
-from switchboard.auth import issue_token
-from switchboard.seed import stable_id
+from switchboard.devdata.seed import stable_id
+from switchboard.edge.auth import issue_token
 from switchboard.settings import DEFAULT_MANIFEST, Settings
 
 REPO = Path(__file__).resolve().parent.parent

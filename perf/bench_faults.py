@@ -2,7 +2,7 @@
 
 One real `switchboard serve` (one gateway process, one job worker, development mode so the
 response cache is on, rate limit off) runs against a PostgreSQL and a Valkey this script
-starts itself (tests/fault_support.py's DedicatedPostgres and DedicatedValkey), so it can
+starts itself (tests/support/faults.py's DedicatedPostgres and DedicatedValkey), so it can
 stop and start them. A steady load runs throughout: 20 requests/s (a small dashboard query
 and MobileHome by persisted id with a mobile token, alternately, open loop) and one
 dispatchActivity every 200 ms on a deliverable of its own (the bench tenant's six agents
@@ -26,11 +26,11 @@ own "ready" log line, or the new worker's "worker ready", plus 10 s of load afte
   p99 + 1 s, and by how much over the baseline's p50), lost (not finished by the deadline),
   doubled (two finishing log lines, or two drafts in one output);
 - log lines with a timestamp from the fault to back + 10 s, per process (by logger:
-  `tasks.*`/`taskiq.*` = job worker, `switchboard.supervisor` = serve, the rest =
+  `tasks.*`/`taskiq.*` = job worker, `switchboard.processes.supervisor` = serve, the rest =
   gateway), without the routine ones (access lines, one "activity …: … after N turns" per
   job), which are counted apart.
 Separately, before the faults and without the load: the cached mobileHome's lag behind a
-worker's change, 20 times (as tests/test_freshness.py does, over HTTP): from the moment
+worker's change, 20 times (as tests/e2e/test_freshness.py does, over HTTP): from the moment
 the activity is seen AWAITING_APPROVAL in the database to the first mobileHome whose
 pendingApprovalCount matches the database.
 
@@ -75,13 +75,13 @@ from stats import summary  # noqa: E402  (perf/stats.py)
 
 from domain.ids import to_global_id  # noqa: E402
 from domain.store.work import create_deliverable  # noqa: E402
-from switchboard.auth import issue_token  # noqa: E402
-from switchboard.seed import stable_id  # noqa: E402
+from switchboard.devdata.seed import stable_id  # noqa: E402
+from switchboard.edge.auth import issue_token  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
-from tests.edge_support import MOBILE_HOME_ID, persisted, server_timing  # noqa: E402
-from tests.fault_support import DedicatedPostgres, DedicatedValkey  # noqa: E402
-from tests.jobs_support import Tenant, enqueue, fresh_tenant, new_work, wait_for  # noqa: E402
-from tests.process_support import alive  # noqa: E402
+from tests.support.edge import MOBILE_HOME_ID, persisted, server_timing  # noqa: E402
+from tests.support.faults import DedicatedPostgres, DedicatedValkey  # noqa: E402
+from tests.support.jobs import Tenant, enqueue, fresh_tenant, new_work, wait_for  # noqa: E402
+from tests.support.processes import alive  # noqa: E402
 
 RESULTS = REPO / "perf" / "results"
 SETTINGS = Settings(jwt_secret="bench-faults-secret-0123456789abcdef0123456789")
@@ -204,7 +204,7 @@ async def prepare_tenant(database_url: str, deliverables: int) -> tuple[Tenant, 
                 row = await create_deliverable(
                     db, tenant.id, campaign, f"Fault {n}", "BLOG_POST", None
                 )
-                ids.append(to_global_id("Deliverable", row[0]))
+                ids.append(to_global_id("Deliverable", row["id"]))
     finally:
         await engine.dispose()
     return tenant, ids
@@ -326,7 +326,7 @@ def log_entries(bench: Bench) -> list[dict[str, Any]]:
 def process_of(logger: str) -> str:
     if logger.startswith(("tasks", "taskiq")):
         return "job_worker"
-    if logger.startswith(("switchboard.supervisor", "switchboard.cli")):
+    if logger.startswith(("switchboard.processes.supervisor", "switchboard.cli")):
         return "serve"
     return "gateway"
 

@@ -56,27 +56,20 @@ sys.path.insert(0, str(REPO))
 from gateway import free_port  # noqa: E402
 from stats import summary  # noqa: E402  (perf/stats.py, beside this script)
 
+from domain.enums import AgentRole  # noqa: E402
 from domain.ids import to_global_id  # noqa: E402
 from domain.store.work import create_activity, create_deliverable  # noqa: E402
-from switchboard.auth import issue_token  # noqa: E402
-from switchboard.migrate import upgrade_to_head  # noqa: E402
-from switchboard.seed import seed_demo, stable_id  # noqa: E402
-from switchboard.services import start_services  # noqa: E402
+from switchboard.devdata.seed import quiet_tenants, seed_demo, stable_id  # noqa: E402
+from switchboard.edge.auth import issue_token  # noqa: E402
+from switchboard.infra.embedded import start_services  # noqa: E402
+from switchboard.infra.migrate import upgrade_to_head  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
 from tasks.broker import JobStore, broker, now_ms  # noqa: E402
 from tasks.jobs import PROBE  # noqa: E402
 
 RESULTS = REPO / "perf" / "results"
 TENANTS = [f"jobbench-{n:02d}" for n in range(15)]
-ROLES = [
-    "ACTIVITY_PLANNER",
-    "COPYWRITER",
-    "SEO_SPECIALIST",
-    "SOCIAL_MEDIA_MANAGER",
-    "PAID_ADS_MANAGER",
-    "DATA_ANALYST",
-    "CONTENT_RESEARCHER",
-]
+ROLES = [role.value for role in AgentRole]
 REPORT = """mutation($input: ActivityProgressInput!) { reportActivityProgress(input: $input) {
   activity { id status } userErrors { code } } }"""
 RECORD = """mutation($input: RecordLlmCallInput!) { recordLlmCall(input: $input) {
@@ -105,16 +98,7 @@ async def prepare(database_url: str) -> dict[str, uuid.UUID]:
                 if slug not in existing:
                     (existing[slug],) = await seed_demo(conn, {slug: (slug, None)})
             ids = list(existing.values())
-            await conn.execute(
-                text(
-                    "UPDATE activities SET status = 'CANCELLED' WHERE tenant_id = ANY(:t) "
-                    "AND status IN ('QUEUED', 'RUNNING')"
-                ),
-                {"t": ids},
-            )
-            await conn.execute(
-                text("UPDATE agents SET status = 'IDLE' WHERE tenant_id = ANY(:t)"), {"t": ids}
-            )
+            await quiet_tenants(conn, ids)
             await conn.execute(
                 text("UPDATE campaigns SET budget_cap_usd = NULL WHERE tenant_id = ANY(:t)"),
                 {"t": ids},
@@ -148,9 +132,9 @@ async def open_activities(database_url: str, tenants: dict[str, uuid.UUID]) -> l
                         conn, tenant_id, campaign, f"Bench {role}", "REPORT", None
                     )
                     row = await create_activity(
-                        conn, tenant_id, deliverable[0], role, 5, "Bench.", "MANUAL"
+                        conn, tenant_id, deliverable["id"], role, 5, "Bench.", "MANUAL"
                     )
-                    made.append((slug, tenant_id, role, row[0]))
+                    made.append((slug, tenant_id, role, row["id"]))
     finally:
         await engine.dispose()
     return made

@@ -4,7 +4,7 @@
 This script owns the "Live events (issue 4)" section of perf/README.md.
 
 The gateway is `switchboard serve --workers 1 --no-worker` (one gateway process, a child of
-`serve` running uvicorn: switchboard/gateway_process.py), started through perf/gateway.py
+`serve` running uvicorn: switchboard/processes/gateway.py), started through perf/gateway.py
 like the other benchmarks, so it runs exactly as operators run it. State: its own folder
 (`--state-dir`, default /tmp/switchboard-bench-live), so nothing collides with other work.
 
@@ -38,6 +38,10 @@ none (after a warm-up connection came and went) and with all of them, then keep
 open connections every 30 s. Each connection counts the events it received, gaps and
 duplicates (by sequence number) and, if the server closed it, the code and reason.
 Memory per connection = (RSS with N − RSS with none) / N.
+
+`--executors graphql-core planned --rounds N` (issue 14): the latency levels on a gateway
+per `SWITCHBOARD_EXECUTOR` value, alternating, N times; every level's figures carry their
+executor and round.
 
 `--transport sse` (issue 18, the "Live events over SSE" section of perf/README.md): the
 same subscribers, events and figures over GraphQL over SSE (graphql-sse's distinct
@@ -404,8 +408,8 @@ class Driver:
 
         sys.path.insert(0, str(REPO))
         from domain.ids import to_global_id
-        from switchboard.auth import issue_token
-        from switchboard.seed import stable_id
+        from switchboard.devdata.seed import stable_id
+        from switchboard.edge.auth import issue_token
         from switchboard.settings import Settings
 
         settings = Settings.from_env()
@@ -569,15 +573,18 @@ def run_level(driver: Driver, args: argparse.Namespace, total: int) -> dict[str,
 
 def latency(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
-    with Gateway(args) as driver:
-        # Warm the gateway's code paths (websocket, subscribe, render) once.
-        warm = Args(**{**vars(args), "events": 5, "warmup": 2, "interval_ms": 100})
-        run_level(driver, warm, 1)
-        for total in args.levels:
-            print(f"{total} subscribers…", file=sys.stderr, flush=True)
-            level = run_level(driver, args, total)
-            runs.append(level)
-            show_level(level)
+    for round_ in range(1, args.rounds + 1):
+        for executor in args.executors:
+            with Gateway(args, executor) as driver:
+                # Warm the gateway's code paths (websocket, subscribe, render) once.
+                warm = Args(**{**vars(args), "events": 5, "warmup": 2, "interval_ms": 100})
+                run_level(driver, warm, 1)
+                for total in args.levels:
+                    print(f"{total} subscribers, {executor}…", file=sys.stderr, flush=True)
+                    level = run_level(driver, args, total)
+                    level.update(executor=executor, round=round_)
+                    runs.append(level)
+                    show_level(level)
     return {"runs": runs}
 
 
@@ -588,6 +595,7 @@ class Args(argparse.Namespace):
 def show_level(level: dict[str, Any]) -> None:
     lat = level["latency_ms"]
     print(
+        f"{level.get('executor', 'planned')}: "
         f"{level['subscribers']:>5} subs, {level['events']} events: "
         f"from response p50 {lat['from_response']['p50']} p99 {lat['from_response']['p99']} "
         f"| last sub p50 {lat['last_subscriber_from_response']['p50']} "
@@ -725,14 +733,18 @@ def soak_one(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
 class Gateway:
     """`with Gateway(args) as driver`: a gateway for one run, stopped after it."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, executor: str = "planned") -> None:
         self.args = args
+        self.executor = executor
 
     def __enter__(self) -> Driver:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         log = Path(self.args.state_dir) / f"gateway-{stamp}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = {"SWITCHBOARD_RATE_LIMIT_DASHBOARD": str(self.args.rate_limit)}
+        env = {
+            "SWITCHBOARD_RATE_LIMIT_DASHBOARD": str(self.args.rate_limit),
+            "SWITCHBOARD_EXECUTOR": self.executor,
+        }
         print(f"starting the gateway (log {log})…", file=sys.stderr, flush=True)
         self.process, port = start_gateway(
             Path(self.args.state_dir), log, env, self.args.gateway_workers
@@ -756,7 +768,7 @@ def fingerprint() -> dict[str, Any]:
     import hashlib
 
     files = sorted((REPO / "switchboard/live").glob("*.py"))
-    files += [REPO / "switchboard/gateway_process.py", REPO / "switchboard/app.py"]
+    files += [REPO / "switchboard/processes/gateway.py", REPO / "switchboard/app.py"]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
     newest = max(f.stat().st_mtime for f in files)
     changed = dt.datetime.fromtimestamp(newest, dt.UTC).isoformat(timespec="seconds")
@@ -792,6 +804,16 @@ def main() -> int:
         choices=["ws", "sse"],
         default="ws",
         help="subscribers over websocket (graphql-transport-ws) or SSE (graphql-sse, distinct)",
+    )
+    parser.add_argument(
+        "--executors",
+        nargs="+",
+        choices=["planned", "graphql-core"],
+        default=["planned"],
+        help="latency: a gateway per SWITCHBOARD_EXECUTOR value, one after the other",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="latency: repeat the executors this many times"
     )
     parser.add_argument("--state-dir", default="/tmp/switchboard-bench-live")
     parser.add_argument("--json", action="store_true", help="write perf/results/bench-live-*.json")

@@ -11,6 +11,14 @@ one after another, and reports:
 - SQL: the `x-sql-statements` header (statements the request ran; development mode only);
 - bytes: the size of the response body.
 
+`--executors graphql-core planned` measures both executors in one run (issue 14's before and
+after): two gateways, one per `SWITCHBOARD_EXECUTOR` value, over the same PostgreSQL and
+Valkey (started here from SWITCHBOARD_STATE_DIR unless DATABASE_URL / REDIS_URL are set),
+each with a state folder of its own; every operation's warm-up runs on both, then its runs
+alternate between them in blocks of 10, so a drifting machine load falls on both alike.
+The table then has each executor's server median / p99 and their ratios (planned over
+graphql-core: below 1 is faster), and the two answers' bodies are compared.
+
 Data sets: `demo` is acme's marketer (`switchboard seed --demo`, which `serve` also does on
 an empty database); `bench` is the bench tenant's marketer (`switchboard seed --bench`).
 Unless `--url` is given, the script starts `switchboard serve --workers 1` on a free port
@@ -22,6 +30,7 @@ Run (from the repository root, in the venv):
     export SWITCHBOARD_STATE_DIR=$PWD/.switchboard/perf
     switchboard seed --demo && switchboard seed --bench     # once
     python perf/bench_operations.py --data both --json
+    python perf/bench_operations.py --data both --executors graphql-core planned --json
 """
 
 from __future__ import annotations
@@ -46,15 +55,17 @@ from graphql import OperationDefinitionNode, OperationType, parse
 from stats import nearest_rank  # perf/stats.py, beside this script
 
 from domain.ids import to_global_id
-from switchboard.auth import issue_token
-from switchboard.seed import stable_id
-from switchboard.settings import Settings
+from switchboard.devdata.seed import stable_id
+from switchboard.edge.auth import issue_token
+from switchboard.infra.embedded import start_services
+from switchboard.settings import EXECUTORS, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 OPERATIONS = REPO / "contract" / "operations"
 RESULTS = REPO / "perf" / "results"
 DATA_SETS = {"demo": "acme", "bench": "bench"}
 CLIENTS = ("dashboard", "mobile")
+BLOCK = 10  # runs in a row on one gateway when two alternate
 
 LOOKUP = """
 query BenchLookup {
@@ -89,6 +100,27 @@ class Result:
     sql_statements: str  # one number, or "min–max" if it varied between runs
     response_bytes: int
     errors: list[str] = field(default_factory=list)
+    executor: str = "planned"
+
+
+@dataclass
+class Target:
+    """One gateway under measurement: its executor, client and (if started here) process."""
+
+    executor: str
+    http: httpx.Client
+    process: subprocess.Popen[bytes] | None = None
+    rss_mb: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Samples:
+    server: list[float] = field(default_factory=list)
+    client: list[float] = field(default_factory=list)
+    statements: set[int] = field(default_factory=set)
+    sizes: set[int] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    body: bytes = b""
 
 
 def load_operations(root: Path) -> list[Operation]:
@@ -183,36 +215,79 @@ def server_ms(response: httpx.Response) -> float:
     return float(response.headers["x-response-time"].removesuffix("ms"))
 
 
-def measure(
+def first_answer(
+    http: httpx.Client, token: str, operation: Operation, variables: dict[str, Any]
+) -> Samples:
+    samples = Samples()
+    first = post(http, token, operation, variables)
+    samples.body = first.content
+    payload = first.json()
+    if first.status_code != 200 or payload.get("errors"):
+        samples.errors = [
+            f"{e.get('extensions', {}).get('code')}: {e.get('message')}"
+            for e in payload.get("errors", [])
+        ] or [f"HTTP {first.status_code}"]
+    return samples
+
+
+def run_once(
     http: httpx.Client,
+    token: str,
+    operation: Operation,
+    variables: dict[str, Any],
+    samples: Samples,
+) -> None:
+    started = time.perf_counter()
+    response = post(http, token, operation, variables)
+    samples.client.append((time.perf_counter() - started) * 1000)
+    samples.server.append(server_ms(response))
+    samples.statements.add(int(response.headers.get("x-sql-statements", -1)))
+    samples.sizes.add(len(response.content))
+    if response.status_code != 200 and not samples.errors:
+        samples.errors.append(f"HTTP {response.status_code} during the runs")
+
+
+def measure(
+    targets: list[Target],
     token: str,
     operation: Operation,
     variables: dict[str, Any],
     data_set: str,
     warmup: int,
     runs: int,
+) -> list[Result]:
+    """Warm-up on every target, then `runs` on each, alternating in blocks of BLOCK."""
+    samples = [first_answer(t.http, token, operation, variables) for t in targets]
+    for target in targets:
+        for _ in range(warmup):
+            post(target.http, token, operation, variables)
+    done = 0
+    while done < runs:
+        block = min(BLOCK, runs - done)
+        for target, sample in zip(targets, samples, strict=True):
+            for _ in range(block):
+                run_once(target.http, token, operation, variables, sample)
+        done += block
+    if len(targets) > 1 and len({normalise(s.body) for s in samples}) > 1:
+        for sample in samples:
+            sample.errors.append("the executors answered differently")
+    return [
+        summarise(sample, target.executor, operation, data_set, runs)
+        for target, sample in zip(targets, samples, strict=True)
+    ]
+
+
+def normalise(body: bytes) -> bytes:
+    """The body with what legitimately differs between two gateways' answers left out: none
+    of the contract's queries has such a field today, so the body as is."""
+    return body
+
+
+def summarise(
+    samples: Samples, executor: str, operation: Operation, data_set: str, runs: int
 ) -> Result:
-    errors: list[str] = []
-    first = post(http, token, operation, variables)
-    payload = first.json()
-    if first.status_code != 200 or payload.get("errors"):
-        errors = [
-            f"{e.get('extensions', {}).get('code')}: {e.get('message')}"
-            for e in payload.get("errors", [])
-        ] or [f"HTTP {first.status_code}"]
-    for _ in range(warmup):
-        post(http, token, operation, variables)
-    server, client, statements, sizes = [], [], set(), set()
-    for _ in range(runs):
-        started = time.perf_counter()
-        response = post(http, token, operation, variables)
-        client.append((time.perf_counter() - started) * 1000)
-        server.append(server_ms(response))
-        statements.add(int(response.headers.get("x-sql-statements", -1)))
-        sizes.add(len(response.content))
-        if response.status_code != 200 and not errors:
-            errors.append(f"HTTP {response.status_code} during the runs")
-    server.sort()
+    server = sorted(samples.server)
+    statements = samples.statements
     sql = f"{min(statements)}" if len(statements) == 1 else f"{min(statements)}–{max(statements)}"
     return Result(
         data_set=data_set,
@@ -221,10 +296,11 @@ def measure(
         runs=runs,
         server_median_ms=round(statistics.median(server), 2),
         server_p99_ms=round(nearest_rank(server, 0.99), 2),
-        client_median_ms=round(statistics.median(client), 2),
+        client_median_ms=round(statistics.median(samples.client), 2),
         sql_statements="n/a" if statements == {-1} else sql,
-        response_bytes=max(sizes),
-        errors=errors,
+        response_bytes=max(samples.sizes),
+        errors=samples.errors,
+        executor=executor,
     )
 
 
@@ -243,6 +319,74 @@ def markdown(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def comparison(results: list[Result], before: str, after: str) -> str:
+    """One row per data set and operation: both executors side by side, and after/before."""
+    lines = [
+        f"| data | operation | {before} median / p99 ms | {after} median / p99 ms "
+        "| median ratio | p99 ratio | SQL statements | response bytes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    by_key = {(r.data_set, r.operation, r.executor): r for r in results}
+    for r in results:
+        if r.executor != after:
+            continue
+        b = by_key[(r.data_set, r.operation, before)]
+        name = r.operation + (f" (ERROR: {'; '.join(r.errors)[:120]})" if r.errors else "")
+        lines.append(
+            f"| {r.data_set} | {name} | {b.server_median_ms:.2f} / {b.server_p99_ms:.2f} "
+            f"| {r.server_median_ms:.2f} / {r.server_p99_ms:.2f} "
+            f"| {r.server_median_ms / b.server_median_ms:.2f} "
+            f"| {r.server_p99_ms / b.server_p99_ms:.2f} "
+            f"| {b.sql_statements} / {r.sql_statements} | {r.response_bytes:,} |"
+        )
+    return "\n".join(lines)
+
+
+def start_targets(executors: list[str], state_dir: Path) -> tuple[list[Target], Any | None]:
+    """A gateway per executor; with more than one, over servers started here (or those of
+    DATABASE_URL / REDIS_URL), each gateway in a state folder of its own (their metrics
+    folders must not be shared)."""
+    services = None
+    env: dict[str, str] = {}
+    if len(executors) > 1:
+        services = start_services(
+            state_dir, os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+        )
+        env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
+    targets: list[Target] = []
+    try:
+        for executor in executors:
+            folder = state_dir / f"gateway-{executor}" if services else state_dir
+            log = Path(tempfile.gettempdir()) / f"switchboard-bench-{executor}-{os.getpid()}.log"
+            print(f"Starting the {executor} gateway (state {folder}, log {log})…", file=sys.stderr)
+            process, port = start_gateway(
+                folder, log, {**env, "SWITCHBOARD_EXECUTOR": executor}, extra=("--no-worker",)
+            )
+            target = Target(
+                executor, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60), process
+            )
+            target.rss_mb["start"] = rss_mb(target)
+            targets.append(target)
+    except BaseException:
+        stop_targets(targets, services)
+        raise
+    return targets, services
+
+
+def rss_mb(target: Target) -> float:
+    assert target.process is not None
+    return psutil.Process(gateway_pid(target.process)).memory_info().rss / 2**20
+
+
+def stop_targets(targets: list[Target], services: Any | None) -> None:
+    for target in targets:
+        target.http.close()
+        if target.process:
+            stop_gateway(target.process)
+    if services is not None:
+        services.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--data", choices=["demo", "bench", "both"], default="both")
@@ -252,6 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--operations", type=Path, default=OPERATIONS)
     parser.add_argument("--only", nargs="*", help="operation names to run (default: all)")
     parser.add_argument("--json", action="store_true", help="also write perf/results/*.json")
+    parser.add_argument(
+        "--executors",
+        nargs="+",
+        choices=EXECUTORS,
+        default=["planned"],
+        help="SWITCHBOARD_EXECUTOR of each gateway; two: both measured, interleaved",
+    )
     args = parser.parse_args(argv)
 
     state_dir = Path(os.environ.get("SWITCHBOARD_STATE_DIR", REPO / ".switchboard" / "perf"))
@@ -262,55 +413,51 @@ def main(argv: list[str] | None = None) -> int:
     ]
     data_sets = ["demo", "bench"] if args.data == "both" else [args.data]
 
-    process: subprocess.Popen[bytes] | None = None
-    url = args.url
-    log = Path(tempfile.gettempdir()) / f"switchboard-bench-gateway-{os.getpid()}.log"
-    if url is None:
-        print(f"Starting the gateway (state {state_dir}, log {log})…", file=sys.stderr)
-        process, port = start_gateway(state_dir, log)
-        url = f"http://127.0.0.1:{port}"
+    targets: list[Target] = []
+    services = None
+    if args.url is None:
+        targets, services = start_targets(args.executors, state_dir)
+    else:
+        targets = [Target(args.executors[0], httpx.Client(base_url=args.url, timeout=60))]
     results: list[Result] = []
-    rss: dict[str, float] = {}
     try:
-        gateway = psutil.Process(gateway_pid(process)) if process else None
-        if gateway:
-            rss["start_mb"] = gateway.memory_info().rss / 2**20
-        with httpx.Client(base_url=url, timeout=60) as http:
-            now = dt.datetime.now(dt.UTC)
-            for data_set in data_sets:
-                tokens = tokens_for(DATA_SETS[data_set], settings)
-                ids = lookup_ids(http, tokens["dashboard"])
-                for operation in operations:
-                    variables = variables_for(operation.name, ids, now)
-                    if variables is None:
-                        print(f"skipped {operation.name}: no variables known", file=sys.stderr)
-                        continue
-                    result = measure(
-                        http,
-                        tokens[operation.client],
-                        operation,
-                        variables,
-                        data_set,
-                        args.warmup,
-                        args.runs,
-                    )
-                    results.append(result)
-                    print(
-                        f"{data_set:<6} {operation.name:<22} median {result.server_median_ms} ms",
-                        file=sys.stderr,
-                    )
-        if gateway:
-            rss["end_mb"] = gateway.memory_info().rss / 2**20
+        now = dt.datetime.now(dt.UTC)
+        for data_set in data_sets:
+            tokens = tokens_for(DATA_SETS[data_set], settings)
+            ids = lookup_ids(targets[0].http, tokens["dashboard"])
+            for operation in operations:
+                variables = variables_for(operation.name, ids, now)
+                if variables is None:
+                    print(f"skipped {operation.name}: no variables known", file=sys.stderr)
+                    continue
+                measured = measure(
+                    targets,
+                    tokens[operation.client],
+                    operation,
+                    variables,
+                    data_set,
+                    args.warmup,
+                    args.runs,
+                )
+                results.extend(measured)
+                medians = ", ".join(f"{r.executor} {r.server_median_ms} ms" for r in measured)
+                print(f"{data_set:<6} {operation.name:<22} median {medians}", file=sys.stderr)
+        for target in targets:
+            if target.process:
+                target.rss_mb["end"] = rss_mb(target)
     finally:
-        if process:
-            stop_gateway(process)
+        stop_targets(targets, services)
 
-    print(markdown(results))
-    if rss:
-        print(
-            f"\nGateway process RSS: {rss['start_mb']:.0f} MB after start-up, "
-            f"{rss['end_mb']:.0f} MB after the benchmark."
-        )
+    if len(targets) > 1:
+        print(comparison(results, targets[0].executor, targets[-1].executor))
+    else:
+        print(markdown(results))
+    for target in targets:
+        if target.rss_mb:
+            print(
+                f"\nGateway process RSS ({target.executor}): {target.rss_mb['start']:.0f} MB "
+                f"after start-up, {target.rss_mb['end']:.0f} MB after the benchmark."
+            )
     if args.json:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -321,7 +468,9 @@ def main(argv: list[str] | None = None) -> int:
                     "at": stamp,
                     "runs": args.runs,
                     "warmup": args.warmup,
-                    "rss_mb": rss,
+                    "executors": [t.executor for t in targets],
+                    "rss_mb": {t.executor: t.rss_mb for t in targets},
+                    "load_avg_end": os.getloadavg(),
                     "results": [asdict(r) for r in results],
                 },
                 option=orjson.OPT_INDENT_2,

@@ -4,7 +4,7 @@ transaction mode (SWITCHBOARD_DB_POOLER=transaction), in one run.
 For each mode, in alternating rounds (direct, pooled, pooled, direct, …, so that a noisy
 stretch of the shared machine hits both alike), the script starts `switchboard serve
 --workers 1 --job-workers 0` on the embedded PostgreSQL of SWITCHBOARD_STATE_DIR (default
-.switchboard/perf) or on a PgBouncer in front of it (tests/pgbouncer_support.py: transaction
+.switchboard/perf) or on a PgBouncer in front of it (tests/support/pgbouncer.py: transaction
 mode, pool 25), with rate limits and the response cache off (every request reaches the
 database), and measures from one client, one request at a time:
 
@@ -45,12 +45,12 @@ from gateway import gateway_pid, start_gateway, stop_gateway  # noqa: E402  (per
 from stats import summary  # noqa: E402  (perf/stats.py)
 
 from domain.ids import to_global_id  # noqa: E402
-from switchboard.auth import issue_token  # noqa: E402
-from switchboard.seed import stable_id  # noqa: E402
-from switchboard.services import start_services  # noqa: E402
+from switchboard.devdata.seed import stable_id  # noqa: E402
+from switchboard.edge.auth import issue_token  # noqa: E402
+from switchboard.infra.embedded import start_services  # noqa: E402
 from switchboard.settings import PROJECT_DIR, Settings  # noqa: E402
-from tests.live_support import TENANT_EVENTS, LiveClient  # noqa: E402
-from tests.pgbouncer_support import PgBouncer  # noqa: E402
+from tests.support.live import TENANT_EVENTS, LiveClient  # noqa: E402
+from tests.support.pgbouncer import PgBouncer  # noqa: E402
 
 RESULTS = REPO / "perf" / "results"
 DASHBOARD = (REPO / "contract/operations/dashboard/DashboardOverview.graphql").read_text()

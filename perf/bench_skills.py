@@ -22,7 +22,7 @@ lifespan: the skill index is built at start) and, for one embedding (`--embeddin
 - cached: the same queries again, so each one is a Redis hit;
 - parts: the same uncached queries straight into the index (embed + Qdrant query_points),
   and the embedding alone, to show where uncached time goes;
-- recall@5 of the labelled queries (switchboard/skill_catalogue.py) among all the skills,
+- recall@5 of the labelled queries (switchboard/devdata/skill_catalogue.py) among all the skills,
   as acme sees them (global + acme's own).
 
 In local mode the index keeps a collection per scope (switchboard/skill_search/index.py),
@@ -71,12 +71,12 @@ from stats import summary  # noqa: E402  (perf/stats.py, beside this script)
 from domain.enums import AgentRole  # noqa: E402
 from domain.ids import to_global_id  # noqa: E402
 from switchboard.app import create_app  # noqa: E402
-from switchboard.auth import issue_token  # noqa: E402
-from switchboard.migrate import upgrade_to_head_async  # noqa: E402
-from switchboard.seed import COLUMNS, seed_demo, seeding_anchor, stable_id  # noqa: E402
-from switchboard.services import start_services  # noqa: E402
+from switchboard.devdata.seed import COLUMNS, seed_demo, seeding_anchor, stable_id  # noqa: E402
+from switchboard.devdata.skill_catalogue import LABELLED_QUERIES  # noqa: E402
+from switchboard.edge.auth import issue_token  # noqa: E402
+from switchboard.infra.embedded import start_services  # noqa: E402
+from switchboard.infra.migrate import upgrade_to_head_async  # noqa: E402
 from switchboard.settings import Settings  # noqa: E402
-from switchboard.skill_catalogue import LABELLED_QUERIES  # noqa: E402
 
 RESULTS = REPO / "perf" / "results"
 DATABASE = "switchboard_bench_skills"
@@ -184,7 +184,7 @@ async def prepare_database(server_url: str, total: int, distribution: str) -> st
                 (uuid.uuid4(), owner, *synthetic_skill(rng, n), now, now)
                 for n, owner in enumerate(tenant_owners(total, have_global, tenants))
             ]
-        # The records' order is the seed's skills columns (switchboard/seed.py).
+        # The records' order is the seed's skills columns (switchboard/devdata/seed.py).
         await conn.copy_records_to_table("skills", records=records, columns=COLUMNS["skills"])
         assert await conn.fetchval("SELECT count(*) FROM skills") == total
     finally:

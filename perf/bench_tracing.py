@@ -77,12 +77,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import to_global_id
 from switchboard.app import create_app
-from switchboard.auth import issue_token
-from switchboard.migrate import upgrade_to_head
+from switchboard.devdata.seed import database_is_empty, seed_demo, stable_id
+from switchboard.edge.auth import issue_token
+from switchboard.infra.embedded import start_services
+from switchboard.infra.migrate import upgrade_to_head
 from switchboard.observability import tracing
 from switchboard.observability.export import ForwardingSpanExporter
-from switchboard.seed import database_is_empty, seed_demo, stable_id
-from switchboard.services import start_services
 from switchboard.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

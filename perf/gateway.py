@@ -39,15 +39,17 @@ def start_gateway(
     *,
     serve: Sequence[str] = SERVE,
     extra: Sequence[str] = (),
+    cwd: Path = REPO,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start `switchboard serve` (or `serve`, a command that ends with it) with `extra`
-    arguments, and wait until /healthz answers; returns (process, port)."""
+    arguments, and wait until /healthz answers; returns (process, port). `cwd`: the
+    checkout whose code runs (`python -m` imports from it first)."""
     port = free_port()
     environment = {**os.environ, **(env or {}), "SWITCHBOARD_STATE_DIR": str(state_dir)}
     command = [*serve, "--port", str(port), "--workers", str(workers), *extra]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT
+            command, cwd=cwd, env=environment, stdout=out, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -65,11 +67,12 @@ def start_gateway(
 
 def gateway_pid(process: subprocess.Popen[bytes]) -> int:
     """The pid of the (first) gateway process `serve` runs: uvicorn runs there, not in
-    `serve` itself (switchboard/supervisor.py), so its CPU and memory are the gateway's."""
+    `serve` itself (switchboard/processes/supervisor.py), so its CPU and memory are the
+    gateway's."""
     import psutil
 
     for child in psutil.Process(process.pid).children():
-        if "switchboard.gateway_process" in child.cmdline():
+        if "switchboard.processes.gateway" in child.cmdline():
             return child.pid
     raise RuntimeError("`serve` runs no gateway process")
 

@@ -26,7 +26,7 @@ from domain.ids import to_global_id
 from domain.llm_calls import NewLlmCall, figures_of
 from domain.store import runs as run_store
 from loaders.shapes import activity_from_row
-from resolvers.common import Problems, audit, input_id, require_agent
+from resolvers.common import Problems, audit, committed, input_id, require_agent
 from schema import types as t
 from schema.mutations import (
     ActivityPayload,
@@ -91,10 +91,11 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
             ),
         )
         if rows:
+            await committed(info)
             return _reported(info, activity_id, rows[0], chunk, None)
     try:
         async with info.context.db.transaction() as conn:
-            _, current, _, _ = await _own_activity(conn, info, activity_id, lock=True)
+            current = (await _own_activity(conn, info, activity_id, lock=True)).status
             runs.check_agent_report(current, status)
             running = current
             if status == "RUNNING" and current == "QUEUED":
@@ -131,6 +132,7 @@ async def report_activity_progress(info: Info, input: ActivityProgressInput) -> 
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return ActivityPayload(activity=None, user_errors=problems.errors)
+    await committed(info)
     return _reported(info, activity_id, row, chunk, status)
 
 
@@ -168,8 +170,12 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     tenant_id = info.context.principal.tenant_id
     try:
         async with info.context.db.transaction() as conn:
-            agent_id, status, campaign_id, role = await _own_activity(
-                conn, info, activity_id, False
+            own = await _own_activity(conn, info, activity_id, False)
+            agent_id, status, campaign_id, role = (
+                own.agent_id,
+                own.status,
+                own.campaign_id,
+                own.role,
             )
             if status != "RUNNING":
                 raise Rejected(
@@ -186,10 +192,9 @@ async def record_llm_call(info: Info, input: RecordLlmCallInput) -> LlmCallPaylo
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return LlmCallPayload(llm_call=None, user_errors=problems.errors)
+    await committed(info)
     # Committed: spent (the agent label is the agent's role).
-    llm.record_llm_spend(
-        tenant_id, role, call.model, call.cost_usd, call.input_tokens, call.output_tokens
-    )
+    llm.record_llm_spend(tenant_id, role, call)
     audit(
         info,
         "recordLlmCall",

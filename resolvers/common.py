@@ -9,7 +9,7 @@ from domain.errors import Forbidden
 from domain.ids import KIND_BY_PREFIX, PREFIX_BY_KIND
 from schema.mutations import UserError
 from schema.types import Info
-from switchboard.audit import AuditEntry
+from switchboard.infra.audit import AuditEntry
 
 # Who may call what (the contract's README): VIEWER reads; MARKETER also works on
 # campaigns, deliverables, activities and approvals; ADMIN and OWNER also change agents and
@@ -17,6 +17,14 @@ from switchboard.audit import AuditEntry
 MARKETERS = frozenset({"MARKETER", "ADMIN", "OWNER"})
 ADMINS = frozenset({"ADMIN", "OWNER"})
 USERS = frozenset({"VIEWER", "MARKETER", "ADMIN", "OWNER"})
+
+
+async def committed(info: Info) -> None:
+    """After a write commits: the tenant's reads (this payload's, and the next requests' in
+    any gateway process) wait for a read replica that has replayed it (infra/replicas.py)."""
+    replicas = info.context.db.replicas
+    if replicas is not None:
+        await replicas.wrote([info.context.principal.tenant_id])
 
 
 def require_role(info: Info, allowed: frozenset[str]) -> None:

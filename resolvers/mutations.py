@@ -20,12 +20,21 @@ from redis.exceptions import RedisError
 from domain.errors import Rejected
 from domain.store import agents, approvals, budgets, campaigns, preferences, skills, work
 from loaders import shapes
-from resolvers.common import ADMINS, MARKETERS, USERS, Problems, audit, input_id, require_role
+from resolvers.common import (
+    ADMINS,
+    MARKETERS,
+    USERS,
+    Problems,
+    audit,
+    committed,
+    input_id,
+    require_role,
+)
 from schema import mutations as m
 from schema import types as t
 from schema.scalars import JSON
 from schema.types import Info
-from switchboard.auth import forget_membership
+from switchboard.infra.membership_cache import forget_membership
 
 log = logging.getLogger(__name__)
 REDIS_WARN_EVERY_S = 30.0
@@ -40,10 +49,12 @@ async def _write(info: Info, problems: Problems, write: Callable[[Any], Awaitabl
         return None
     try:
         async with info.context.db.transaction() as conn:
-            return await write(conn)
+            written = await write(conn)
     except Rejected as rejected:
         problems.add(rejected.code, rejected.message, *rejected.field)
         return None
+    await committed(info)
+    return written
 
 
 def _given(value: Any) -> bool:
@@ -71,10 +82,10 @@ async def _enqueue(info: Info, activity_row: Any, tenant_id: uuid.UUID) -> None:
         "enqueue",
         enqueue_activity(
             info.context.services.redis,
-            activity_id=activity_row[0],
+            activity_id=activity_row["id"],
             tenant_id=tenant_id,
-            agent_id=activity_row[2],
-            priority=activity_row[5],
+            agent_id=activity_row["agent_id"],
+            priority=activity_row["priority"],
         ),
     )
 
@@ -100,7 +111,7 @@ async def create_campaign(info: Info, input: m.CreateCampaignInput) -> m.Campaig
     )
     if row is None:
         return m.CampaignPayload(campaign=None, user_errors=problems.errors)
-    audit(info, "createCampaign", "Campaign", row[0])
+    audit(info, "createCampaign", "Campaign", row["id"])
     return m.CampaignPayload(campaign=shapes.campaign_from_row(row), user_errors=[])
 
 
@@ -130,7 +141,7 @@ async def update_campaign(
     )
     if row is None:
         return m.CampaignPayload(campaign=None, user_errors=problems.errors)
-    audit(info, "updateCampaign", "Campaign", row[0], {"changed": sorted(changes)})
+    audit(info, "updateCampaign", "Campaign", row["id"], {"changed": sorted(changes)})
     return m.CampaignPayload(campaign=shapes.campaign_from_row(row), user_errors=[])
 
 
@@ -144,15 +155,15 @@ async def submit_campaign(info: Info, id: strawberry.ID) -> m.CampaignPayload:
         campaign = await campaigns.submit_campaign(conn, tenant_id, campaign_id)  # type: ignore[arg-type]
         # The planner works on a deliverable of its own: the campaign's plan.
         plan = await work.create_deliverable(
-            conn, tenant_id, campaign[0], f"{campaign[2]}: campaign plan", "REPORT", None
+            conn, tenant_id, campaign["id"], f"{campaign['name']}: campaign plan", "REPORT", None
         )
         planner = await work.create_activity(
             conn,
             tenant_id,
-            plan[0],
+            plan["id"],
             "ACTIVITY_PLANNER",
             3,
-            f"Plan the campaign's deliverables. Goal: {campaign[3] or '(none given)'}",
+            f"Plan the campaign's deliverables. Goal: {campaign['goal'] or '(none given)'}",
             "CAMPAIGN_SUBMITTED",
         )
         return campaign, planner
@@ -162,7 +173,7 @@ async def submit_campaign(info: Info, id: strawberry.ID) -> m.CampaignPayload:
         return m.CampaignPayload(campaign=None, user_errors=problems.errors)
     campaign, planner = written
     await _enqueue(info, planner, tenant_id)
-    audit(info, "submitCampaign", "Campaign", campaign[0])
+    audit(info, "submitCampaign", "Campaign", campaign["id"])
     return m.CampaignPayload(campaign=shapes.campaign_from_row(campaign), user_errors=[])
 
 
@@ -188,7 +199,7 @@ async def create_deliverable(info: Info, input: m.CreateDeliverableInput) -> m.D
     )
     if row is None:
         return m.DeliverablePayload(deliverable=None, user_errors=problems.errors)
-    audit(info, "createDeliverable", "Deliverable", row[0])
+    audit(info, "createDeliverable", "Deliverable", row["id"])
     return m.DeliverablePayload(deliverable=shapes.deliverable_from_row(row), user_errors=[])
 
 
@@ -211,7 +222,9 @@ async def dispatch_activity(info: Info, input: m.DispatchActivityInput) -> m.Act
             input.instructions,  # type: ignore[arg-type]
             "MANUAL",
         )
-        check = await budgets.check_budgets(conn, tenant_id, activity[-1], activity[2])
+        check = await budgets.check_budgets(
+            conn, tenant_id, activity["campaign_id"], activity["agent_id"]
+        )
         if not check.ok:
             raise Rejected(
                 "BUDGET_EXCEEDED",
@@ -225,7 +238,7 @@ async def dispatch_activity(info: Info, input: m.DispatchActivityInput) -> m.Act
     if row is None:
         return m.ActivityPayload(activity=None, user_errors=problems.errors)
     await _enqueue(info, row, tenant_id)
-    audit(info, "dispatchActivity", "Activity", row[0], {"priority": priority})
+    audit(info, "dispatchActivity", "Activity", row["id"], {"priority": priority})
     return m.ActivityPayload(activity=shapes.activity_from_row(row), user_errors=[])
 
 
@@ -254,7 +267,7 @@ async def resolve_approval(info: Info, input: m.ResolveApprovalInput) -> m.Appro
         info,
         "resolveApproval",
         "Approval",
-        resolution.approval[0],
+        resolution.approval["id"],
         {"decision": str(input.decision)},
     )
     return m.ApprovalPayload(approval=shapes.approval_from_row(resolution.approval), user_errors=[])
@@ -280,19 +293,19 @@ async def set_agent_status(info: Info, id: strawberry.ID, status: t.AgentStatus)
     redis = info.context.services.redis
     # A terminated agent's token stops working (without Redis, every request checks the
     # database anyway).
-    await _after_commit("forget membership", forget_membership(redis, row[0], tenant_id))
+    await _after_commit("forget membership", forget_membership(redis, row["id"], tenant_id))
     await _after_commit(
         "agent queue update",
         agent_status_changed(
             redis,
             info.context.db,
             tenant_id=tenant_id,
-            agent_id=row[0],
-            status=row[2],
-            concurrency=row[4],
+            agent_id=row["id"],
+            status=row["status"],
+            concurrency=row["concurrency"],
         ),
     )
-    audit(info, "setAgentStatus", "Agent", row[0], {"status": str(status)})
+    audit(info, "setAgentStatus", "Agent", row["id"], {"status": str(status)})
     return m.AgentPayload(agent=shapes.agent_from_row(row), user_errors=[])
 
 
@@ -307,7 +320,8 @@ async def set_preference(info: Info, key: str, value: JSON) -> m.PreferencePaylo
         return m.PreferencePayload(preference=None, user_errors=problems.errors)
     audit(info, "setPreference", "Preference", None, {"key": key})
     return m.PreferencePayload(
-        preference=t.Preference(key=row[0], value=row[1], updated_at=row[2]), user_errors=[]
+        preference=t.Preference(key=row.key, value=row.value, updated_at=row.updated_at),
+        user_errors=[],
     )
 
 

@@ -28,7 +28,7 @@ from schema.relations import relation
 from schema.scalars import JSON, BigInt, Date, DateTime, Decimal
 
 if TYPE_CHECKING:
-    from switchboard.context import RequestContext
+    from resolvers.context import RequestContext
 
     Info = strawberry.Info[RequestContext, None]
 else:

@@ -1,12 +1,13 @@
-"""The ASGI application: routes, and the resources one gateway process holds for its lifetime."""
+"""The ASGI application: the endpoints and routes of one gateway process, made from the
+services the composition root (bootstrap.py) wires, and their lifespan."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 from collections.abc import AsyncIterator
 
-from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -15,45 +16,25 @@ from starlette.routing import Route, WebSocketRoute
 
 from schema.schema import schema
 from switchboard import graphiql
-from switchboard.audit import AuditLog
-from switchboard.auth import Authenticator
-from switchboard.context import Services
-from switchboard.db import Database, create_engine, libpq_url
+from switchboard.bootstrap import build_services
+from switchboard.edge import health
 from switchboard.edge.compression import CompressionMiddleware
-from switchboard.graphql_http import GraphQLEndpoint, result_payload
-from switchboard.live.hub import Hub
+from switchboard.edge.http import GraphQLEndpoint
+from switchboard.graphiql import page as graphiql_page
+from switchboard.infra.redis import redis_client
 from switchboard.live.multipart import MultipartEndpoint, wants_multipart
-from switchboard.live.relay import CommitSignal, Relay
 from switchboard.live.sse import SSEEndpoint
 from switchboard.live.subscribe import LiveSubscriptions
 from switchboard.live.websocket import LiveEndpoint
-from switchboard.observability import health, logs, metrics, operations, tracing
+from switchboard.observability import logs, metrics, operations, tracing
 from switchboard.observability.middleware import ObservabilityMiddleware
-from switchboard.observability.redis import TracedRedis
 from switchboard.settings import Settings
-from switchboard.skill_search import SkillSearch
-
-REDIS_TIMEOUT_S = 0.5
-REDIS_MAX_CONNECTIONS = 100
+from tasks.config import JobSettings
 
 
-def create_redis(url: str) -> Redis:
-    # Short timeouts: a slow or absent Redis must never hold a request for long.
-    # A blocking pool: a burst (a thousand dashboards reconnecting their subscriptions)
-    # waits up to the timeout for a connection instead of failing past the pool's size.
-    # TracedRedis: a span per command when the request's trace records (observability).
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=REDIS_MAX_CONNECTIONS,
-        timeout=REDIS_TIMEOUT_S,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-    )
-    return TracedRedis.from_pool(pool)
-
-
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The gateway. The settings' URLs (DATABASE_URL, REDIS_URL) must point at servers."""
+def create_app(settings: Settings | None = None, jobs: JobSettings | None = None) -> Starlette:
+    """The gateway. The settings must name servers (DATABASE_URL; REDIS_URL or Sentinels);
+    `jobs` names the job queue (its prefix) the gateway enqueues on."""
     settings = settings or Settings.from_env()
     database_url, redis_url = settings.server_urls()
     # Observability: JSON logs with secrets redacted (a test run's logging is its runner's),
@@ -61,35 +42,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
     logs.register_secret(settings.jwt_secret)
     logs.register_url_password(database_url)
     logs.register_url_password(redis_url)
+    logs.register_secret(settings.redis_password)
+    for replica_url in settings.database_replica_urls:  # read replicas (infra/replicas.py)
+        logs.register_url_password(replica_url)
     if settings.mode != "test":
         logs.configure_logging(settings.log_level, settings.log_format)
     tracing.configure_from_env(
         trace_resolvers=settings.trace_resolvers, otlp_inline=settings.otlp_inline
     )
-    db = Database(create_engine(settings, database_url))
-    redis = create_redis(redis_url)
-    # Skill search: this process's copy of the skill index (switchboard/skill_search/).
-    skill_search = SkillSearch.from_settings(settings, db, redis)
-    services = Services(db=db, redis=redis, audit=AuditLog(db), skills=skill_search)
-    endpoint = GraphQLEndpoint(settings, services, Authenticator(settings, db, redis), schema)
+    # Everything this process holds for its lifetime, wired in one place (bootstrap.py).
+    services = build_services(settings, jobs or JobSettings(), schema=schema)
+    db, redis = services.db, services.redis
+    endpoint = GraphQLEndpoint(
+        services, graphiql=functools.partial(graphiql_page.render, settings, db)
+    )
 
     async def graphql(request: Request) -> Response:
         if wants_multipart(request):  # Apollo's multipart subscriptions (switchboard/live/)
             return await multipart(request)
         return await operations.observe(endpoint, request)  # span, duration, errors by code
 
-    # Live events: this process's relay of the outbox, its hub, and the websocket endpoint.
-    # Behind a transaction pooler no connection can LISTEN: commits signal through Redis.
-    pooled = settings.db_pooler == "transaction"
-    if pooled:
-        db.after_commit = CommitSignal(redis)
-    listen_dsn = None if pooled else libpq_url(database_url)
-    relay = Relay(db, redis, listen_dsn, redis_url=redis_url, poll_s=settings.live_relay_poll_s)
-    hub = Hub(services, redis_url, lambda result: result_payload(result, settings)[1])
-    # One live path for every transport: the same admission and hub groups (subscribe.py).
-    subscriptions = LiveSubscriptions(endpoint, hub)
-    live = LiveEndpoint(endpoint, hub, subscriptions)
-    sse = SSEEndpoint(subscriptions)
+    # The websocket endpoint, SSE and multipart: one live path for every transport, the
+    # same admission and hub groups (subscribe.py).
+    subscriptions = LiveSubscriptions(endpoint, services.hub)
+    live = LiveEndpoint(services, subscriptions)
+    # SSE reservations are shared through Redis; their channel listener has a connection
+    # of its own (a subscribed connection blocks).
+    sse = SSEEndpoint(subscriptions, redis_client(settings, socket_connect_timeout=2))
     multipart = MultipartEndpoint(subscriptions)
     live.streams += [sse, multipart]  # a stopping server ends them with the websockets
 
@@ -102,18 +81,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 1000)
-        services.audit.start()
-        skill_search.start()  # builds from PostgreSQL in the background
-        hub.start()
-        if settings.live_relay:
-            relay.start()
+        services.start()  # the audit writer, the skill index's build, the hub, the relay
         yield
-        await relay.stop()
-        await hub.stop()
-        await services.audit.stop()  # a normal shutdown writes every queued audit entry
-        await skill_search.close()
-        await redis.aclose()
-        await db.dispose()
+        await services.close(after_live=[sse.reservations.stop])
         tracing.flush()
         metrics.process_exiting()
 
@@ -140,7 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.redis = redis
     app.state.settings = settings
     app.state.graphql = endpoint  # its documents, rate limiter and response cache
-    app.state.relay = relay
-    app.state.hub = hub
+    app.state.relay = services.relay
+    app.state.hub = services.hub
     app.state.live = live  # a stopping server closes its websockets (gateway_process.py)
     return app

@@ -20,22 +20,29 @@ from pathlib import Path
 from sqlalchemy import text
 
 from domain.ids import to_global_id
-from switchboard.auth import issue_token
-from switchboard.db import command_connect_args, create_command_engine
+from switchboard.devdata.seed import DEMO_TENANTS, PEOPLE, database_is_empty, seed_demo, stable_id
+from switchboard.edge.auth import issue_token
 from switchboard.edge.persisted import ManifestError, load_manifest
-from switchboard.migrate import migrate
+from switchboard.infra.db import command_connect_args, create_command_engine
+from switchboard.infra.embedded import EmbeddedServices, start_services
+from switchboard.infra.migrate import migrate
+from switchboard.infra.redis import redis_client
 from switchboard.observability.logs import configure_logging
-from switchboard.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
-from switchboard.seed import DEMO_TENANTS, PEOPLE, database_is_empty, seed_demo, stable_id
-from switchboard.services import EmbeddedServices, export_urls, start_services
-from switchboard.settings import ConfigError, Settings
+from switchboard.observability.metrics import multiprocess_dir, prepare_multiprocess_dir
+from switchboard.settings import ConfigError, Settings, child_environment
 from tasks.config import JobSettings
 
 
 @contextmanager
-def services(settings: Settings) -> Iterator[EmbeddedServices]:
-    running = start_services(settings.state_dir, settings.database_url, settings.redis_url)
-    export_urls(running)
+def embedded_or_configured(settings: Settings) -> Iterator[EmbeddedServices]:
+    """The servers the settings name, or the embedded ones (started, or reused) when they
+    name none; what this started stops when the block ends."""
+    running = start_services(
+        settings.state_dir,
+        settings.database_url,
+        settings.redis_url,
+        start_redis=not settings.redis_sentinels,  # Sentinels name the primary
+    )
     try:
         yield running
     finally:
@@ -115,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "worker":  # jobs (tasks/)
         return _worker(settings, jobs)
-    with services(settings) as running:
+    with embedded_or_configured(settings) as running:
         if args.command == "migrate":
             migrate(settings, running.database_url)
         elif args.command == "seed":
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.demo:
                 asyncio.run(_seed_demo(settings, running.database_url, only_if_empty=False))
             else:
-                from switchboard.bench_data import seed_bench
+                from switchboard.devdata.bench import seed_bench
 
                 asyncio.run(seed_bench(running.database_url, command_connect_args(settings)))
         elif args.command == "token":
@@ -138,8 +145,6 @@ async def _put_skill(
 ) -> int:
     """Create the skill, or update the one of that name in its scope; then tell every
     gateway process (the skills generation, switchboard/skill_search/changes.py)."""
-    from redis.asyncio import Redis
-
     from domain.errors import Rejected
     from domain.store import skills
     from switchboard.skill_search import changes
@@ -183,7 +188,7 @@ async def _put_skill(
         return 2
     finally:
         await engine.dispose()
-    redis = Redis.from_url(running.redis_url)
+    redis = redis_client(dataclasses.replace(settings, redis_url=running.redis_url or None))
     try:
         await changes.bump(redis, [row.id])
     finally:
@@ -199,23 +204,27 @@ def _serve(
 ) -> int:
     """Start the services, migrate and seed, then supervise the gateway processes (on one
     socket bound here) and the job workers until a signal; the services stop last
-    (switchboard/supervisor.py has the order)."""
+    (switchboard/processes/supervisor.py has the order)."""
     import uvicorn
 
-    from switchboard.listening import REUSE_PORT, reuse_port_socket
-    from switchboard.supervisor import StopRequested, Supervisor
+    from switchboard.processes.listening import REUSE_PORT, reuse_port_socket
+    from switchboard.processes.supervisor import StopRequested, Supervisor
 
     try:
-        with Supervisor(settings.stop_timeout_s) as supervisor, services(settings) as running:
+        with (
+            Supervisor(settings.stop_timeout_s) as supervisor,
+            embedded_or_configured(settings) as running,
+        ):
             migrate(settings, running.database_url)
             asyncio.run(_seed_demo(settings, running.database_url, only_if_empty=True))
             if settings.development:  # tokens never go to a production server's output
                 _print_demo_tokens(settings, host, port)
             budget = supervisor.budget
-            gateway = [sys.executable, "-m", "switchboard.gateway_process"]
+            gateway = [sys.executable, "-m", "switchboard.processes.gateway"]
             gateway += ["--grace-s", f"{budget.grace_s:g}"]
             if REUSE_PORT:
-                # Each gateway process listens on a socket of its own (switchboard/listening.py);
+                # Each gateway process listens on a socket of its own
+                # (switchboard/processes/listening.py);
                 # this one, bound but not listening, holds the port for them.
                 listener = reuse_port_socket(host, port, listen=False)
                 gateway += ["--reuse-port", f"{host}:{listener.getsockname()[1]}"]
@@ -226,15 +235,20 @@ def _serve(
                 listener = config.bind_socket()
                 gateway += ["--fd", str(listener.fileno())]
                 pass_fds = (listener.fileno(),)
+            # The children read their settings from the environment: the servers' URLs too.
+            urls = {"DATABASE_URL": running.database_url}
+            if running.redis_url:  # none under Sentinel: the children ask the Sentinels
+                urls["REDIS_URL"] = running.redis_url
+            env = child_environment(**urls)
             with listener:
                 for _ in range(workers):
-                    supervisor.add("gateway", gateway, pass_fds=pass_fds)
+                    supervisor.add("gateway", gateway, env=env, pass_fds=pass_fds)
                 # Jobs (tasks/): a running job's grace fits in the stop's share of processes.
                 grace_s = min(jobs.shutdown_grace_s, budget.grace_s)
                 job_worker = [sys.executable, "-m", "switchboard.cli", "worker"]
                 job_worker += ["--grace-s", repr(grace_s)]
                 for _ in range(job_workers):
-                    supervisor.add("job_worker", job_worker)
+                    supervisor.add("job_worker", job_worker, env=env)
                 supervisor.run(on_stop=listener.close)  # stop accepting first
             running.stop_deadline = supervisor.stop_deadline  # the servers stop in what is left
     except StopRequested:
@@ -272,9 +286,9 @@ def _job_overrides(args: argparse.Namespace) -> dict[str, float]:
 def _worker(settings: Settings, jobs: JobSettings) -> int:
     from tasks.worker import main as worker_main
 
-    with services(settings) as running:
+    with embedded_or_configured(settings) as running:
         # The embedded servers', when the settings named none.
-        urls = {"database_url": running.database_url, "redis_url": running.redis_url}
+        urls = {"database_url": running.database_url, "redis_url": running.redis_url or None}
         return worker_main(dataclasses.replace(settings, **urls), jobs)
 
 
@@ -289,7 +303,7 @@ def _share_metrics(settings: Settings, argv: list[str]) -> None:
     done already: the first time, `serve` empties the folder, sets PROMETHEUS_MULTIPROC_DIR
     and executes itself again (same process id); then it only clears other processes'
     files left from an earlier run."""
-    folder = os.environ.get(MULTIPROC_ENV)
+    folder = multiprocess_dir()
     if folder:
         prepare_multiprocess_dir(Path(folder), keep_pid=os.getpid())
         return

@@ -9,7 +9,8 @@ ones) or by the knob's own `parse`; a value that does not parse stops the start 
 `Settings` holds what the gateway (and the job worker) reads; `tasks/config.py`'s
 `JobSettings` declares the job system's knobs the same way. README.md's variable tables
 are checked against these declarations (tests/unit/test_settings.py), and nothing else in
-the application reads os.environ for configuration.
+the application reads os.environ for configuration; values reach child processes through
+`child_environment`, never by changing this process's environment.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _KNOB = "switchboard.knob"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 EMBEDDERS = ("lexical", "minilm")
+EXECUTORS = ("planned", "graphql-core")
 
 
 class ConfigError(ValueError):
@@ -166,6 +168,13 @@ class FromEnv:
         return cls(**values)
 
 
+def child_environment(**variables: str) -> dict[str, str]:
+    """The environment a child process starts with (`switchboard serve`'s gateway processes
+    and job workers, which read their settings with `from_env()`): this process's, with
+    `variables` set (the servers' URLs this process settled on)."""
+    return {**os.environ, **variables}
+
+
 def _with_mobile_manifest(raw: str) -> tuple[Path, ...]:
     # The mobile manifest is always served; the variable adds manifests after it.
     return (DEFAULT_MANIFEST, *parse_value(tuple[Path, ...], raw))
@@ -182,6 +191,25 @@ def _pooler(raw: str) -> str:
     name = raw.strip()
     if name not in POOLERS:
         raise ValueError(" or ".join(f"`{pooler}`" for pooler in POOLERS))
+    return name
+
+
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    addresses = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        host, colon, port = part.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ValueError("comma-separated host:port")
+        addresses.append((host.strip("[]"), int(port)))
+    return tuple(addresses)
+
+
+def _executor(raw: str) -> str:
+    name = raw.strip()
+    if name not in EXECUTORS:
+        raise ValueError(" or ".join(f"`{executor}`" for executor in EXECUTORS))
     return name
 
 
@@ -218,10 +246,30 @@ class Settings(FromEnv):
         shown="–",
         secret=True,
     )
+    redis_sentinels: tuple[tuple[str, int], ...] = knob(
+        "REDIS_SENTINELS",
+        (),
+        "comma-separated `host:port` of Sentinels, used instead of REDIS_URL",
+        shown="–",
+        parse=_sentinels,
+    )
+    redis_sentinel_service: str | None = knob(
+        "REDIS_SENTINEL_SERVICE", None, "the master name the Sentinels watch", parse=str.strip
+    )
+    redis_password: str | None = knob(
+        "REDIS_PASSWORD", None, "with Sentinels: the primary's and replicas' password", secret=True
+    )
     mode: str = knob(
         "SWITCHBOARD_MODE",
         "development",
         "development | production | test; production masks unexpected errors, turns GraphiQL off",
+    )
+    executor: str = knob(
+        "SWITCHBOARD_EXECUTOR",
+        "planned",
+        "`planned` (switchboard/execution/), or `graphql-core` for every operation: rules the"
+        " planned executor out when debugging (and is the benchmarks' before)",
+        parse=_executor,
     )
     jwt_secret: str = knob(
         "SWITCHBOARD_JWT_SECRET",
@@ -235,9 +283,14 @@ class Settings(FromEnv):
     )
     jwt_issuer: str | None = knob("SWITCHBOARD_JWT_ISSUER", None, "require this `iss`")
 
-    # Database pool (switchboard/db.py)
-    db_pool_size: int = knob("SWITCHBOARD_DB_POOL_SIZE", 10, "pooled connections kept")
-    db_max_overflow: int = knob("SWITCHBOARD_DB_MAX_OVERFLOW", 10, "connections past the pool")
+    # Database pool (switchboard/infra/db.py)
+    # 20 kept and none past them, rather than 10 and 10 more: the same 20 at most, but an
+    # overflow connection is closed when it comes back, and under 10 concurrent requests
+    # one process opened a new connection (and prepared its statements) per request.
+    db_pool_size: int = knob("SWITCHBOARD_DB_POOL_SIZE", 20, "pooled connections kept")
+    db_max_overflow: int = knob(
+        "SWITCHBOARD_DB_MAX_OVERFLOW", 0, "connections past the pool, closed when they come back"
+    )
     db_pool_timeout_s: float = knob(
         "SWITCHBOARD_DB_POOL_TIMEOUT_S", 5.0, "wait for a pooled connection"
     )
@@ -251,7 +304,9 @@ class Settings(FromEnv):
         "`statement_timeout` of every query; a timed-out read is retried once",
     )
     db_slow_statement_ms: float = knob(
-        "SWITCHBOARD_DB_SLOW_STATEMENT_MS", 100.0, "log a statement slower than this, with its plan"
+        "SWITCHBOARD_DB_SLOW_STATEMENT_MS",
+        100.0,
+        "log a statement slower than this (with its plan once a minute)",
     )
     db_statement_cache_size: int = knob(
         "SWITCHBOARD_DB_STATEMENT_CACHE_SIZE",
@@ -265,7 +320,24 @@ class Settings(FromEnv):
         parse=_pooler,
     )
 
-    # Auth caches in Redis (switchboard/auth.py)
+    # Read replicas (switchboard/infra/replicas.py)
+    database_replica_urls: tuple[str, ...] = knob(
+        "DATABASE_REPLICA_URLS",
+        (),
+        "comma-separated `postgresql+asyncpg://…` of streaming replicas for the read side",
+        shown="–",
+        secret=True,
+    )
+    replica_max_lag_ms: int = knob(
+        "SWITCHBOARD_REPLICA_MAX_LAG_MS",
+        300,
+        "a replica further behind the primary than this is skipped until it catches up",
+    )
+    replica_poll_ms: int = knob(
+        "SWITCHBOARD_REPLICA_POLL_MS", 100, "how often each replica's replay position is read"
+    )
+
+    # Auth caches in Redis (switchboard/edge/auth.py)
     membership_cache_ttl_s: int = knob(
         "SWITCHBOARD_MEMBERSHIP_CACHE_TTL_S",
         300,
@@ -380,8 +452,15 @@ class Settings(FromEnv):
         15.0,
         "an SSE stream's heartbeat (a comment) while no event goes, under proxies' idle timeouts",
     )
+    live_forward_timeout_s: float = knob(
+        "SWITCHBOARD_LIVE_FORWARD_TIMEOUT_S",
+        5.0,
+        "SSE single connection mode: how long an operation sent on to the gateway process "
+        "holding its stream waits for that process's answer (then 503)",
+    )
 
-    # `switchboard serve`: from a stop signal to nothing left running (switchboard/supervisor.py)
+    # `switchboard serve`: from a stop signal to nothing left running
+    # (switchboard/processes/supervisor.py)
     stop_timeout_s: float = knob(
         "SWITCHBOARD_STOP_TIMEOUT_S", 10.0, "`serve`: from SIGTERM/SIGINT to nothing left running"
     )
@@ -414,17 +493,23 @@ class Settings(FromEnv):
     def development(self) -> bool:
         return self.mode != "production"
 
-    def server_urls(self) -> tuple[str, str]:
-        """The database and Redis URLs; ConfigError when either is missing (the embedded
-        servers are started by the `switchboard` command, which fills them in)."""
-        if self.database_url is None or self.redis_url is None:
+    def server_urls(self) -> tuple[str, str | None]:
+        """The database and Redis URLs; ConfigError when either server is missing (the
+        embedded servers are started by the `switchboard` command, which fills them in).
+        The Redis URL is None when Sentinels name the primary (switchboard/infra/redis.py)."""
+        sentinels = bool(self.redis_sentinels)
+        if sentinels and not self.redis_sentinel_service:
+            raise ConfigError(
+                "REDIS_SENTINEL_SERVICE not set: REDIS_SENTINELS needs the master name"
+            )
+        if self.database_url is None or (self.redis_url is None and not sentinels):
             missing = " and ".join(
                 name
                 for name, value in (
                     ("DATABASE_URL", self.database_url),
-                    ("REDIS_URL", self.redis_url),
+                    ("REDIS_URL", self.redis_url or sentinels),
                 )
-                if value is None
+                if not value
             )
             raise ConfigError(f"{missing} not set: this process needs servers to connect to")
-        return self.database_url, self.redis_url
+        return self.database_url, None if sentinels else self.redis_url

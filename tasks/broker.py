@@ -1,47 +1,10 @@
 """A Taskiq broker on Redis with strict priorities, per-agent concurrency caps, leases,
 deduplication and delayed retries (taskiq-redis's brokers have none of the first two).
 
-How a job moves (the scripts are in tasks/lua.py; each step is one atomic script):
-
-    enqueue ──▶ ready ──claim──▶ running ──ack──▶ (gone)
-                  ▲                 │ ├──retry──▶ delayed ──(due)──▶ ready
-                  │                 │ └──dead───▶ (gone, counted, recorded)
-                  └──lease expired / release (worker stopped)──┘
-
-Priorities. Priority 1 is the most urgent, 10 the least. A job's score is
-`priority * 2^40 + sequence`, so the smallest score is the most urgent and, within one
-priority, the oldest. Each agent keeps its ready jobs in a sorted set; a second sorted set
-holds every agent that may start a job right now (configured, not PAUSED, fewer running
-jobs than its cap) scored by its best ready job. A claim takes the first agent of that set
-and the first job of that agent, in one script, so:
-
-    a waiting job with a smaller number always starts before any waiting job with a larger
-    number *among the jobs that may run*. A job of a PAUSED agent, or of an agent already
-    running `concurrency` jobs, waits without holding up other agents' jobs; it takes its
-    turn, by priority, as soon as its agent may run again. A retry waiting out its backoff
-    is not waiting to start until it is due.
-
-A worker claims only when it has a free slot (Taskiq's receiver asks for the next message
-only then, with no prefetch), so a worker never sits on a job that another could start.
-
-Acknowledgement. A claimed job is leased for `lease_s` (30 s by default); the worker renews
-the leases of its running jobs every `lease_s / 3`. A worker that dies stops renewing, and
-the next claim after the lease ran out puts the job back in its original place. Every
-delivery is numbered, and ack/retry/release only act on the delivery the worker holds, so a
-worker that lost its lease cannot settle a job that another worker runs now (it also
-cancels its own run when the heartbeat reports the loss).
-
-Outages (tasks/outage.py). Redis or PostgreSQL unreachable: the claim loop, the heartbeat
-and every settle wait for the server to be back instead of failing (no claim while the
-database is down: its run could not start). A worker whose heartbeat cannot reach Redis
-keeps its runs going only while their leases last as far as it knows: shortly before a
-lease it could not renew runs out, it cancels that run itself and, once Redis is back,
-hands the delivery back (fenced by its number), so the job runs once afterwards and never
-twice at the same time.
-
-Idle workers block on a Redis list (BLPOP) that enqueue, ack and resume push to, so an
-idle worker starts a new job within a round trip; they also look every `poll_s` for retries
-that became due and leases that ran out.
+Each step of a job (enqueue, claim, heartbeat, ack, retry, dead letter, release) is one
+atomic Lua script in tasks/lua.py. docs/architecture.md ("A job") draws how a job moves and
+why: scores by priority then sequence, claims only with a free slot, numbered deliveries
+under renewed leases, and how outages are ridden out (tasks/outage.py).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from taskiq.message import TaskiqMessage
 from taskiq.result import TaskiqResult
 
 from domain.store import runs
-from switchboard.db import Database
+from switchboard.infra.db import Database
 from switchboard.observability import jobs as observed
 from tasks import runner
 from tasks.broker import broker, now_ms

@@ -54,6 +54,13 @@ local function wake(n)
   redis.call('LTRIM', P .. 'wake', 0, 63)
 end
 
+-- After a change to the agent's jobs or slots: one idle worker wakes if it may start one.
+local function refresh_and_wake(agent)
+  if refresh(agent) == 1 then
+    wake(1)
+  end
+end
+
 local function make_ready(job, agent, score)
   redis.call('HSET', P .. 'j:' .. job, 'state', 'ready', 'worker', '')
   redis.call('ZADD', P .. 'r:' .. agent, score, job)
@@ -112,8 +119,8 @@ redis.call('SADD', P .. 'jobs:' .. agent, job)
 if redis.call('EXISTS', P .. 'a:' .. agent) == 0 then
   redis.call('SADD', P .. 'unconfigured', agent)
   wake(1)
-elseif refresh(agent) == 1 then
-  wake(1)
+else
+  refresh_and_wake(agent)
 end
 return 1
 """
@@ -206,9 +213,7 @@ if not agent then
   return 0
 end
 remove_job(job, agent)
-if refresh(agent) == 1 then
-  wake(1)
-end
+refresh_and_wake(agent)
 return 1
 """
 
@@ -224,9 +229,7 @@ redis.call('HSET', P .. 'j:' .. job, 'state', 'delayed', 'worker', '')
 redis.call('SREM', P .. 'run:' .. agent, job)
 redis.call('ZREM', P .. 'leases', job)
 redis.call('ZADD', P .. 'delayed', due, job)
-if refresh(agent) == 1 then
-  wake(1)
-end
+refresh_and_wake(agent)
 return attempts
 """
 
@@ -241,9 +244,7 @@ remove_job(job, agent)
 redis.call('INCR', P .. 'dead_letters')
 redis.call('LPUSH', P .. 'dead', ARGV[4])
 redis.call('LTRIM', P .. 'dead', 0, 999)
-if refresh(agent) == 1 then
-  wake(1)
-end
+refresh_and_wake(agent)
 return 1
 """
 
@@ -257,9 +258,7 @@ end
 redis.call('SREM', P .. 'run:' .. agent, job)
 redis.call('ZREM', P .. 'leases', job)
 make_ready(job, agent, redis.call('HGET', P .. 'j:' .. job, 'score'))
-if refresh(agent) == 1 then
-  wake(1)
-end
+refresh_and_wake(agent)
 return 1
 """
 

@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exc
 
-from switchboard.db import unavailable
+from switchboard.infra.db import unavailable
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from taskiq.message import TaskiqMessage
 
 from domain.store import agents as agent_store
 from domain.store import runs
-from switchboard.db import Database
+from switchboard.infra.db import Database
 from switchboard.observability import jobs as observed
 from tasks.broker import JobStore, broker
 from tasks.config import JobSettings
@@ -83,10 +83,14 @@ async def enqueue_activity(
 
 
 async def enqueue_rows(redis: Redis, rows: Sequence[Any], tenant_id: uuid.UUID) -> None:
-    """Jobs for activity rows of ACTIVITY_COLUMNS (id, deliverable, agent, …, priority)."""
+    """Jobs for activity rows of ACTIVITY_COLUMNS (by name: id, agent_id, priority)."""
     for row in rows:
         await enqueue_activity(
-            redis, activity_id=row[0], tenant_id=tenant_id, agent_id=row[2], priority=row[5]
+            redis,
+            activity_id=row["id"],
+            tenant_id=tenant_id,
+            agent_id=row["agent_id"],
+            priority=row["priority"],
         )
 
 
@@ -125,20 +129,21 @@ async def configure_agents(
     if agent_ids is not None:
         ids = [uuid.UUID(a) for a in agent_ids]
         rows = await agent_store.queue_settings(db, ids=ids)
-        known = {r[0] for r in rows}
+        known = {r["id"] for r in rows}
         for missing in set(ids) - known:
             # No such agent: its jobs can never run; they end when their activity is not
             # found. A cap of 1 lets them drain.
             await _store().configure(redis, missing.hex, "", 1, paused=False)
     else:
         rows = await agent_store.queue_settings(db, tenants=settings.tenants or None)
-    for agent_id, tenant_id, concurrency, status in rows:
+    for row in rows:
+        agent_id, tenant_id, status = row["id"], row["tenant_id"], row["status"]
         terminated = status == "TERMINATED"
         await _store().configure(
             redis,
             agent_id.hex,
             tenant_id.hex,
-            concurrency,
+            row["concurrency"],
             paused=status == "PAUSED",
             terminated=terminated,
         )
@@ -161,24 +166,28 @@ async def _cancel_terminated(
             await runs.cancel_waiting(conn, tenant_id, agent_id)
 
 
-async def reconcile(redis: Redis, db: Database, settings: JobSettings) -> int:
-    """Enqueue QUEUED activities (older than a few seconds) that have no job in Redis, oldest
-    first; returns how many."""
+async def reconcile(
+    redis: Redis, db: Database, settings: JobSettings, min_age_s: float = RECONCILE_MIN_AGE_S
+) -> int:
+    """Enqueue QUEUED activities (older than `min_age_s`) that have no job in Redis, oldest
+    first; returns how many. A younger age is safe too (after an outage): an enqueue of a job
+    that exists changes nothing, and a job whose activity has run already starts nothing
+    (a first delivery starts only a QUEUED activity)."""
     await cancel_dropped(redis, db)
-    rows = await runs.stranded(db, settings.tenants, RECONCILE_MIN_AGE_S)
+    rows = await runs.stranded(db, settings.tenants, min_age_s)
     enqueued = 0
     for start in range(0, len(rows), 500):
         batch = rows[start : start + 500]
-        existing = await _store().existing(redis, [r[0].hex for r in batch])
-        for activity_id, tenant_id, agent_id, priority in batch:
-            if activity_id.hex in existing:
+        existing = await _store().existing(redis, [r["id"].hex for r in batch])
+        for row in batch:
+            if row["id"].hex in existing:
                 continue
             enqueued += await enqueue_activity(
                 redis,
-                activity_id=activity_id,
-                tenant_id=tenant_id,
-                agent_id=agent_id,
-                priority=priority,
+                activity_id=row["id"],
+                tenant_id=row["tenant_id"],
+                agent_id=row["agent_id"],
+                priority=row["priority"],
             )
     if enqueued:
         log.info("reconciler: enqueued %d stranded activities", enqueued)

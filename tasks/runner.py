@@ -24,7 +24,7 @@ from domain.budgets import BUDGET_EXCEEDED
 from domain.llm_calls import NewLlmCall
 from domain.runs import Run
 from domain.store import runs
-from switchboard.db import Database
+from switchboard.infra.db import Database
 from switchboard.observability import llm
 from tasks import skill_loading
 from tasks.config import JobSettings
@@ -88,7 +88,7 @@ class OutputStream:
             raise RunStopped("the activity is no longer running")
         if not self.first_written:
             # This run's first token (start_run cleared firstTokenAt): time since dispatch.
-            dispatched_at, first_token_at = rows[0][10], rows[0][11]
+            dispatched_at, first_token_at = rows[0]["dispatched_at"], rows[0]["first_token_at"]
             if dispatched_at is not None and first_token_at is not None:
                 llm.observe_time_to_first_token(
                     (first_token_at - dispatched_at).total_seconds(), self.run.role, self.run.model
@@ -140,14 +140,7 @@ async def execute(
             await stream.flush()
             recorded = await steps("run steps", functools.partial(_record, db, run, result))
             if recorded is not None:  # committed: spent
-                llm.record_llm_spend(
-                    tenant_id,
-                    run.role,
-                    result.model,
-                    result.cost_usd,
-                    result.input_tokens,
-                    result.output_tokens,
-                )
+                llm.record_llm_spend(tenant_id, run.role, result)
             if result.done:
                 break
             reply = await steps(

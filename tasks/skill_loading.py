@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from domain.runs import Run
 from domain.skills import MAX_LOADED_PER_RUN, ManifestEntry
 from domain.store import skills
-from switchboard.db import Database
+from switchboard.infra.db import Database
 
 CONTINUE = "Continue."
 

@@ -39,14 +39,12 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from domain.store import runs
-from switchboard.db import Database, create_engine
-from switchboard.live.relay import CommitSignal
+from switchboard.bootstrap import build_services
+from switchboard.infra.db import Database
 from switchboard.observability import logs, metrics, tracing
 from switchboard.settings import Settings
 from tasks import jobs  # noqa: F401  (registers the tasks and the retry middleware)
@@ -58,6 +56,10 @@ from tasks.queue import cancel_dropped, configure_agents, reconcile, requeue_los
 log = logging.getLogger(__name__)
 
 SCHEDULER_LOCK = "lock:scheduled"
+# After a Redis outage (or failover): reconcile every pass for this long, with this
+# youngest age (seconds), so a job the outage lost waits seconds, not a scheduled interval.
+RECONCILE_AFTER_OUTAGE_S = 10.0
+RECONCILE_AFTER_OUTAGE_MIN_AGE_S = 1.0
 
 
 async def run_scheduled(redis: Redis, db: Database, settings: JobSettings) -> int:
@@ -86,17 +88,26 @@ async def _maintenance(redis: Redis, db: Database, settings: JobSettings, outage
     scope = ",".join(sorted(t.hex for t in settings.tenants)) if settings.tenants else "all"
     lock_key = broker.store.key(f"{SCHEDULER_LOCK}:{hashlib.sha1(scope.encode()).hexdigest()[:12]}")
     redis_outages = outages.redis.ended
+    reconcile_until = 0.0
+    redis_was_down = False
     while True:
         await asyncio.sleep(min(1.0, settings.expiry_interval_s))
+        redis_was_down = redis_was_down or outages.redis.down
         if outages.down:
             outages.skip("maintenance passes")
             continue
         try:
-            if outages.redis.ended != redis_outages:
-                # Redis may have come back without its data: queued jobs get theirs again
-                # now rather than at the next scheduled pass.
-                await reconcile(redis, db, settings)
+            if redis_was_down or outages.redis.ended != redis_outages:
+                # Redis may have come back without its data, or a failover promoted a
+                # replica that missed the last writes: queued jobs get theirs again now
+                # (as soon as Redis answers, not once the outage is confirmed over) rather
+                # than at the next scheduled pass, and for a few seconds more, for
+                # mutations whose enqueue failed while their gateway had not reconnected.
+                reconcile_until = loop.time() + RECONCILE_AFTER_OUTAGE_S
                 redis_outages = outages.redis.ended
+                redis_was_down = False
+            if loop.time() < reconcile_until:
+                await reconcile(redis, db, settings, min_age_s=RECONCILE_AFTER_OUTAGE_MIN_AGE_S)
             await cancel_dropped(redis, db)
             if settings.scheduler and loop.time() >= next_scheduled:
                 next_scheduled = loop.time() + settings.expiry_interval_s
@@ -132,19 +143,10 @@ def _dump_tasks() -> None:
 async def run_worker(
     settings: Settings, job_settings: JobSettings, stop: asyncio.Event | None = None
 ) -> None:
-    database_url, redis_url = settings.server_urls()
-    db = Database(create_engine(settings, database_url))
-    redis = Redis.from_url(
-        redis_url,
-        socket_timeout=job_settings.poll_s + 10,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-        # One immediate retry (a pooled connection the server closed since); longer outages
-        # are waited out in tasks/outage.py, not inside the client.
-        retry=Retry(NoBackoff(), 1),
-    )
-    if settings.db_pooler == "transaction":  # the relays cannot LISTEN: wake them on commit
-        db.after_commit = CommitSignal(redis)
+    # The database, Redis and the queue, wired as for every process (switchboard/bootstrap.py);
+    # the broker is connected to this Redis.
+    infrastructure = build_services(settings, job_settings)
+    db, redis = infrastructure.db, infrastructure.redis
     outages = Outages(
         Outage(POSTGRES, lambda: db.fetch("SELECT 1")),
         Outage(REDIS, redis.ping),
@@ -165,7 +167,6 @@ async def run_worker(
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # what is this worker doing?
 
-    broker.connect(redis, job_settings)
     broker.is_worker_process = True
     broker.outages = outages
     broker.state.db = db
@@ -186,8 +187,7 @@ async def run_worker(
     async def close() -> None:
         await broker.shutdown()
         await outages.close()
-        await redis.aclose()
-        await db.dispose()
+        await infrastructure.close()
 
     async def prepare() -> None:
         await outages.run("startup", lambda: configure_agents(redis, db, None, job_settings))
@@ -252,6 +252,7 @@ def configure_logs(settings: Settings) -> None:
     logs.register_secret(settings.jwt_secret)
     logs.register_url_password(settings.database_url)
     logs.register_url_password(settings.redis_url)
+    logs.register_secret(settings.redis_password)
     root = logging.getLogger()
     for handler in list(root.handlers):
         # `switchboard worker` may have installed a plain handler while parsing arguments:

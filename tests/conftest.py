@@ -7,7 +7,7 @@ The gateway runs in-process behind httpx's ASGI transport with its real lifespan
 
 With SWITCHBOARD_TEST_PGBOUNCER=1 (`scripts/test --pgbouncer`, and scripts/test's second
 pass) the gateway, workers and gateway processes the tests start reach that database through
-PgBouncer in transaction mode (tests/pgbouncer_support.py) with SWITCHBOARD_DB_POOLER =
+PgBouncer in transaction mode (tests/support/pgbouncer.py) with SWITCHBOARD_DB_POOLER =
 `transaction`; migrating, seeding and `db_conn` (the tests' own back door) stay direct.
 """
 
@@ -34,10 +34,10 @@ from starlette.applications import Starlette
 
 from domain.ids import to_global_id
 from switchboard.app import create_app
-from switchboard.auth import issue_token
-from switchboard.migrate import upgrade_to_head_async
-from switchboard.seed import seed_demo, seeding_anchor, stable_id
-from switchboard.services import EmbeddedServices, start_services
+from switchboard.devdata.seed import seed_demo, seeding_anchor, stable_id
+from switchboard.edge.auth import issue_token
+from switchboard.infra.embedded import EmbeddedServices, start_services
+from switchboard.infra.migrate import upgrade_to_head_async
 from switchboard.settings import PROJECT_DIR, Settings
 
 # One database per run (and per process), so concurrent runs never share one.
@@ -141,7 +141,7 @@ async def servers(embedded: EmbeddedServices) -> AsyncIterator[Servers]:
         yield Servers(database_url=database_url, redis_url=embedded.redis_url)
         await _drop_database(embedded.database_url, TEST_DATABASE)
         return
-    from tests.pgbouncer_support import PgBouncer
+    from tests.support.pgbouncer import PgBouncer
 
     bouncer = PgBouncer.start(database_url)
     # Processes the tests start (workers, gateways) read it from the environment.
@@ -214,6 +214,14 @@ async def db_conn(servers: Servers) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
+@pytest.fixture
+async def redis(servers: Servers) -> AsyncIterator[Redis]:
+    """A Redis client of the test's own, for arranging and checking keys directly."""
+    client = Redis.from_url(servers.redis_url)
+    yield client
+    await client.aclose()
+
+
 def tenant_gid(slug: str) -> str:
     return to_global_id("Tenant", stable_id(slug, "tenant"))
 
@@ -259,6 +267,28 @@ def gql(client: httpx.AsyncClient) -> Any:
         )
 
     return post
+
+
+async def add_marketer(
+    conn: asyncpg.Connection, settings: Settings, tenant_id: uuid.UUID, slug: str, name: str
+) -> str:
+    """A MARKETER of the tenant, `marketer@<slug>.example` called `name`; their dashboard
+    token."""
+    user_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)",
+        user_id,
+        f"marketer@{slug}.example",
+        name,
+    )
+    await conn.execute(
+        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'MARKETER')",
+        tenant_id,
+        user_id,
+    )
+    return issue_token(
+        settings, to_global_id("User", user_id), to_global_id("Tenant", tenant_id), "dashboard"
+    )
 
 
 async def drop_tenant(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> None:

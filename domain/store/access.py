@@ -1,5 +1,5 @@
 """Who a token's subject is in its tenant: a user's membership role, or an agent that is not
-terminated (switchboard/auth.py asks, then caches the answer)."""
+terminated (switchboard/edge/auth.py asks, then caches the answer)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from domain.store.tables import AGENT_COLUMNS
 async def set_agent_status(
     conn: AsyncConnection, tenant_id: uuid.UUID, agent_id: uuid.UUID, status: str
 ) -> Any:
-    """Move the agent to `status` (a row of AGENT_COLUMNS)."""
+    """Move the agent to `status`; its row of AGENT_COLUMNS, by name."""
     check_settable(status)
     current = (
         await conn.execute(
@@ -38,7 +38,7 @@ async def set_agent_status(
         )
     ).one()
     await record_event(conn, tenant_id, "AGENT_STATUS_CHANGED", agent_id=agent_id)
-    return row
+    return row._mapping
 
 
 QUEUE_SETTINGS_SQL = "SELECT id, tenant_id, concurrency, status FROM agents"
@@ -50,8 +50,8 @@ async def queue_settings(
     ids: Sequence[uuid.UUID] | None = None,
     tenants: Collection[uuid.UUID] | None = None,
 ) -> Sequence[Any]:
-    """(id, tenant id, concurrency, status) of the agents of `ids`, else of the agents of
-    `tenants`, else of every agent."""
+    """Rows of `id`, `tenant_id`, `concurrency` and `status` (by name) of the agents of `ids`,
+    else of the agents of `tenants`, else of every agent."""
     if ids is not None:
         return await db.fetch(
             f"{QUEUE_SETTINGS_SQL} WHERE id = ANY(CAST(:ids AS uuid[]))", {"ids": list(ids)}

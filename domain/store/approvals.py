@@ -61,7 +61,7 @@ async def resolve_approval(
                 "WHEN :status IN ('COMPLETED', 'CANCELLED') THEN now() ELSE completed_at END "
                 "WHERE id = :id RETURNING deliverable_id, agent_id, output"
             ),
-            {"status": activity_status, "id": approval[1]},
+            {"status": activity_status, "id": approval.activity_id},
         )
     ).one()
     deliverable_id, agent_id, output = activity
@@ -69,16 +69,16 @@ async def resolve_approval(
         text("UPDATE deliverables SET status = :status WHERE id = :id"),
         {"status": deliverable_status, "id": deliverable_id},
     )
-    campaign_id = approval[-1]
+    campaign_id = approval.campaign_id
     await record_event(
         conn,
         tenant_id,
         "APPROVAL_RESOLVED",
         approval_id=approval_id,
-        activity_id=approval[1],
+        activity_id=approval.activity_id,
         campaign_id=campaign_id,
     )
-    await activity_status_changed(conn, tenant_id, approval[1], agent_id, campaign_id)
+    await activity_status_changed(conn, tenant_id, approval.activity_id, agent_id, campaign_id)
     revision = None
     if decision == "REQUEST_REVISION":
         role = (
@@ -92,6 +92,6 @@ async def resolve_approval(
             1,
             revision_instructions(comment or "", output),
             "REVISION_REQUESTED",
-            revision_of=approval[1],
+            revision_of=approval.activity_id,
         )
-    return Resolution(approval=approval[:-1], revision=revision)
+    return Resolution(approval=approval._mapping, revision=revision)

@@ -38,8 +38,8 @@ async def create_campaign(
             },
         )
     ).one()
-    await record_event(conn, tenant_id, "CAMPAIGN_UPDATED", campaign_id=row[0])
-    return row
+    await record_event(conn, tenant_id, "CAMPAIGN_UPDATED", campaign_id=row.id)
+    return row._mapping
 
 
 async def update_campaign(
@@ -72,7 +72,7 @@ async def update_campaign(
         )
     ).one()
     await record_event(conn, tenant_id, "CAMPAIGN_UPDATED", campaign_id=campaign_id)
-    return row
+    return row._mapping
 
 
 async def submit_campaign(
@@ -102,4 +102,4 @@ async def submit_campaign(
             "INVALID_STATE", f"Only a DRAFT campaign can be submitted; it is {status}.", "id"
         )
     await record_event(conn, tenant_id, "CAMPAIGN_UPDATED", campaign_id=campaign_id)
-    return row
+    return row._mapping

@@ -3,6 +3,7 @@ domain/store/rollups.py), in the caller's transaction."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -28,15 +29,9 @@ async def record_llm_call(
             {
                 "id": uuid.uuid4(),
                 "tenant_id": tenant_id,
-                "activity_id": call.activity_id,
-                "provider": call.provider,
-                "model": call.model,
-                "input_tokens": call.input_tokens,
-                "output_tokens": call.output_tokens,
-                "cost_usd": call.cost_usd,
-                "latency_ms": call.latency_ms,
+                **dataclasses.asdict(call),
                 "created_at": at or dt.datetime.now(dt.UTC),
             },
         )
     ).first()
-    return RecordedCall(id=row[0], created_at=row[1]) if row else None
+    return RecordedCall(id=row.id, created_at=row.created_at) if row else None

@@ -1,5 +1,5 @@
 """What the store reads through outside a transaction: one autocommit statement, retried
-once on a statement timeout (switchboard.db.Database is one). Named here so the store needs
+once on a statement timeout (switchboard.infra.db.Database is one). Named here so the store needs
 nothing from the layers above it."""
 
 from __future__ import annotations

@@ -40,10 +40,12 @@ from domain.store.work import create_activity, create_deliverable
 
 log = logging.getLogger(__name__)
 
+# Its columns are named as Run's fields.
 RUN_SELECT = """
-SELECT a.id, a.tenant_id, a.agent_id, a.campaign_id, a.deliverable_id, a.priority,
-       a.instructions, g.role, g.model, g.max_turns_per_run, g.status, d.title, d.kind,
-       m.name, m.goal, m.ends_on
+SELECT a.id AS activity_id, a.tenant_id, a.agent_id, a.campaign_id, a.deliverable_id,
+       a.priority, a.instructions, g.role, g.model, g.max_turns_per_run AS max_turns,
+       g.status AS agent_status, d.title AS deliverable_title, d.kind AS deliverable_kind,
+       m.name AS campaign_name, m.goal AS campaign_goal, m.ends_on AS campaign_ends_on
 FROM {source} a
 JOIN agents g ON g.id = a.agent_id
 JOIN deliverables d ON d.id = a.deliverable_id
@@ -52,7 +54,7 @@ JOIN campaigns m ON m.id = a.campaign_id
 
 
 def _run(row: Any) -> Run:
-    return Run(*row)
+    return Run(**row._mapping)
 
 
 async def load_run(conn: AsyncConnection, tenant_id: uuid.UUID, activity_id: uuid.UUID) -> Run:
@@ -124,7 +126,7 @@ async def cancel_if_terminated(
     ).first()
     if row is None:
         return False
-    await activity_status_changed(conn, tenant_id, activity_id, row[0], row[1])
+    await activity_status_changed(conn, tenant_id, activity_id, row.agent_id, row.campaign_id)
     return True
 
 
@@ -212,13 +214,14 @@ async def running_state(
     row = (
         await conn.execute(
             text(
-                "SELECT a.status, g.status FROM activities a JOIN agents g ON g.id = a.agent_id "
+                "SELECT a.status AS activity_status, g.status AS agent_status "
+                "FROM activities a JOIN agents g ON g.id = a.agent_id "
                 "WHERE a.id = :id AND a.tenant_id = :t"
             ),
             {"id": activity_id, "t": tenant_id},
         )
     ).first()
-    return (row[0], row[1]) if row else None
+    return (row.activity_status, row.agent_status) if row else None
 
 
 async def record_call(
@@ -258,8 +261,8 @@ async def fail_run(
     *,
     status: str = "FAILED",
 ) -> Any | None:
-    """A QUEUED or RUNNING activity ends FAILED (or ESCALATED) with its reason; a row of
-    ACTIVITY_COLUMNS, or None if it was in no such state."""
+    """A QUEUED or RUNNING activity ends FAILED (or ESCALATED) with its reason; its row of
+    ACTIVITY_COLUMNS and `campaign_id`, by name, or None if it was in no such state."""
     row = (
         await conn.execute(
             text(
@@ -278,18 +281,19 @@ async def fail_run(
     ).first()
     if row is None:
         return None
-    await activity_status_changed(conn, tenant_id, activity_id, row[2], row[-1])
+    agent_id, campaign_id = row.agent_id, row.campaign_id
+    await activity_status_changed(conn, tenant_id, activity_id, agent_id, campaign_id)
     if status == "ESCALATED":
         await record_event(
             conn,
             tenant_id,
             "ESCALATION_CREATED",
             activity_id=activity_id,
-            agent_id=row[2],
-            campaign_id=row[-1],
+            agent_id=agent_id,
+            campaign_id=campaign_id,
         )
-    await _agent_idle_unless_busy(conn, tenant_id, row[2])
-    return row
+    await _agent_idle_unless_busy(conn, tenant_id, agent_id)
+    return row._mapping
 
 
 async def requeue(conn: AsyncConnection, tenant_id: uuid.UUID, activity_id: uuid.UUID) -> bool:
@@ -306,8 +310,8 @@ async def requeue(conn: AsyncConnection, tenant_id: uuid.UUID, activity_id: uuid
     ).first()
     if row is None:
         return False
-    await activity_status_changed(conn, tenant_id, activity_id, row[0], row[1])
-    await _agent_idle_unless_busy(conn, tenant_id, row[0])
+    await activity_status_changed(conn, tenant_id, activity_id, row.agent_id, row.campaign_id)
+    await _agent_idle_unless_busy(conn, tenant_id, row.agent_id)
     return True
 
 
@@ -407,7 +411,7 @@ async def dead_letter(
     failed = await fail_run(conn, tenant_id, activity_id, reason)
     if failed is None:
         return None
-    agent_id, campaign_id = failed[2], failed[-1]
+    agent_id, campaign_id = failed["agent_id"], failed["campaign_id"]
     errored = (
         await conn.execute(
             text(
@@ -495,7 +499,7 @@ async def expire_approvals(
 async def plan_campaign(conn: AsyncConnection, run: Run) -> list[Any]:
     """The planner's work: the campaign's deliverables (PLAN, one per role that has a
     working agent) and a QUEUED activity for each, at the planner's priority. Returns the
-    activities' rows (ACTIVITY_COLUMNS, then the campaign id); the caller enqueues their
+    activities' rows (as create_activity's, by name); the caller enqueues their
     jobs after commit. Created through domain/store/work.py, as the mutations create work."""
     statuses = dict(
         (
@@ -523,7 +527,7 @@ async def plan_campaign(conn: AsyncConnection, run: Run) -> list[Any]:
                 await create_activity(
                     conn,
                     run.tenant_id,
-                    deliverable[0],
+                    deliverable["id"],
                     role,
                     run.priority,
                     plan_instructions(title, run.campaign_name, run.campaign_goal),
@@ -552,14 +556,14 @@ async def own_activity(
     *,
     lock: bool,
 ) -> Any:
-    """(agent id, status, campaign id, agent role) of an activity of the agent's own (its
-    row locked with `lock`); Rejected NOT_FOUND for another tenant's or an unknown one,
-    FORBIDDEN for another agent's."""
+    """An activity of the agent's own (its row locked with `lock`), as a row of `agent_id`,
+    `status`, `campaign_id` and the agent's `role`, by attribute; Rejected NOT_FOUND for
+    another tenant's or an unknown one, FORBIDDEN for another agent's."""
     sql = OWN_ACTIVITY_SQL + (" FOR UPDATE OF a" if lock else "")
     row = (await conn.execute(text(sql), {"id": activity_id, "t": tenant_id})).first()
     if row is None:
         raise Rejected("NOT_FOUND", "No activity has this ID.", "input", "activityId")
-    if row[0] != agent_id:
+    if row.agent_id != agent_id:
         raise Rejected(
             "FORBIDDEN", "This activity belongs to another agent.", "input", "activityId"
         )
@@ -567,13 +571,14 @@ async def own_activity(
 
 
 async def activity_row(conn: AsyncConnection, activity_id: uuid.UUID) -> Any:
-    """The activity as a row of ACTIVITY_COLUMNS."""
-    return (
+    """The activity's row of ACTIVITY_COLUMNS, by name."""
+    row = (
         await conn.execute(
             text(f"SELECT {ACTIVITY_COLUMNS} FROM activities t WHERE t.id = :id"),
             {"id": activity_id},
         )
     ).one()
+    return row._mapping
 
 
 async def activity_agent(
@@ -594,14 +599,15 @@ async def job_of(conn: AsyncConnection, activity_id: uuid.UUID) -> tuple[uuid.UU
             text("SELECT agent_id, priority FROM activities WHERE id = :id"), {"id": activity_id}
         )
     ).one()
-    return row[0], row[1]
+    return row.agent_id, row.priority
 
 
 async def stranded(
     db: Reader, tenants: Sequence[uuid.UUID] | None, min_age_s: float
 ) -> Sequence[Any]:
-    """(id, tenant id, agent id, priority) of the QUEUED activities (of `tenants`, or of
-    every tenant) at least `min_age_s` old, oldest first: those whose job may be missing."""
+    """Rows of `id`, `tenant_id`, `agent_id` and `priority` (by name) of the QUEUED
+    activities (of `tenants`, or of every tenant) at least `min_age_s` old, oldest first:
+    those whose job may be missing."""
     scope = "AND a.tenant_id = ANY(CAST(:t AS uuid[]))" if tenants else ""
     return await db.fetch(
         "SELECT a.id, a.tenant_id, a.agent_id, a.priority FROM activities a "

@@ -103,7 +103,7 @@ async def manifest(conn: AsyncConnection, tenant_id: uuid.UUID, role: str) -> li
     """Names and one-line summaries of the skills a run of `role` may load, by name; a
     tenant's skill hides a global one of the same name."""
     rows = (await conn.execute(_MANIFEST, {"tenant_id": tenant_id, "role": role})).all()
-    return [ManifestEntry(name=r[0], summary=r[1]) for r in rows]
+    return [ManifestEntry(name=r.name, summary=r.summary) for r in rows]
 
 
 async def load_for_run(

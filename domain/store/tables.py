@@ -1,26 +1,79 @@
-"""The column lists the write side returns (`RETURNING …`) and the read side maps.
+"""The columns the write side returns (`RETURNING …`) and the read side maps, by name.
 
 The store owns them; loaders/shapes.py imports them, so a row a write returns can be handed
-to the same mapper as a row a read selects. Every list reads its table as alias `t`.
+to the same mapper as a row a read selects. Each table's columns are named once, as a
+tuple (`*_FIELDS`); its select list (`*_COLUMNS`, over alias `t`) is made from that tuple,
+and the mappers read each column by its name, so the order of a list does not matter.
 """
 
-CAMPAIGN_COLUMNS = (
-    "t.id, t.tenant_id, t.name, t.goal, t.status, t.budget_cap_usd, t.starts_on, t.ends_on, "
-    "t.created_at, t.updated_at, t.spent_usd"
+
+def select_list(fields: tuple[str, ...]) -> str:
+    """`t.a, t.b, …`: the select list of `fields` over alias `t`."""
+    return ", ".join(f"t.{field}" for field in fields)
+
+
+CAMPAIGN_FIELDS = (
+    "id",
+    "tenant_id",
+    "name",
+    "goal",
+    "status",
+    "budget_cap_usd",
+    "starts_on",
+    "ends_on",
+    "created_at",
+    "updated_at",
+    "spent_usd",
 )
-DELIVERABLE_COLUMNS = (
-    "t.id, t.campaign_id, t.title, t.kind, t.status, t.due_at, t.created_at, t.cost_usd"
+DELIVERABLE_FIELDS = (
+    "id",
+    "campaign_id",
+    "title",
+    "kind",
+    "status",
+    "due_at",
+    "created_at",
+    "cost_usd",
 )
-ACTIVITY_COLUMNS = (
-    "t.id, t.deliverable_id, t.agent_id, t.status, t.wake_reason, t.priority, t.instructions, "
-    "t.output, t.failure_reason, t.created_at, t.dispatched_at, t.first_token_at, "
-    "t.completed_at, t.cost_usd"
+ACTIVITY_FIELDS = (
+    "id",
+    "deliverable_id",
+    "agent_id",
+    "status",
+    "wake_reason",
+    "priority",
+    "instructions",
+    "output",
+    "failure_reason",
+    "created_at",
+    "dispatched_at",
+    "first_token_at",
+    "completed_at",
+    "cost_usd",
 )
-APPROVAL_COLUMNS = (
-    "t.id, t.activity_id, t.status, t.risk_level, t.requested_at, t.expires_at, t.resolved_at, "
-    "t.comment, t.resolved_by"
+APPROVAL_FIELDS = (
+    "id",
+    "activity_id",
+    "status",
+    "risk_level",
+    "requested_at",
+    "expires_at",
+    "resolved_at",
+    "comment",
+    "resolved_by",
 )
-AGENT_COLUMNS = (
-    "t.id, t.role, t.status, t.model, t.concurrency, t.max_cost_usd_per_activity, "
-    "t.max_turns_per_run"
+AGENT_FIELDS = (
+    "id",
+    "role",
+    "status",
+    "model",
+    "concurrency",
+    "max_cost_usd_per_activity",
+    "max_turns_per_run",
 )
+
+CAMPAIGN_COLUMNS = select_list(CAMPAIGN_FIELDS)
+DELIVERABLE_COLUMNS = select_list(DELIVERABLE_FIELDS)
+ACTIVITY_COLUMNS = select_list(ACTIVITY_FIELDS)
+APPROVAL_COLUMNS = select_list(APPROVAL_FIELDS)
+AGENT_COLUMNS = select_list(AGENT_FIELDS)

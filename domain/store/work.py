@@ -33,7 +33,7 @@ async def create_deliverable(
     kind: str,
     due_at: dt.datetime | None,
 ) -> Any:
-    """A PLANNED deliverable of the campaign; a row of DELIVERABLE_COLUMNS."""
+    """A PLANNED deliverable of the campaign; its row of DELIVERABLE_COLUMNS, by name."""
     check_title(title)
     campaign = (
         await conn.execute(
@@ -44,7 +44,7 @@ async def create_deliverable(
     if campaign is None:
         raise Rejected("NOT_FOUND", "No campaign has this ID.", "input", "campaignId")
     check_campaign_open(campaign[0])
-    return (
+    row = (
         await conn.execute(
             text(
                 "INSERT INTO deliverables AS t "
@@ -62,6 +62,7 @@ async def create_deliverable(
             },
         )
     ).one()
+    return row._mapping
 
 
 async def create_activity(
@@ -74,8 +75,8 @@ async def create_activity(
     wake_reason: str,
     revision_of: uuid.UUID | None = None,
 ) -> Any:
-    """A QUEUED activity of the tenant's agent of `role` on the deliverable; a row of
-    ACTIVITY_COLUMNS followed by the campaign's id. The caller enqueues its job after commit."""
+    """A QUEUED activity of the tenant's agent of `role` on the deliverable; its row of
+    ACTIVITY_COLUMNS and `campaign_id`, by name. The caller enqueues its job after commit."""
     check_priority(priority)
     check_instructions(instructions)
     found = (
@@ -120,5 +121,5 @@ async def create_activity(
             text("UPDATE deliverables SET status = 'IN_PROGRESS' WHERE id = :id"),
             {"id": deliverable_id},
         )
-    await activity_status_changed(conn, tenant_id, row[0], agent_id, campaign_id)
-    return row
+    await activity_status_changed(conn, tenant_id, row.id, agent_id, campaign_id)
+    return row._mapping

@@ -53,7 +53,7 @@ def upgrade() -> None:
         before text := CASE WHEN TG_OP = 'UPDATE' THEN coalesce(OLD.output, '') ELSE '' END;
         after text := coalesce(NEW.output, '');
     BEGIN
-        -- A bulk load of history (switchboard/seed.py `copy_rows`) is no live change.
+        -- A bulk load of history (switchboard/devdata/seed.py `copy_rows`) is no live change.
         IF current_setting('switchboard.bulk_load', true) = 'on' THEN
             RETURN NULL;
         END IF;

@@ -1,7 +1,8 @@
 """Builds ops/grafana/switchboard.json, the Grafana dashboard of a Switchboard deployment.
 
 Run `python ops/grafana/build_dashboard.py` after changing a panel; the JSON is what
-operators import (Dashboards → New → Import). tests/test_observability_ops.py checks that
+operators import (Dashboards → New → Import).
+tests/integration/test_observability_ops.py checks that
 the JSON is this script's output, that every query parses (promtool) and that every metric
 it names exists. Rows: API latency, queue health, LLM costs, the database, live connections.
 
@@ -303,6 +304,30 @@ def build() -> dict[str, Any]:
             (f"sum({m('switchboard_db_pool_connections_open')})", "open"),
             (f"sum({m('switchboard_db_pool_requests_waiting')})", "requests waiting"),
         ],
+    )
+    lay.panel(
+        "Read-side statements by server",
+        [
+            (
+                f"sum by (target, reason) (rate({m('switchboard_db_reads_total')}[{RATE}]))",
+                "{{target}} ({{reason}})",
+            )
+        ],
+        unit="ops",
+        width=12,
+        description="With read replicas only: where the loaders' statements ran, and why "
+        "one went to the primary (README, Read replicas).",
+    )
+    lay.panel(
+        "Read replica lag",
+        [
+            (f"max by (replica) ({m('switchboard_db_replica_lag_seconds')})", "{{replica}}"),
+            (f"min by (replica) ({m('switchboard_db_replica_usable')})", "{{replica}} usable"),
+        ],
+        unit="s",
+        width=12,
+        description="Lag as the router measures it; usable 0 while the replica is skipped "
+        "(past SWITCHBOARD_REPLICA_MAX_LAG_MS, unreachable).",
     )
 
     lay.row("Live connections")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode
@@ -27,13 +27,15 @@ from starlette.requests import Request
 
 from domain.access import Principal
 from domain.errors import DomainError
-from switchboard.auth import Authenticator
-from switchboard.context import Services
-from switchboard.documents import DocumentCache, PreparedDocument
+from switchboard.edge.auth import Authenticator
+from switchboard.edge.documents import DocumentCache, PreparedDocument
 from switchboard.edge.limits import TOO_COMPLEX, OperationLimits
 from switchboard.edge.persisted import PersistedQueries, PersistedQueryError, Resolved
 from switchboard.edge.ratelimit import Decision, RateLimiter
 from switchboard.settings import Settings
+
+if TYPE_CHECKING:
+    from switchboard.bootstrap import Services  # wired at the top (bootstrap.py)
 
 
 def core_schema(schema: Any) -> GraphQLSchema:
@@ -264,7 +266,7 @@ def _holds_nul(value: Any) -> bool:
 
 def formatted(errors: list[GraphQLError], code: str, settings: Settings) -> dict[str, Any]:
     # Imported here: graphql_http imports this module, and format_error lives there.
-    from switchboard.graphql_http import format_error
+    from switchboard.edge.http import format_error
 
     entries = []
     for error in errors:

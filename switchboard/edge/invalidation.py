@@ -23,7 +23,7 @@ complete until the bump has reached Redis, so an invalidation is retried with it
 
 A change not in this list invalidates everything of the tenant: a new kind of change is
 never silently stale. Tenant.spend, Tenant.spendReport and Query.mobileHome are the cached
-fields (`switchboard.edge.response_cache.CACHED_FIELDS`).
+fields (`switchboard.execution.response_cache.CACHED_FIELDS`).
 
 Redis failing during an invalidation: the tenant's groups are remembered in this
 process (`response_cache.pending`); while any are pending, this process reads around the
@@ -38,7 +38,7 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from switchboard.edge.response_cache import GROUPS, bump_generations
+from switchboard.execution.response_cache import GROUPS, bump_generations
 
 HOME, SPEND = "home", "spend"
 INVALIDATES: dict[str, tuple[str, ...]] = {

@@ -1,7 +1,7 @@
 """Operation limits: how deep, how aliased, how long and how costly an operation may be.
 
 Each operation of a document is analysed once, when the document is parsed and validated
-(`switchboard.documents` keeps the analysis with the document); each request then only
+(`switchboard.edge.documents` keeps the analysis with the document); each request then only
 evaluates the cost against its own variables and compares four numbers. Past any limit
 the request answers QUERY_TOO_COMPLEX (HTTP 400) before a resolver runs.
 

@@ -33,7 +33,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from switchboard.edge.breaker import RedisBreaker
+from switchboard.infra.breaker import RedisBreaker
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from switchboard.edge.breaker import RedisBreaker
+from switchboard.infra.breaker import RedisBreaker
 
 # KEYS[1]: the subject's sorted set. ARGV: limit, window in ms, a unique member.
 # Returns {allowed (1|0), remaining, retry after in ms}.

@@ -8,7 +8,7 @@ at /metrics. Reasons: `mutation`, `subscription`, `introspection`, `directive`,
 `fragment_variables`, `field`, `type`, `invalid_variables` (graphql-core reports those),
 `plan_error`, `executor_error` (a bug of the run, logged; graphql-core answers instead),
 `resolver_spans` (resolver tracing needs graphql-core's middleware) and `disabled`
-(`enabled` set to False: a switch for comparisons).
+(`SWITCHBOARD_EXECUTOR=graphql-core`, or `enabled` set to False: a switch for comparisons).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ from graphql.language import (
 from strawberry.types.arguments import convert_arguments
 
 from schema.relations import RELATION
-from switchboard.edge.response_cache import CACHED_FIELDS
+from switchboard.execution.response_cache import CACHED_FIELDS
 
 # LEAF: a plain attribute of a leaf type; EVENT: a subscription field, whose value is the
 # event the subscription delivers (the root value of its per-event execution).

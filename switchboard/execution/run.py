@@ -33,7 +33,6 @@ from graphql import ExecutionResult, GraphQLError, located_error
 from graphql.execution import Executor
 from graphql.execution.values import VariableValues, get_argument_values
 
-from switchboard.edge.response_cache import CacheRequest
 from switchboard.execution.plan import (
     EVENT,
     LEAF,
@@ -44,6 +43,7 @@ from switchboard.execution.plan import (
     OperationPlan,
     Planner,
 )
+from switchboard.execution.response_cache import CacheRequest
 
 complete_leaf = Executor.complete_leaf_value
 MIN_INT, MAX_INT = -(2**31), 2**31 - 1  # GraphQL's Int; graphql-core refuses others

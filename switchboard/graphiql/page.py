@@ -21,10 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from domain.enums import AgentRole
 from domain.ids import to_global_id
-from switchboard.auth import issue_token
-from switchboard.db import Database
+from switchboard.devdata.seed import stable_id
+from switchboard.edge.auth import issue_token
 from switchboard.graphiql import STATIC_PATH
-from switchboard.seed import stable_id
+from switchboard.infra.db import Database
 from switchboard.settings import PROJECT_DIR, Settings
 
 log = logging.getLogger(__name__)

@@ -27,22 +27,26 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from graphql import ExecutionResult
 from graphql.execution import Executor
-from redis.asyncio import Redis
 
 from domain.access import Principal
 from domain.events import Position
+from resolvers.context import RequestContext
 from resolvers.subscriptions import Feed, stream_event, tenant_event
-from switchboard.context import RequestContext, Services
 from switchboard.execution.executor import for_schema
 from switchboard.execution.plan import OperationPlan
+from switchboard.infra.redis import redis_reader
 from switchboard.live import log as event_log
 from switchboard.live.log import Entry, EventLog
 from switchboard.observability import live as observed
+from switchboard.settings import Settings
+
+if TYPE_CHECKING:
+    from switchboard.bootstrap import Services  # wired at the top (bootstrap.py)
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +120,17 @@ def root_of(entry: Entry) -> Any:
 
 
 class Hub:
-    def __init__(self, services: Services, redis_url: str, render: Render) -> None:
+    def __init__(
+        self, services: Services, settings: Settings, render: Render, planned: bool = True
+    ) -> None:
         self.services = services
+        self.planned = planned  # False: every event runs on graphql-core (SWITCHBOARD_EXECUTOR)
         self.log = EventLog(services.redis)
         # Its own connection: XREAD blocks longer than the request path's short timeouts.
-        self.reader = Redis.from_url(
-            redis_url, socket_connect_timeout=2, socket_timeout=BLOCK_MS / 1000 + 5
+        # A replica's under Sentinel: an entry it delivers has been replicated, so a
+        # failover cannot take it back and publish it again under another id.
+        self.reader = redis_reader(
+            settings, socket_connect_timeout=2, socket_timeout=BLOCK_MS / 1000 + 5
         )
         self.render_payload = render
         self.streams: dict[str, dict[Hashable, Group]] = {}
@@ -208,7 +217,7 @@ class Hub:
         """The event's `payload` for the group's members, executed with fresh loaders."""
         planned = for_schema(group.executor.schema)
         if group.plan is None:
-            group.plan = planned.event_plan(group.executor)
+            group.plan = planned.event_plan(group.executor) if self.planned else "disabled"
         context = RequestContext.for_principal(group.principal, self.services)
         try:
             result = await planned.execute_event(group.executor, group.plan, root, context)

@@ -94,6 +94,26 @@ class EventLog:
         args = [now_ms - RETENTION_S * 1000, RETENTION_S, DEDUP_TTL_S, FIREHOSE_MAXLEN]
         return int(await self._publish(keys=keys, args=[*args, *payloads]))
 
+    async def publish_replicated(
+        self, events: Sequence[Outgoing], now_ms: int, replicas: int, wait_ms: int
+    ) -> tuple[int, int]:
+        """`publish`, then WAIT until `replicas` replicas hold it (or `wait_ms` passed);
+        returns how many were new and how many replicas acknowledged. One pipeline: WAIT
+        counts the writes of its own connection only."""
+        if not events:
+            return 0, replicas
+        keys: list[str] = [FIREHOSE]
+        payloads: list[bytes] = []
+        for event in events:
+            keys += [event.dedup_key, event.stream]
+            payloads.append(orjson.dumps(event.payload))
+        args = [now_ms - RETENTION_S * 1000, RETENTION_S, DEDUP_TTL_S, FIREHOSE_MAXLEN]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._publish(keys=keys, args=[*args, *payloads], client=pipe)
+            pipe.wait(replicas, wait_ms)
+            published, acked = await pipe.execute()
+        return int(published), int(acked)
+
     async def replay(self, stream: str, after: Position) -> AsyncIterator[Entry]:
         """The stream's events after `after`, oldest first, a page at a time."""
         start = f"({after[0]}-{after[1]}"

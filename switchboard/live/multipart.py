@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 from domain.errors import DomainError
 from domain.events import Position
 from switchboard.edge.admission import RequestError, errors_payload
-from switchboard.graphql_http import _read_request
+from switchboard.edge.http import _read_request
 from switchboard.live.stream import GOING_AWAY_WAIT_S, EventStream, terminal_errors
 from switchboard.live.subscribe import CannotSubscribe, LiveSubscriptions, Ready
 

@@ -4,23 +4,28 @@ Every gateway process runs one. It wakes on PostgreSQL's `switchboard_outbox` no
 (sent at the commit of any transaction that wrote an outbox row; never for a rollback) and
 every `poll_s` besides, for a notification lost while its listening connection was down.
 Behind PgBouncer in transaction mode (no `listen_dsn`) nothing can LISTEN: then every
-process's `Database.after_commit` is a `CommitSignal`, which publishes on the Redis channel
-`WAKE_CHANNEL` after each committed transaction, and the relays wake on that instead; a
-signal lost (Redis down, a process killed between its commit and its publish) costs at
-most `poll_s`, as a lost notification does.
+process's `Database.after_commit` is a `CommitSignal` (infra/commit_signal.py), which
+publishes on the Redis channel `WAKE_CHANNEL` after each committed transaction, and the
+relays wake on that instead; a signal lost (Redis down, a process killed between its commit
+and its publish) costs at most `poll_s`, as a lost notification does.
 
 One relay pass is one transaction:
   1. an advisory lock: the relays of all processes take turns, so batches are published
      one after another, in outbox order (the background loop only tries the lock and, when
      another relay holds it, looks again 20 ms later, so stopping never waits on it);
   2. read the oldest unrelayed rows of `tenant_events` and `activity_stream_events`;
-  3. publish them (log.py: each row's dedup key is set in the same Lua script as its XADD),
-     and invalidate the response cache for what they changed (edge/invalidation.py: the
-     relay sees every committed change of every process, so this is the cache's one way in);
+  3. with read replicas, record the primary's WAL position for the tenants whose state
+     changed (infra/replicas.py), so what reads them next never reads a replica behind;
+     invalidate the response cache for what they changed (edge/invalidation.py: the relay
+     sees every committed change of every process, so this is the cache's one way in), and
+     publish them (log.py: each row's dedup key is set in the same Lua script as its XADD);
   4. mark them relayed, and commit.
 A crash (or a failed commit) between 3 and 4 leaves the rows unrelayed: the next pass, in
 this process after a restart or in another process at once, publishes them again, and the
 dedup keys make that a no-op for those already in Redis. Nothing is lost, nothing doubled.
+Under Sentinel a pass also waits (WAIT) for a replica to hold its entries before marking:
+the hub reads from a replica, so what it delivers survives a failover, and what a failover
+lost was never marked and goes again to the new primary.
 
 Relayed rows are deleted after `keep_days`, a batch at a time, from the same loop.
 """
@@ -31,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -38,20 +44,26 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from switchboard.db import Database
 from switchboard.edge.invalidation import invalidate
+from switchboard.infra.commit_signal import WAKE_CHANNEL
+from switchboard.infra.db import Database
 from switchboard.live import log as event_log
 from switchboard.live.log import EventLog, Outgoing
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "switchboard_outbox"
-WAKE_CHANNEL = "sb:live:outbox"  # Redis pub/sub: a transaction committed (transaction pooler)
 LOCK_KEY = 0x5B_0E7B  # the advisory lock of the relay (any constant no other code uses)
 BATCH = 500
 PURGE_EVERY_S = 3600.0
 BUSY_RETRY_S = 0.02  # another relay holds the lock: look again this soon
 STOP_WAIT_S = 3.0
+# Under Sentinel, how long a pass waits for a replica to acknowledge what it published, and
+# how long passes stop waiting after none did. Well under the gateway's Redis socket timeout
+# (app.REDIS_TIMEOUT_S, 0.5 s): a WAIT that outlived it would fail every pass, none would
+# mark its rows, and the oldest 500 would be published again and again ahead of newer ones.
+REPLICA_WAIT_MS = 200
+UNACKED_SKIP_S = 10.0
 
 _TENANT_ROWS = text(
     "SELECT id, tenant_id, type, approval_id, activity_id, agent_id, campaign_id, occurred_at "
@@ -69,58 +81,33 @@ def _hex(value: Any) -> str | None:
 
 def tenant_outgoing(row: Any) -> Outgoing:
     return Outgoing(
-        dedup_key=f"sb:live:done:te:{row[0]}",
-        stream=event_log.tenant_stream(row[1]),
+        dedup_key=f"sb:live:done:te:{row.id}",
+        stream=event_log.tenant_stream(row.tenant_id),
         payload={
-            "t": row[1].hex,
-            "type": row[2],
-            "approval": _hex(row[3]),
-            "activity": _hex(row[4]),
-            "agent": _hex(row[5]),
-            "campaign": _hex(row[6]),
-            "at": row[7].isoformat(),
+            "t": row.tenant_id.hex,
+            "type": row.type,
+            "approval": _hex(row.approval_id),
+            "activity": _hex(row.activity_id),
+            "agent": _hex(row.agent_id),
+            "campaign": _hex(row.campaign_id),
+            "at": row.occurred_at.isoformat(),
         },
     )
 
 
 def stream_outgoing(row: Any) -> Outgoing:
     return Outgoing(
-        dedup_key=f"sb:live:done:as:{row[0]}",
-        stream=event_log.activity_stream(row[2]),
+        dedup_key=f"sb:live:done:as:{row.id}",
+        stream=event_log.activity_stream(row.activity_id),
         payload={
-            "t": row[1].hex,
-            "activity": row[2].hex,
-            "kind": row[3],
-            "text": row[4],
-            "status": row[5],
-            "at": row[6].isoformat(),
+            "t": row.tenant_id.hex,
+            "activity": row.activity_id.hex,
+            "kind": row.kind,
+            "text": row.text,
+            "status": row.status,
+            "at": row.occurred_at.isoformat(),
         },
     )
-
-
-class CommitSignal:
-    """`Database.after_commit` behind a transaction pooler: PUBLISH on `WAKE_CHANNEL`, in
-    the background (a commit never waits on Redis), coalesced (commits while a publish is
-    under way make one more publish after it, never one each)."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self._task: asyncio.Task[None] | None = None
-        self._again = False
-
-    def __call__(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._again = True
-            return
-        self._task = asyncio.get_running_loop().create_task(self._publish())
-
-    async def _publish(self) -> None:
-        while True:
-            self._again = False
-            with contextlib.suppress(Exception):  # the relays' poll covers a lost signal
-                await self.redis.publish(WAKE_CHANNEL, b"")
-            if not self._again:
-                return
 
 
 class Relay:
@@ -130,19 +117,22 @@ class Relay:
         redis: Redis,
         listen_dsn: str | None,
         *,
-        redis_url: str | None = None,
+        subscriber: Callable[[], Redis] | None = None,
         poll_s: float = 1.0,
         keep_days: int = 7,
+        replica_acks: int = 0,
     ) -> None:
         """`listen_dsn`: a session connection for LISTEN; None (a transaction pooler): wake
-        on `WAKE_CHANNEL` of `redis_url` instead."""
+        on `WAKE_CHANNEL`, through a client from `subscriber`, instead."""
         self.db = db
         self.redis = redis
         self.log = EventLog(redis)
         self.listen_dsn = listen_dsn
-        self.redis_url = redis_url
+        self.subscriber = subscriber
         self.poll_s = poll_s
         self.keep_days = keep_days
+        self.replica_acks = replica_acks
+        self._unacked_until = 0.0  # no replica answered: relay without waiting until then
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -202,18 +192,51 @@ class Relay:
                 return 0
             outgoing = [tenant_outgoing(r) for r in tenant_rows]
             outgoing += [stream_outgoing(r) for r in stream_rows]
-            self.published += await self.log.publish(outgoing, int(time.time() * 1000))
-            changes = [(r[1].hex, r[2]) for r in tenant_rows]
+            changes = [(r.tenant_id.hex, r.type) for r in tenant_rows]
             changes += [
-                (r[1].hex, "ACTIVITY_STATUS_CHANGED") for r in stream_rows if r[3] == "STATUS"
+                (r.tenant_id.hex, "ACTIVITY_STATUS_CHANGED")
+                for r in stream_rows
+                if r.kind == "STATUS"
             ]
+            if changes and self.db.replicas is not None:
+                # Before subscribers and cache refills read them: not from a replica behind.
+                tenants = {r.tenant_id for r in tenant_rows}
+                tenants |= {r.tenant_id for r in stream_rows if r.kind == "STATUS"}
+                await self.db.replicas.wrote(tenants, conn)
+            # Invalidated before publishing: a subscriber that reads again on an event reads
+            # past the cache, and under Sentinel the publish's WAIT covers the bump too
+            # (replication offsets are global), so a failover cannot bring back a stale entry.
             if changes and not await invalidate(self.redis, changes):
                 raise ConnectionError("the response cache could not be invalidated")
+            self.published += await self._publish(outgoing)
             if before_commit is not None:
                 before_commit()
-            await _mark(conn, "tenant_events", [r[0] for r in tenant_rows])
-            await _mark(conn, "activity_stream_events", [r[0] for r in stream_rows])
+            await _mark(conn, "tenant_events", [r.id for r in tenant_rows])
+            await _mark(conn, "activity_stream_events", [r.id for r in stream_rows])
         return max(len(tenant_rows), len(stream_rows))
+
+    async def _publish(self, outgoing: list[Outgoing]) -> int:
+        """Publish; under Sentinel also wait (WAIT) until a replica holds the entries, so a
+        row is marked relayed only once a failover cannot lose its entry. A primary that
+        dies first fails the pass, and the rows go again to the new primary (whose dedup
+        keys are the replicated ones). With no replica answering (it is down: there is
+        nothing to fail over to), the rows are marked anyway and the next passes skip the
+        wait for a while rather than hold every event up by the timeout."""
+        now_ms = int(time.time() * 1000)
+        if not self.replica_acks or time.monotonic() < self._unacked_until:
+            return await self.log.publish(outgoing, now_ms)
+        published, acked = await self.log.publish_replicated(
+            outgoing, now_ms, self.replica_acks, REPLICA_WAIT_MS
+        )
+        if acked < self.replica_acks:
+            self._unacked_until = time.monotonic() + UNACKED_SKIP_S
+            log.warning(
+                "outbox relay: no replica acknowledged within %d ms; relaying without "
+                "waiting for %.0f s",
+                REPLICA_WAIT_MS,
+                UNACKED_SKIP_S,
+            )
+        return published
 
     async def _run(self) -> None:
         last_purge = time.monotonic()
@@ -254,9 +277,9 @@ class Relay:
     async def _subscribe(self) -> None:
         if self._wakeups is not None and not self._wakeups.done():
             return
-        assert self.redis_url is not None, "a relay without listen_dsn needs redis_url"
-        # Its own connection: a subscription blocks longer than the short request timeouts.
-        client = Redis.from_url(self.redis_url, socket_connect_timeout=2)
+        assert self.subscriber is not None, "a relay without listen_dsn needs a subscriber"
+        # Its own client: a subscription blocks longer than the short request timeouts.
+        client = self.subscriber()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(WAKE_CHANNEL)

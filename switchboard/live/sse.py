@@ -12,9 +12,12 @@ before any stream opens (and a rate-limited one 429).
   `GET` with the token (`X-GraphQL-Event-Stream-Token` or `?token=`) opens it (404 for an
   unknown token, another tenant's or user's included; 409 for a second stream on one
   reservation); `POST` with the token and `extensions.operationId` starts an operation on
-  it (202; a refusal is the operation's own HTTP answer with the contract's codes); `DELETE
-  ?operationId=` stops one (200). A reservation nobody opens within
-  `live_init_timeout_s` is dropped; the stream ending drops it with its operations.
+  it once the stream is open (202; a refusal is the operation's own HTTP answer with the
+  contract's codes; before the stream opens, 404); `DELETE ?operationId=` stops one (200).
+  A reservation nobody opens within `live_init_timeout_s` is dropped; the stream ending
+  drops it with its operations.
+  Reservations are shared by every gateway process through Redis, and an operation that
+  reaches another process than the stream's is run by the stream's (reservations.py).
 
 Every `next` carries `id: <the event's position>`. Resuming: distinct mode, the reconnect
 sends `Last-Event-ID`; single connection mode, the operation's `POST` carries it (each
@@ -26,12 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
-from dataclasses import dataclass, field
+import logging
 from typing import Any
-from uuid import UUID
 
 import orjson
+from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -39,8 +41,14 @@ from domain.access import Principal
 from domain.errors import DomainError
 from domain.events import Position, parse_position
 from switchboard.edge.admission import RequestError, errors_payload, json_param, read_body
+from switchboard.edge.http import MASKED, UNAVAILABLE_MESSAGE
+from switchboard.infra.db import unavailable as db_unavailable
+from switchboard.live import reservations
+from switchboard.live.reservations import ENDED, Outcome, SharedReservations
 from switchboard.live.stream import GOING_AWAY_WAIT_S, EventStream, terminal_errors
 from switchboard.live.subscribe import CannotSubscribe, LiveSubscriptions, refusal
+
+log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "x-graphql-event-stream-token"
 MAX_OPERATION_ID = 128
@@ -97,36 +105,31 @@ class SSEFraming:
         return b""
 
 
-@dataclass(eq=False)
-class Reservation:
-    token: str
-    tenant_id: UUID
-    subject_id: UUID
-    stream: EventStream
-    connected: bool = False
-    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
-
-    def belongs_to(self, principal: Principal) -> bool:
-        return self.tenant_id == principal.tenant_id and self.subject_id == principal.subject_id
-
-
 class SSEEndpoint:
     """The /graphql/stream route (an ASGI app: events go straight to the server's send)."""
 
-    def __init__(self, subscriptions: LiveSubscriptions) -> None:
+    def __init__(self, subscriptions: LiveSubscriptions, subscriber: Redis) -> None:
         self.subscriptions = subscriptions
         self.admission = subscriptions.admission
         self.settings = subscriptions.settings
         self.hub = subscriptions.hub
-        self.reservations: dict[str, Reservation] = {}
+        self.reservations = SharedReservations(
+            subscriptions.services.redis,
+            subscriber,
+            self.admission.breaker,
+            self._act,
+            init_timeout_s=self.settings.live_init_timeout_s,
+            heartbeat_s=self.settings.live_heartbeat_s,
+            forward_timeout_s=self.settings.live_forward_timeout_s,
+        )
         self.streams: set[EventStream] = set()
 
     async def going_away(self) -> None:
         """The server is stopping: end every stream with GOING_AWAY (clients resume)."""
         for stream in list(self.streams):
             stream.close("GOING_AWAY")
-        for reservation in list(self.reservations.values()):
-            reservation.stream.close("GOING_AWAY")
+        for stream, _ in list(self.reservations.owned.values()):
+            stream.close("GOING_AWAY")
         # A client that reads nothing cannot hold the stop: the supervisor's timeout wins.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -157,19 +160,23 @@ class SSEEndpoint:
         token = request.headers.get(TOKEN_HEADER) or request.query_params.get("token")
         if method == "PUT":
             await self.admission.rate_limit(principal)
-            await _answer_text(send, 201, self._reserve(principal))
+            await _answer_text(send, 201, await self.reservations.reserve(principal))
         elif token is not None:
-            reservation = self.reservations.get(token)
-            if reservation is None or not reservation.belongs_to(principal):
-                raise RequestError(404, "NOT_FOUND", "No stream is reserved with this token.")
             if method == "GET":
-                await self._open_reserved(reservation, send, receive)
-            elif method == "POST":
-                await self._operation(request, principal, reservation, send)
-            elif method == "DELETE":
-                operation_id = request.query_params.get("operationId", "")
-                reservation.stream.complete(operation_id)
-                await _answer_text(send, 200, "")
+                stream = await self.reservations.claim(
+                    principal, token, lambda: self._stream(principal, True)
+                )
+                await self._serve(stream, send, receive)
+            elif method in ("POST", "DELETE"):
+                if method == "POST":
+                    message = {
+                        "op": "start",
+                        "payload": await _payload(request, self.settings.max_body_bytes),
+                        "last_event_id": request.headers.get("last-event-id"),
+                    }
+                else:
+                    message = {"op": "stop", "id": request.query_params.get("operationId", "")}
+                await _write(send, await self.reservations.act(principal, token, message))
             else:
                 raise RequestError(405, "METHOD_NOT_ALLOWED", "Use GET, POST, PUT or DELETE.")
         elif method in ("GET", "POST"):
@@ -186,7 +193,7 @@ class SSEEndpoint:
         await self.admission.rate_limit(principal)  # 429 before the stream, like 401
         stream = self._stream(principal, single=False)
         try:
-            resume = _last_event_id(request)
+            resume = _last_event_id(request.headers.get("last-event-id"))
             ready = await self.subscriptions.prepare(
                 principal, self.subscriptions.request(payload), resume, "sse"
             )
@@ -209,54 +216,53 @@ class SSEEndpoint:
 
     # ------------------------------------------------------------ single connection mode
 
-    def _reserve(self, principal: Principal) -> str:
-        token = secrets.token_urlsafe(24)
-        reservation = Reservation(
-            token, principal.tenant_id, principal.subject_id, self._stream(principal, True)
-        )
-
-        def dropped(_: EventStream) -> None:
-            self.reservations.pop(token, None)
-            if reservation.timer is not None:
-                reservation.timer.cancel()
-
-        reservation.stream.on_close = dropped
-        reservation.timer = asyncio.get_running_loop().call_later(
-            self.settings.live_init_timeout_s,
-            lambda: None if reservation.connected else reservation.stream.close("client"),
-        )
-        self.reservations[token] = reservation
-        return token
-
-    async def _open_reserved(self, reservation: Reservation, send: Send, receive: Receive) -> None:
-        if reservation.connected:
-            raise RequestError(409, "CONFLICT", "This reservation already has its stream.")
-        reservation.connected = True
-        if reservation.timer is not None:
-            reservation.timer.cancel()
-        await self._serve(reservation.stream, send, receive)
+    async def _act(
+        self, stream: EventStream, principal: Principal, message: dict[str, Any]
+    ) -> Outcome:
+        """An operation's POST or DELETE, run by the process that holds its stream (whichever
+        process it reached): its HTTP answer."""
+        try:
+            if message["op"] == "stop":
+                stream.complete(str(message["id"]))
+                return Outcome(200)
+            await self._operation(principal, stream, message["payload"], message["last_event_id"])
+            return Outcome(202)
+        except DomainError as error:
+            status = 401 if error.code == "UNAUTHENTICATED" else 400
+            return Outcome(status, errors_payload(error.code, error.message))
+        except RequestError as error:
+            return Outcome(error.status, errors_payload(error.code, error.message), error.headers)
+        except CannotSubscribe as refused:
+            return Outcome(refused.status, {"errors": refused.errors}, refused.headers)
+        except Exception as error:  # as its own answer, also when it came from another process
+            if db_unavailable(error):
+                refused = reservations.unavailable(UNAVAILABLE_MESSAGE)
+                return Outcome(503, errors_payload(refused.code, refused.message), refused.headers)
+            log.exception("an SSE operation failed")
+            return Outcome(500, errors_payload("INTERNAL_SERVER_ERROR", MASKED))
 
     async def _operation(
-        self, request: Request, principal: Principal, reservation: Reservation, send: Send
+        self,
+        principal: Principal,
+        stream: EventStream,
+        payload: dict[str, Any],
+        last_event_id: str | None,
     ) -> None:
-        payload = await _payload(request, self.settings.max_body_bytes)
         extensions = payload.get("extensions")
         operation_id = extensions.get("operationId") if isinstance(extensions, dict) else None
         if not isinstance(operation_id, str) or not 0 < len(operation_id) <= MAX_OPERATION_ID:
             raise refusal("BAD_REQUEST", "`extensions.operationId` must name the operation.")
-        stream = reservation.stream
         if operation_id in stream.subscribers:
             raise refusal("BAD_REQUEST", "An operation with this id is running.", 409)
         await self.admission.rate_limit(principal)
         ready = await self.subscriptions.prepare(
-            principal, self.subscriptions.request(payload), _last_event_id(request), "sse"
+            principal, self.subscriptions.request(payload), _last_event_id(last_event_id), "sse"
         )
         if stream.reason is not None:
-            raise RequestError(404, "NOT_FOUND", "The stream of this reservation has ended.")
+            raise RequestError(404, "NOT_FOUND", ENDED)
         stream.subscribers[operation_id] = None
         task = asyncio.create_task(self._join(stream, ready, False, operation_id))
         stream.starting[operation_id] = task
-        await _answer_text(send, 202, "")
 
     # ------------------------------------------------------------ both
 
@@ -277,8 +283,7 @@ class SSEEndpoint:
             self.streams.discard(stream)
 
 
-def _last_event_id(request: Request) -> Position | None:
-    raw = request.headers.get("last-event-id")
+def _last_event_id(raw: str | None) -> Position | None:
     if raw is None or raw == "":
         return None
     try:
@@ -315,6 +320,13 @@ async def _answer(
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": orjson.dumps(payload)})
+
+
+async def _write(send: Send, outcome: Outcome) -> None:
+    if outcome.payload is None:
+        await _answer_text(send, outcome.status, "")
+    else:
+        await _answer(send, outcome.status, outcome.payload, outcome.headers)
 
 
 async def _answer_text(send: Send, status: int, text: str) -> None:

@@ -38,8 +38,8 @@ from graphql.execution import Executor, create_source_event_stream
 
 from domain.access import Principal
 from domain.events import Position
+from resolvers.context import RequestContext
 from resolvers.subscriptions import Feed
-from switchboard.context import RequestContext
 from switchboard.edge.admission import (
     Admitted,
     GraphQLRequest,
@@ -48,7 +48,7 @@ from switchboard.edge.admission import (
     core_schema,
     graphql_request,
 )
-from switchboard.graphql_http import GraphQLEndpoint, format_error
+from switchboard.edge.http import GraphQLEndpoint, format_error
 from switchboard.live import log as event_log
 from switchboard.live.hub import Group, Hub, Outbox, ReplayGap, Subscriber, stream_of
 from switchboard.observability import live as observed

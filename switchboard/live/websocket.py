@@ -1,10 +1,13 @@
-"""GraphQL subscriptions over websocket at /graphql.
+"""GraphQL subscriptions over websocket at /graphql: the connection core.
 
-Two subprotocols, chosen by the client's offer:
-- `graphql-transport-ws` (the graphql-ws library): connection_init → connection_ack,
-  subscribe → next… / error, complete, ping ↔ pong;
-- `graphql-ws` (legacy subscriptions-transport-ws): connection_init → connection_ack + ka,
-  start → data… / error, stop, connection_terminate.
+Two subprotocols, chosen by the client's offer, each in a module with only its framing:
+- `graphql-transport-ws` (the graphql-ws library), graphql_transport_ws.py:
+  connection_init → connection_ack, subscribe → next… / error, complete, ping ↔ pong;
+- `graphql-ws` (legacy subscriptions-transport-ws), graphql_ws.py:
+  connection_init → connection_ack + ka, start → data… / error, stop, connection_terminate.
+Here, whatever the protocol: the send queue and its writer, authentication and admission
+(through the same path as HTTP, edge/admission.py via subscribe.py), the subscriptions of
+a connection, and closing.
 
 The token comes in connection_init's payload (`{"authorization": "Bearer <JWT>"}`) and
 scopes every subscription of the connection to its tenant. A subscription's document goes
@@ -39,8 +42,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -49,55 +51,32 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from domain.access import Principal
 from domain.errors import DomainError
 from domain.events import Position
-from switchboard.graphql_http import GraphQLEndpoint
-from switchboard.live.hub import Hub, Subscriber
+from switchboard.live.graphql_transport_ws import GraphQLTransportWS
+from switchboard.live.graphql_ws import GraphQLWS
+from switchboard.live.hub import Subscriber
 from switchboard.live.subscribe import CannotSubscribe, LiveSubscriptions
+from switchboard.live.ws_protocol import Closed, WireProtocol
+
+if TYPE_CHECKING:
+    from switchboard.bootstrap import Services  # wired at the top (bootstrap.py)
 
 log = logging.getLogger(__name__)
 
-TRANSPORT_WS = "graphql-transport-ws"
-LEGACY_WS = "graphql-ws"
+# In order of preference, when a client offers both.
+PROTOCOLS: tuple[type[WireProtocol], ...] = (GraphQLTransportWS, GraphQLWS)
 MAX_ID_LENGTH = 128
-KEEP_ALIVE_S = 20.0  # the legacy protocol's `ka`, which its clients expect now and then
-
-
-class Closed(Exception):
-    """Close the connection with this code and reason."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
-
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """The message names of one subprotocol."""
-
-    subscribe: str
-    complete: str
-    next: str
-    legacy: bool
-
-
-DIALECTS = {
-    TRANSPORT_WS: Dialect("subscribe", "complete", "next", legacy=False),
-    LEGACY_WS: Dialect("start", "stop", "data", legacy=True),
-}
 
 
 class LiveEndpoint:
     """The websocket route; one `Connection` per socket."""
 
-    def __init__(
-        self, graphql: GraphQLEndpoint, hub: Hub, subscriptions: LiveSubscriptions | None = None
-    ) -> None:
-        # The one live path (subscribe.py): the HTTP endpoint's admission, then the hub.
-        self.graphql = graphql
-        self.settings = graphql.settings
-        self.services = graphql.services
-        self.authenticator = graphql.authenticator
-        self.hub = hub
-        self.subscriptions = subscriptions or LiveSubscriptions(graphql, hub)
+    def __init__(self, services: Services, subscriptions: LiveSubscriptions) -> None:
+        # The one live path (subscribe.py): the edge's admission, then the hub.
+        self.settings = services.settings
+        self.services = services
+        self.authenticator = services.authenticator
+        self.hub = services.hub
+        self.subscriptions = subscriptions
         self.connections: set[Connection] = set()
         self.streams: list[Any] = []  # SSE and multipart endpoints, stopped with the sockets
 
@@ -124,11 +103,14 @@ class LiveEndpoint:
 
 
 class Connection:
+    """One socket, whichever protocol it speaks (`protocol`, its framing)."""
+
     def __init__(self, endpoint: LiveEndpoint, websocket: WebSocket, send: Send) -> None:
         self.endpoint = endpoint
         self.websocket = websocket
         self._send_frame = send
-        self.dialect = DIALECTS[TRANSPORT_WS]
+        self.protocol: type[WireProtocol] = GraphQLTransportWS
+        self._next_type = self.protocol.next_type
         self.principal: Principal | None = None
         self.subscribers: dict[str, Subscriber | None] = {}  # None: still starting
         self.starting: dict[str, asyncio.Task[None]] = {}
@@ -145,13 +127,14 @@ class Connection:
 
     async def run(self) -> None:
         offered = self.websocket.scope.get("subprotocols") or []
-        chosen = next((p for p in (TRANSPORT_WS, LEGACY_WS) if p in offered), None)
-        await self.websocket.accept(subprotocol=chosen)
+        chosen = next((p for p in PROTOCOLS if p.name in offered), None)
+        await self.websocket.accept(subprotocol=chosen.name if chosen else None)
         self._main = asyncio.current_task()
         if chosen is None:
             await self._close(4406, "Subprotocol not acceptable")
             return
-        self.dialect = DIALECTS[chosen]
+        self.protocol = chosen
+        self._next_type = chosen.next_type
         self._writer = asyncio.create_task(self._write())
         try:
             await self._serve()
@@ -196,14 +179,14 @@ class Connection:
         quoted = self._ids.get(subscription_id)
         if quoted is None:
             quoted = self._ids[subscription_id] = orjson.dumps(subscription_id).decode()
-        self._enqueue(f'{{"id":{quoted},"type":"{self.dialect.next}","payload":{payload}}}')
+        self._enqueue(f'{{"id":{quoted},"type":"{self._next_type}","payload":{payload}}}')
 
     def overflow(self, reason: str) -> None:
         if not self.closed:
             close = self._close(1013, f"Too slow: {reason}; resume with after")
             asyncio.get_running_loop().create_task(close)
 
-    def _send(self, message: Mapping[str, Any]) -> None:
+    def send(self, message: Mapping[str, Any]) -> None:
         self._enqueue(orjson.dumps(message).decode())
 
     def _enqueue(self, frame: str) -> None:
@@ -217,7 +200,7 @@ class Connection:
         self.wakeup.set()
 
     async def _write(self) -> None:
-        keep_alive = KEEP_ALIVE_S if self.dialect.legacy else None
+        keep_alive, keep_alive_frame = self.protocol.keep_alive_s, self.protocol.keep_alive_frame
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             while True:
                 if keep_alive is None:
@@ -226,7 +209,7 @@ class Connection:
                     try:
                         await asyncio.wait_for(self.wakeup.wait(), keep_alive)
                     except TimeoutError:
-                        self.queue.append('{"type":"ka"}')
+                        self.queue.append(keep_alive_frame)
                 self.wakeup.clear()
                 while self.queue:
                     await self._send_frame({"type": "websocket.send", "text": self.queue.popleft()})
@@ -240,7 +223,7 @@ class Connection:
         except TimeoutError:
             raise Closed(4408, "Connection initialisation timeout") from None
         if first["type"] != "connection_init":
-            if first["type"] == self.dialect.subscribe:
+            if first["type"] == self.protocol.subscribe_type:
                 raise Closed(4401, "Unauthorized")
             raise Closed(
                 4400,
@@ -248,7 +231,10 @@ class Connection:
             )
         await self._init(first.get("payload"))
         while True:
-            await self._handle(await self._receive())
+            message = await self._receive()
+            if message["type"] == "connection_init":
+                raise Closed(4429, "Too many initialisation requests")
+            self.protocol.handle(self, message["type"], message)
 
     async def _receive(self) -> dict[str, Any]:
         message = await self.websocket.receive()
@@ -277,12 +263,9 @@ class Connection:
                 raise DomainError("A token is needed in connection_init's payload.")
             self.principal = await self.endpoint.authenticator.authenticate(authorization)
         except DomainError:
-            if self.dialect.legacy:
-                self._send({"type": "connection_error", "payload": {"message": "Unauthorized"}})
+            self.protocol.refuse_init(self)
             raise Closed(4401, "Unauthorized") from None
-        self._send({"type": "connection_ack"})
-        if self.dialect.legacy:
-            self._send({"type": "ka"})
+        self.protocol.acknowledge(self)
         remaining = self.principal.expires_at - time.time()
         self._expiry = asyncio.get_running_loop().call_later(max(remaining, 0.0), self._expired)
 
@@ -290,25 +273,9 @@ class Connection:
         reason = "Token expired: reconnect with a new token and resume with after"
         asyncio.get_running_loop().create_task(self._close(4401, reason))
 
-    async def _handle(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        dialect = self.dialect
-        if kind == "connection_init":
-            raise Closed(4429, "Too many initialisation requests")
-        if kind == dialect.subscribe:
-            self._subscribe(message)
-        elif kind == dialect.complete:
-            self._complete(message.get("id"))
-        elif kind == "ping" and not dialect.legacy:
-            self._send({"type": "pong"})
-        elif kind == "pong" and not dialect.legacy:
-            pass
-        elif kind == "connection_terminate" and dialect.legacy:
-            raise Closed(1000, "Normal closure")
-        else:
-            raise Closed(4400, f"Invalid message received: unknown type {kind[:40]}")
+    # ------------------------------------------------------------ the protocols' Session
 
-    def _subscribe(self, message: dict[str, Any]) -> None:
+    def subscribe(self, message: dict[str, Any]) -> None:
         subscription_id = message.get("id")
         if not isinstance(subscription_id, str) or not 0 < len(subscription_id) <= MAX_ID_LENGTH:
             raise Closed(4400, "Invalid message received: bad id")
@@ -321,7 +288,7 @@ class Connection:
         task = asyncio.create_task(self._start(subscription_id, payload))
         self.starting[subscription_id] = task
 
-    def _complete(self, subscription_id: Any) -> None:
+    def complete(self, subscription_id: Any) -> None:
         if not isinstance(subscription_id, str):
             raise Closed(4400, "Invalid message received: bad id")
         task = self.starting.pop(subscription_id, None)
@@ -340,8 +307,8 @@ class Connection:
             subscriber = self.subscribers.pop(subscription_id, None)
             if subscriber is not None:
                 self.endpoint.hub.remove(subscriber)
-            errors: Any = refused.errors[0] if self.dialect.legacy else refused.errors
-            self._send({"id": subscription_id, "type": "error", "payload": errors})
+            errors = self.protocol.error_payload(refused.errors)
+            self.send({"id": subscription_id, "type": "error", "payload": errors})
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -349,7 +316,7 @@ class Connection:
             subscriber = self.subscribers.pop(subscription_id, None)
             if subscriber is not None:
                 self.endpoint.hub.remove(subscriber)
-            self._send(
+            self.send(
                 {
                     "id": subscription_id,
                     "type": "error",

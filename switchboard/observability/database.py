@@ -1,5 +1,5 @@
 """The database seen from outside: a span per SQL statement, statement durations, and the
-connection pool's gauges. `switchboard.db.create_engine` installs it on every engine.
+connection pool's gauges. `switchboard.infra.db.create_engine` installs it on every engine.
 
 - Span: named by the statement's first keyword (`SELECT`), with `db.system.name`,
   `db.operation.name` and `db.query.text` (the statement with its placeholders, never the

@@ -13,6 +13,7 @@ and the HTTP event streams (switchboard/live/stream.py) and every transport's re
     live.stream_sent("multipart")              # one event written to one stream
     live.stream_closed("sse", "TOO_SLOW")      # why a stream ended
     live.resumed("websocket")                  # a subscription started from a position
+    live.forwarded("gone")                     # an SSE operation sent to its stream's process
 
 Metrics: `switchboard_subscriptions_open{operation}` (a gauge summed over live worker
 processes), `switchboard_subscription_events_total{operation}` and
@@ -20,7 +21,10 @@ processes), `switchboard_subscription_events_total{operation}` and
 `operation` is the subscription operation's name, capped like every client-chosen name
 (`metrics.operation_label`). Streams: `switchboard_live_streams_open{transport}`,
 `switchboard_live_stream_events_total{transport}`, `switchboard_live_resumes_total{transport}`
-and `switchboard_live_stream_closes_total{transport, reason}`.
+and `switchboard_live_stream_closes_total{transport, reason}`. SSE single connection
+operations that reached another process than their stream's:
+`switchboard_live_sse_forwards_total{outcome}` (answered; gone: no process holds the
+stream; timeout: its process did not answer; unavailable: Redis could not be reached).
 """
 
 from __future__ import annotations
@@ -75,3 +79,7 @@ def stream_closed(transport: str, reason: str) -> None:
 
 def resumed(transport: str) -> None:
     metrics.LIVE_RESUMES.labels(transport).inc()
+
+
+def forwarded(outcome: str) -> None:
+    metrics.LIVE_SSE_FORWARDS.labels(outcome).inc()

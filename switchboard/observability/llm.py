@@ -1,10 +1,11 @@
 """LLM spend and latency as metrics: for the code that records LLM calls and streams
 answers to call.
 
-- `record_llm_spend(tenant, agent, model, cost_usd, input_tokens, output_tokens)`: call
-  once per recorded call, next to `domain.llm_calls.record_llm_call`, after its transaction
-  commits (a rolled-back call was never spent). Feeds `switchboard_llm_cost_usd_total`,
-  `switchboard_llm_calls_total` and `switchboard_llm_tokens_total{kind=input|output}`.
+- `record_llm_spend(tenant, agent, call)`: call once per recorded call (its figures, a
+  `domain.llm_calls.LlmCallFigures`), next to `domain.store.llm_calls.record_llm_call`,
+  after its transaction commits (a rolled-back call was never spent). Feeds
+  `switchboard_llm_cost_usd_total`, `switchboard_llm_calls_total` and
+  `switchboard_llm_tokens_total{kind=input|output}`.
 - `observe_time_to_first_token(seconds, agent, model)`: the time from the activity's
   dispatch to the first token of the model's answer
   (`switchboard_llm_time_to_first_token_seconds`).
@@ -18,41 +19,25 @@ per process (`other` beyond).
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 
 from domain.ids import to_global_id
+from domain.llm_calls import LlmCallFigures
 from switchboard.observability import metrics
 
 MAX_MODELS = 100
-_models: set[str] = set()
+_model = metrics.CappedLabel(MAX_MODELS)
 
 
 def _tenant(tenant: str | uuid.UUID) -> str:
     return to_global_id("Tenant", tenant) if isinstance(tenant, uuid.UUID) else tenant
 
 
-def _model(model: str) -> str:
-    if model in _models:
-        return model
-    if len(_models) >= MAX_MODELS:
-        return "other"
-    _models.add(model)
-    return model
-
-
-def record_llm_spend(
-    tenant: str | uuid.UUID,
-    agent: str,
-    model: str,
-    cost_usd: Decimal | float,
-    input_tokens: int,
-    output_tokens: int,
-) -> None:
-    labels = (_tenant(tenant), agent, _model(model))
-    metrics.LLM_COST.labels(*labels).inc(float(cost_usd))
+def record_llm_spend(tenant: str | uuid.UUID, agent: str, call: LlmCallFigures) -> None:
+    labels = (_tenant(tenant), agent, _model(call.model))
+    metrics.LLM_COST.labels(*labels).inc(float(call.cost_usd))
     metrics.LLM_CALLS.labels(*labels).inc()
-    metrics.LLM_TOKENS.labels(*labels, "input").inc(input_tokens)
-    metrics.LLM_TOKENS.labels(*labels, "output").inc(output_tokens)
+    metrics.LLM_TOKENS.labels(*labels, "input").inc(call.input_tokens)
+    metrics.LLM_TOKENS.labels(*labels, "output").inc(call.output_tokens)
 
 
 def observe_time_to_first_token(seconds: float, agent: str, model: str) -> None:

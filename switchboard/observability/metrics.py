@@ -2,7 +2,7 @@
 
 This module owns the names, labels, buckets and multiprocess modes of all metrics (the
 table below is the list; `ops/` builds its dashboard and alert rules on these names and
-`tests/test_observability_ops.py` checks that every name they use is defined here). The
+`tests/integration/test_observability_ops.py` checks that every name they use is defined here). The
 helpers that feed them live with their concept (`operations`, `database`, `jobs`, `live`,
 `llm`, `cache`, `middleware`).
 
@@ -19,6 +19,9 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 | `switchboard_db_pool_connections_in_use` | gauge | – |
 | `switchboard_db_pool_connections_open` | gauge | – |
 | `switchboard_db_pool_requests_waiting` | gauge | – |
+| `switchboard_db_reads_total` | counter | target (primary, replica), reason |
+| `switchboard_db_replica_lag_seconds` | gauge | replica |
+| `switchboard_db_replica_usable` | gauge | replica (1 used, 0 skipped) |
 | `switchboard_job_wait_seconds` | histogram | role, priority |
 | `switchboard_job_run_seconds` | histogram | role, priority |
 | `switchboard_jobs_finished_total` | counter | role, priority, outcome |
@@ -31,6 +34,7 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 | `switchboard_live_stream_events_total` | counter | transport |
 | `switchboard_live_resumes_total` | counter | transport (websocket, sse, multipart) |
 | `switchboard_live_stream_closes_total` | counter | transport, reason |
+| `switchboard_live_sse_forwards_total` | counter | outcome (answered, gone, timeout, unavailable) |
 | `switchboard_llm_cost_usd_total` | counter | tenant, agent, model |
 | `switchboard_llm_calls_total` | counter | tenant, agent, model |
 | `switchboard_llm_tokens_total` | counter | tenant, agent, model, kind (input, output) |
@@ -54,7 +58,8 @@ every process it runs (the gateway and job workers, however many, and `serve` it
 values to memory-mapped files there, and `/metrics`, whichever worker answers it, adds up
 all of them. A standalone `switchboard worker` (no gateway beside it) serves its own on
 127.0.0.1:SWITCHBOARD_WORKER_METRICS_PORT (`serve_metrics`). Gauges are `livesum` (the sum over live
-processes): a worker marks its files dead when it shuts down (`process_exiting`), and a
+processes; the read replicas' are `livemax` and `livemin`, since each process polls them
+itself): a worker marks its files dead when it shuts down (`process_exiting`), and a
 scrape marks dead the files of workers that died without shutting down. To run uvicorn or
 gunicorn with several workers yourself, set PROMETHEUS_MULTIPROC_DIR to a folder that is
 emptied at every start. The variable must be set before this module is first imported.
@@ -148,6 +153,26 @@ DB_POOL_WAITING = Gauge(
     "Requests waiting for a pooled database connection now.",
     multiprocess_mode="livesum",
 )
+# Read replicas (switchboard/infra/replicas.py): every process polls them itself, so the
+# gauges take the worst process's view rather than a sum.
+DB_READS = Counter(
+    "switchboard_db_reads",
+    "Read-side statements by where they ran and why (replica: caught_up; primary: "
+    "no_replica, own_write, unknown_writes, replica_failed).",
+    ["target", "reason"],
+)
+DB_REPLICA_LAG = Gauge(
+    "switchboard_db_replica_lag_seconds",
+    "How long the replica has been missing WAL the primary had (0: it has replayed all).",
+    ["replica"],
+    multiprocess_mode="livemax",
+)
+DB_REPLICA_USABLE = Gauge(
+    "switchboard_db_replica_usable",
+    "1 while reads may go to the replica, 0 while it is skipped (lagging or unreachable).",
+    ["replica"],
+    multiprocess_mode="livemin",
+)
 
 # Jobs
 JOB_WAIT = Histogram(
@@ -218,6 +243,12 @@ LIVE_STREAM_CLOSES = Counter(
     "TOO_SLOW, GOING_AWAY).",
     ["transport", "reason"],
 )
+LIVE_SSE_FORWARDS = Counter(
+    "switchboard_live_sse_forwards",
+    "SSE single connection operations sent on to the gateway process holding their stream, "
+    "by outcome (answered, gone, timeout, unavailable).",
+    ["outcome"],
+)
 
 # LLM
 LLM_COST = Counter(
@@ -242,7 +273,7 @@ LLM_FIRST_TOKEN = Histogram(
     buckets=FIRST_TOKEN_BUCKETS,
 )
 
-# Processes `switchboard serve` supervises (switchboard/supervisor.py); counted by `serve`
+# Processes `switchboard serve` supervises (switchboard/processes/supervisor.py); counted by `serve`
 # itself, whose file in the multiprocess folder every gateway's /metrics reads.
 PROCESS_RESTARTS = Counter(
     "switchboard_process_restarts",
@@ -250,19 +281,30 @@ PROCESS_RESTARTS = Counter(
     ["process"],
 )
 
-_operation_names: set[str] = set()
+
+class CappedLabel:
+    """Values of a label that callers choose (operation names, model names), as given up to
+    `limit` distinct ones in this process and `other` beyond, so the series stay bounded."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.limit:
+            return "other"
+        self.seen.add(value)
+        return value
+
+
+_operation_names = CappedLabel(MAX_OPERATION_NAMES)
 
 
 def operation_label(name: str | None) -> str:
     """The `operation` label for a client-chosen operation name, with cardinality capped."""
-    if not name:
-        return "anonymous"
-    if name in _operation_names:
-        return name
-    if len(_operation_names) >= MAX_OPERATION_NAMES:
-        return "other"
-    _operation_names.add(name)
-    return name
+    return _operation_names(name) if name else "anonymous"
 
 
 def multiprocess_dir() -> str | None:

@@ -39,8 +39,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from domain.store.skills import rows_for_index
-from switchboard.db import Database, current_counter
-from switchboard.edge.breaker import RedisBreaker
+from switchboard.infra.breaker import RedisBreaker
+from switchboard.infra.db import Database, current_counter
 from switchboard.settings import Settings
 from switchboard.skill_search import cache, changes
 from switchboard.skill_search.embeddings import Embedder, embedder_named

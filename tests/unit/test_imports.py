@@ -1,13 +1,17 @@
 """The domain's rules import nothing of the layers above them, nor a database or GraphQL
 library: every module under domain/ (but domain/store/, the SQL beside them) is read with
-`ast`, so the rule holds without importing anything."""
+`ast`, so the rule holds without importing anything. And the job worker, wired by the same
+composition root as the gateway (switchboard/bootstrap.py), never loads the GraphQL stack."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
-DOMAIN = Path(__file__).resolve().parents[2] / "domain"
+PROJECT = Path(__file__).resolve().parents[2]
+DOMAIN = PROJECT / "domain"
 FORBIDDEN = {
     "sqlalchemy",
     "asyncpg",
@@ -46,3 +50,21 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     module = tmp_path / "rule.py"
     module.write_text("def f():\n    from sqlalchemy import text\n    import loaders.shapes\n")
     assert imported(module) & FORBIDDEN == {"sqlalchemy", "loaders"}
+
+
+def test_the_worker_loads_no_graphql_stack() -> None:
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, tasks.worker; "
+            "print(sorted({m.partition('.')[0] for m in sys.modules} & "
+            "{'strawberry', 'graphql', 'schema', 'resolvers', 'loaders', 'qdrant_client'}))",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -26,7 +26,7 @@ from switchboard.settings import (
     parse_value,
 )
 from tasks.config import JobSettings
-from tests.test_dependencies import APP_PACKAGES
+from tests.unit.test_dependencies import APP_PACKAGES
 
 README = PROJECT_DIR / "README.md"
 KNOBS: dict[str, KnobField] = {
@@ -135,7 +135,7 @@ def test_unset_or_empty_variables_leave_every_default() -> None:
     assert JobSettings.from_env(empty) == JobSettings()
     defaults = Settings()
     assert (defaults.db_pool_size, defaults.db_pool_timeout_s, defaults.mode) == (
-        10,
+        20,
         5.0,
         "development",
     )
@@ -225,6 +225,8 @@ def test_overrides_win_over_the_environment() -> None:
         ("SWITCHBOARD_SKILL_EMBEDDING", "bert", "SWITCHBOARD_SKILL_EMBEDDING must be `lexical`"),
         ("SWITCHBOARD_WORKER_TENANTS", "acme", "SWITCHBOARD_WORKER_TENANTS must be comma-sep"),
         ("SWITCHBOARD_WORKER_METRICS_PORT", "http", "METRICS_PORT must be an integer"),
+        ("REDIS_SENTINELS", "sentinel-1", "REDIS_SENTINELS must be comma-separated host:port"),
+        ("REDIS_SENTINELS", "a:26379,b:x", "REDIS_SENTINELS must be comma-separated host:port"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: str, raw: str, message: str) -> None:
@@ -232,6 +234,18 @@ def test_a_bad_value_names_its_variable(env: str, raw: str, message: str) -> Non
     with pytest.raises(ConfigError, match=re.escape(message)) as raised:
         cls.from_env({env: raw})
     assert repr(raw) in str(raised.value)  # what was wrong, as given
+
+
+def test_sentinels_replace_the_redis_url_and_need_the_master_name() -> None:
+    env = {"DATABASE_URL": "postgresql+asyncpg://db/x", "REDIS_SENTINELS": "s1:26379, [::1]:26380"}
+    settings = Settings.from_env(env)
+    assert settings.redis_sentinels == (("s1", 26379), ("::1", 26380))
+    with pytest.raises(ConfigError, match="REDIS_SENTINEL_SERVICE not set"):
+        settings.server_urls()
+    named = Settings.from_env({**env, "REDIS_SENTINEL_SERVICE": "main"})
+    assert named.server_urls() == ("postgresql+asyncpg://db/x", None)
+    with pytest.raises(ConfigError, match="REDIS_URL not set"):
+        Settings.from_env({"DATABASE_URL": "postgresql+asyncpg://db/x"}).server_urls()
 
 
 def test_a_bad_value_stops_the_command_before_anything_starts(tmp_path: Path) -> None:
@@ -256,13 +270,13 @@ def test_a_bad_value_stops_the_command_before_anything_starts(tmp_path: Path) ->
 
 # --- nothing else reads the environment ----------------------------------------------------
 
-# Not configuration reads: the embedded servers' URLs handed to child processes, prometheus
-# multiprocess mode's folder (set before prometheus_client loads), the OpenTelemetry SDK's
-# own OTEL_* variables, and the offline switches of the Hugging Face libraries.
+# Besides the settings' own (reading the knobs, handing the environment to child
+# processes), not configuration reads: prometheus multiprocess mode's folder (set before
+# prometheus_client loads), the OpenTelemetry SDK's own OTEL_* variables, and the offline
+# switches of the Hugging Face libraries.
 ALLOWED = {
     ("switchboard/settings.py", "FromEnv.from_env"),
-    ("switchboard/services.py", "export_urls"),
-    ("switchboard/cli.py", "_share_metrics"),
+    ("switchboard/settings.py", "child_environment"),
     ("switchboard/observability/metrics.py", "multiprocess_dir"),
     ("switchboard/observability/metrics.py", "prepare_multiprocess_dir"),
     ("switchboard/observability/tracing.py", "configure_from_env"),
