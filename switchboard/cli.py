@@ -49,11 +49,14 @@ def embedded_or_configured(settings: Settings) -> Iterator[EmbeddedServices]:
         running.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `switchboard` command's parser (deploy/ is checked against it)."""
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the gateway (migrates and seeds demo data)")
+    serve = commands.add_parser(
+        "serve", help="run the gateway (migrates; in development also seeds demo data)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         help="gateway processes (default: one per core this process may run on)",
     )
 
-    # --- jobs (tasks/): `switchboard worker`, and those `serve` runs beside the gateway ---
+    # Jobs (tasks/): `switchboard worker`, and those `serve` runs beside the gateway.
     serve.add_argument(
         "--job-workers", type=_at_least(0), default=1, help="job worker processes beside it"
     )
@@ -75,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument(
         "--grace-s", type=float, help="for running jobs on stop (SWITCHBOARD_WORKER_GRACE_S)"
     )
-    # --- end jobs ---
 
     commands.add_parser("migrate", help="bring the database to the newest schema")
 
@@ -99,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--audience", choices=["dashboard", "mobile"], default="dashboard")
     token.add_argument("--agent", help="agent ID (agt_…): an agent token")
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until it expires")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:  # a variable that cannot be used stops the start, naming it
         settings = Settings.from_env()
         jobs = JobSettings.from_env(**_job_overrides(args))
@@ -216,8 +221,10 @@ def _serve(
             embedded_or_configured(settings) as running,
         ):
             migrate(settings, running.database_url)
-            asyncio.run(_seed_demo(settings, running.database_url, only_if_empty=True))
-            if settings.development:  # tokens never go to a production server's output
+            # Demo tenants and their tokens are for development only: a production server's
+            # first start must not create acme and globex with their people.
+            if settings.development:
+                asyncio.run(_seed_demo(settings, running.database_url, only_if_empty=True))
                 _print_demo_tokens(settings, host, port)
             budget = supervisor.budget
             gateway = [sys.executable, "-m", "switchboard.processes.gateway"]

@@ -40,7 +40,8 @@ from domain.store.work import create_deliverable
 from switchboard.edge.auth import issue_token
 from switchboard.processes.supervisor import backoff_s, die_with_parent
 from switchboard.settings import PROJECT_DIR, Settings
-from tests.conftest import tenant_gid, user_gid
+from tests.conftest import Servers, _drop_database, _fresh_database, _libpq, tenant_gid, user_gid
+from tests.support.edge import PRODUCTION_SECRET
 from tests.support.jobs import Tenant, fresh_tenant, wait_for
 from tests.support.live import TENANT_EVENTS, LiveClient, free_port
 from tests.support.processes import alive, in_groups, none_left, servers_of
@@ -350,3 +351,35 @@ async def test_a_second_signal_kills_what_remains(state_dir: Path, serves: list[
 
 def test_restarts_back_off_from_half_a_second_to_thirty() -> None:
     assert [backoff_s(n) for n in range(1, 10)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+async def test_a_production_serve_migrates_an_empty_database_and_seeds_no_demo_tenant(
+    servers: Servers, tmp_path: Path
+) -> None:
+    name = f"serve_production_{uuid.uuid4().hex[:8]}"
+    database_url = await _fresh_database(servers.direct, name)
+    try:
+        serve = Serve(
+            tmp_path / "state",
+            tmp_path / "serve.log",
+            "--workers",
+            "1",
+            "--no-worker",
+            DATABASE_URL=database_url,
+            REDIS_URL=servers.redis_url,
+            SWITCHBOARD_MODE="production",
+            SWITCHBOARD_JWT_SECRET=PRODUCTION_SECRET,
+        )
+        try:
+            await serve.ready(job_workers=0)
+            conn = await asyncpg.connect(_libpq(database_url))
+            try:
+                assert await conn.fetchval("SELECT count(*) FROM alembic_version") == 1
+                assert await conn.fetchval("SELECT count(*) FROM tenants") == 0
+            finally:
+                await conn.close()
+            assert "Demo tokens" not in serve.output()
+        finally:
+            serve.stop()
+    finally:
+        await _drop_database(servers.direct, name)

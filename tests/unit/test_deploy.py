@@ -40,28 +40,13 @@ ALLOWED_ENV = KNOWN | STANDARD
 # --- the CLI's parser and the app's routes ------------------------------------------------
 
 
-class _Parsed(Exception):
-    def __init__(self, namespace: argparse.Namespace) -> None:
-        self.namespace = namespace
-
-
-def parse_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> argparse.Namespace:
-    """`argv` as `switchboard`'s own parser reads it (cli.main builds it inline), stopping
-    before anything runs; a command it refuses fails the test with argparse's message."""
-    original = argparse.ArgumentParser.parse_args
-
-    def parse_then_stop(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
-        raise _Parsed(original(self, *args, **kwargs))
-
-    with monkeypatch.context() as patch:
-        patch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
-        try:
-            cli.main(argv)
-        except _Parsed as parsed:
-            return parsed.namespace
-        except SystemExit as refused:
-            pytest.fail(f"`switchboard {shlex.join(argv)}` is refused by the CLI ({refused})")
-    raise AssertionError("cli.main did not parse its arguments")
+def parse_cli(argv: list[str]) -> argparse.Namespace:
+    """`argv` as `switchboard`'s own parser reads it; a command it refuses fails the test
+    with argparse's message."""
+    try:
+        return cli.build_parser().parse_args(argv)
+    except SystemExit as refused:
+        pytest.fail(f"`switchboard {shlex.join(argv)}` is refused by the CLI ({refused})")
 
 
 @pytest.fixture(scope="module")
@@ -189,10 +174,8 @@ def test_the_image_installs_the_lock_then_the_project_without_resolving() -> Non
     assert needed <= set(copied), f"the image lacks {sorted(needed - set(copied))}"
 
 
-def test_the_images_default_command_is_a_gateway_on_its_exposed_port(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    args = parse_cli(json.loads(_one("CMD")), monkeypatch)
+def test_the_images_default_command_is_a_gateway_on_its_exposed_port() -> None:
+    args = parse_cli(json.loads(_one("CMD")))
     assert args.command == "serve" and args.job_workers == 0
     assert args.host == "0.0.0.0"
     assert [int(port) for port in _one("EXPOSE").split()] == [args.port]
@@ -244,12 +227,9 @@ def _probe_urls(text: str) -> list[str]:
     return re.findall(r"http://127\.0\.0\.1:\d+/[\w/]*", text)
 
 
-def test_compose_runs_a_migration_two_gateways_and_two_workers(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_compose_runs_a_migration_two_gateways_and_two_workers() -> None:
     commands = {
-        name: parse_cli(service["command"], monkeypatch)
-        for name, service in switchboard_services().items()
+        name: parse_cli(service["command"]) for name, service in switchboard_services().items()
     }
     assert {name: args.command for name, args in commands.items()} == {
         "migrate": "migrate",
@@ -325,11 +305,9 @@ def test_pgbouncer_pools_transactions_25_connections_to_postgres() -> None:
     assert "host=postgres port=5432" in target
 
 
-def test_compose_ports_and_health_checks_match_what_the_commands_serve(
-    monkeypatch: pytest.MonkeyPatch, routes: set[str]
-) -> None:
+def test_compose_ports_and_health_checks_match_what_the_commands_serve(routes: set[str]) -> None:
     for name, service in switchboard_services().items():
-        args = parse_cli(service["command"], monkeypatch)
+        args = parse_cli(service["command"])
         for mapping in service.get("ports", []):
             assert int(str(mapping).split(":")[-1]) == args.port, f"{name} publishes {mapping}"
         urls = _probe_urls(" ".join(service.get("healthcheck", {}).get("test", [])))
@@ -390,9 +368,7 @@ def test_every_bind_mount_is_a_file_of_the_repository() -> None:
             assert source.exists(), f"{name} mounts {source} at {target}: no such file"
 
 
-def test_compose_prometheus_loads_the_real_alert_rules_and_scrapes_the_gateways(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_compose_prometheus_loads_the_real_alert_rules_and_scrapes_the_gateways() -> None:
     mounts = _bind_mounts(compose()["prometheus"])
     config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
     rules = {path: mounts.get(path) for path in config["rule_files"]}
@@ -401,7 +377,7 @@ def test_compose_prometheus_loads_the_real_alert_rules_and_scrapes_the_gateways(
     (targets,) = [group["targets"] for group in job["static_configs"]]
     gateways = {}
     for name, service in switchboard_services().items():
-        args = parse_cli(service["command"], monkeypatch)
+        args = parse_cli(service["command"])
         if args.command == "serve":
             gateways[name] = args.port
     assert sorted(targets) == sorted(f"{name}:{port}" for name, port in gateways.items())
@@ -478,14 +454,14 @@ def test_kubernetes_containers_set_only_known_variables_with_valid_values() -> N
             JobSettings.from_env(known)
 
 
-def test_kubernetes_runs_commands_the_cli_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kubernetes_runs_commands_the_cli_accepts() -> None:
     commands = {}
     for pod, spec in pod_specs():
         assert spec["securityContext"]["runAsUser"] == image_uid()
         assert spec["securityContext"]["runAsNonRoot"] is True
         for container in spec["containers"]:
             assert container["image"] == IMAGE and "command" not in container  # the entrypoint
-            commands[pod] = parse_cli(container["args"], monkeypatch)
+            commands[pod] = parse_cli(container["args"])
     assert {pod: args.command for pod, args in commands.items()} == {
         "switchboard-migrate": "migrate",
         "switchboard-gateway": "serve",
@@ -530,12 +506,10 @@ def _named_ports(container: dict[str, Any]) -> dict[str | int, int]:
     return ports
 
 
-def test_kubernetes_probes_ask_the_gateway_on_its_port_at_its_routes(
-    monkeypatch: pytest.MonkeyPatch, routes: set[str]
-) -> None:
+def test_kubernetes_probes_ask_the_gateway_on_its_port_at_its_routes(routes: set[str]) -> None:
     spec = kind("switchboard-gateway", "Deployment")["spec"]["template"]["spec"]
     (container,) = spec["containers"]
-    args = parse_cli(container["args"], monkeypatch)
+    args = parse_cli(container["args"])
     ports = _named_ports(container)
     assert set(ports.values()) == {args.port}
     probes = {
