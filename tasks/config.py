@@ -74,7 +74,12 @@ class JobSettings(FromEnv):
     metrics_port: int | None = knob(
         "SWITCHBOARD_WORKER_METRICS_PORT",
         None,
-        "a standalone worker serves its Prometheus metrics on 127.0.0.1:PORT",
+        "a standalone worker serves its Prometheus metrics on HOST:PORT",
+    )
+    metrics_host: str = knob(
+        "SWITCHBOARD_WORKER_METRICS_HOST",
+        "127.0.0.1",
+        "the address of a standalone worker's metrics (`0.0.0.0` for a scraper elsewhere)",
     )
 
     @property

@@ -13,7 +13,7 @@ Observability: tracing from the OTEL_* environment (`tracing.configure_from_env`
 job's span continues the enqueuing request's trace. Metrics (switchboard/observability/
 jobs.py): under `switchboard serve` the worker writes them to PROMETHEUS_MULTIPROC_DIR and
 the gateway's /metrics adds them up; a standalone `switchboard worker` serves them itself
-on 127.0.0.1:SWITCHBOARD_WORKER_METRICS_PORT (`JobSettings.metrics_port`) when that is set
+on SWITCHBOARD_WORKER_METRICS_HOST:…_PORT (`JobSettings.metrics_port`) when that is set
 (all processes' values when PROMETHEUS_MULTIPROC_DIR is set too).
 
 SIGTERM / SIGINT: no new jobs; running ones get `shutdown_grace_s` to finish, then they are
@@ -208,7 +208,7 @@ async def run_worker(
         _maintenance(redis, db, job_settings, outages), name="maintenance"
     )
     if job_settings.metrics_port is not None:
-        metrics.serve_metrics(job_settings.metrics_port)
+        metrics.serve_metrics(job_settings.metrics_port, job_settings.metrics_host)
 
     log.info(
         "worker %s ready: %d slots, lease %.1f s, tenants %s",

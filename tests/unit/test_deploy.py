@@ -368,12 +368,13 @@ def test_every_bind_mount_is_a_file_of_the_repository() -> None:
             assert source.exists(), f"{name} mounts {source} at {target}: no such file"
 
 
-def test_compose_prometheus_loads_the_real_alert_rules_and_scrapes_the_gateways() -> None:
+def test_compose_prometheus_loads_the_real_alert_rules_and_scrapes_gateways_and_workers() -> None:
     mounts = _bind_mounts(compose()["prometheus"])
     config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
     rules = {path: mounts.get(path) for path in config["rule_files"]}
     assert rules == {"/etc/prometheus/rules/alerts.yml": PROJECT_DIR / "ops/prometheus/alerts.yml"}
-    (job,) = config["scrape_configs"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    job = jobs["switchboard"]
     (targets,) = [group["targets"] for group in job["static_configs"]]
     gateways = {}
     for name, service in switchboard_services().items():
@@ -382,6 +383,12 @@ def test_compose_prometheus_loads_the_real_alert_rules_and_scrapes_the_gateways(
             gateways[name] = args.port
     assert sorted(targets) == sorted(f"{name}:{port}" for name, port in gateways.items())
     assert job.get("metrics_path", "/metrics") == "/metrics"
+    # The workers' metrics: every replica of `worker`, on the port and address it serves.
+    (workers,) = jobs["switchboard-workers"]["dns_sd_configs"]
+    environment = compose()["worker"]["environment"]
+    assert workers["names"] == ["worker"]
+    assert workers["port"] == int(environment["SWITCHBOARD_WORKER_METRICS_PORT"])
+    assert environment["SWITCHBOARD_WORKER_METRICS_HOST"] == "0.0.0.0"
 
 
 def test_compose_grafana_provisions_the_real_dashboard() -> None:
