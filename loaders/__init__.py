@@ -117,7 +117,7 @@ class Loaders:
             vars(self)[name].clear_all()
             del vars(self)[name]
 
-    # ------------------------------------------------------------------ objects by id
+    # Objects by id
 
     def _by_id(self, kind: str) -> DataLoader:
         table, columns, build = BY_ID[kind]
@@ -209,7 +209,7 @@ class Loaders:
 
         return ScheduledLoader(batch, self.scheduler)
 
-    # ------------------------------------------------------------------ connections
+    # Connections
 
     def _pages(self, spec: ConnectionSpec) -> DataLoader:
         async def batch(keys: Sequence[ConnectionKey]) -> list[t.Connection[Any]]:
@@ -245,7 +245,7 @@ class Loaders:
     def llm_calls_of_activity(self) -> DataLoader:
         return self._pages(LLM_CALLS_OF_ACTIVITY)
 
-    # ------------------------------------------------------------------ one-to-one relations
+    # One-to-one relations
 
     def _one_per_owner(self, sql: str, build: Callable[[Any], Any]) -> DataLoader:
         """`sql` selects `owner_id` and the columns `build` reads, for owners `:ids`; at most
@@ -278,7 +278,7 @@ class Loaders:
             shapes.approval_from_row,
         )
 
-    # ------------------------------------------------------------------ lists and counts
+    # Lists and counts
 
     @cached_property
     def agents_of_tenant(self) -> DataLoader:
@@ -384,7 +384,7 @@ class Loaders:
             shapes.activity_from_row,
         )
 
-    # ------------------------------------------------------------------ spend
+    # Spend
 
     @cached_property
     def spend(self) -> DataLoader:

@@ -115,7 +115,7 @@ def now() -> float:
     return time.time()  # wall clock: compared with the servers' own log timestamps
 
 
-# ---------------------------------------------------------------- the servers and serve
+# The servers and serve
 
 
 @dataclass
@@ -210,7 +210,7 @@ async def prepare_tenant(database_url: str, deliverables: int) -> tuple[Tenant, 
     return tenant, ids
 
 
-# ---------------------------------------------------------------- the load
+# The load
 
 
 @dataclass
@@ -280,7 +280,7 @@ class Load:
         ]
 
 
-# ---------------------------------------------------------------- jobs and logs
+# Jobs and logs
 
 
 async def jobs_created(bench: Bench, start: float, end: float) -> list[asyncpg.Record]:
@@ -357,7 +357,7 @@ def log_lines(bench: Bench, start: float, end: float) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- one phase
+# One phase
 
 
 def job_report(rows: list[Any], finished: Counter[str], baseline: dict[str, float]) -> dict:
@@ -424,7 +424,7 @@ async def phase(bench: Bench, load: Load, fault: Any, baseline: dict, deadline_s
     }
 
 
-# ---------------------------------------------------------------- the faults
+# The faults
 
 
 async def quiet(bench: Bench, load: Load) -> dict[str, float]:
@@ -503,7 +503,7 @@ async def serve_stopped(bench: Bench, load: Load) -> dict[str, float]:
     }
 
 
-# ---------------------------------------------------------------- the cache's lag
+# The cache's lag
 
 
 async def cache_lag(bench: Bench, changes: int) -> dict[str, Any]:
@@ -551,7 +551,7 @@ async def cache_lag(bench: Bench, changes: int) -> dict[str, Any]:
     return {"changes": changes, "cache_hits_before": hits, "lag_s": summary(lags, (90,))}
 
 
-# ---------------------------------------------------------------- the report
+# The report
 
 
 def row(name: str, values: list[Any], target: str) -> str:

@@ -78,7 +78,7 @@ DISPATCH = """mutation($input: DispatchActivityInput!) { dispatchActivity(input:
   activity { id } userErrors { code message } } }"""
 
 
-# ---------------------------------------------------------------- data
+# Data
 
 
 async def prepare(database_url: str) -> dict[str, uuid.UUID]:
@@ -140,7 +140,7 @@ async def open_activities(database_url: str, tenants: dict[str, uuid.UUID]) -> l
     return made
 
 
-# ---------------------------------------------------------------- stages 1 and 2
+# Stages 1 and 2
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -255,7 +255,7 @@ def _enqueue_sha() -> str:
     return ENQUEUE.sha
 
 
-# ---------------------------------------------------------------- stages 3 and 4
+# Stages 3 and 4
 
 
 async def dispatch_stage(
@@ -452,7 +452,7 @@ async def start_agent_runs(base_url: str, settings: Settings, activities: list[A
             assert not response.json()["data"]["reportActivityProgress"]["userErrors"]
 
 
-# ---------------------------------------------------------------- main
+# Main
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

@@ -92,7 +92,7 @@ CAMPAIGNS = "{ tenant { campaigns(first: 1) { edges { node { id } } } } }"
 CONNECT_CONCURRENCY = 50  # handshakes in flight per client process
 
 
-# ---------------------------------------------------------------- the gateway
+# The gateway
 
 
 def start_gateway(state_dir: Path, log: Path, env: dict[str, str], workers: int = 1) -> Any:
@@ -102,7 +102,7 @@ def start_gateway(state_dir: Path, log: Path, env: dict[str, str], workers: int 
     return start(state_dir, log, env, workers, extra=("--no-worker",))
 
 
-# ---------------------------------------------------------------- subscriber processes
+# Subscriber processes
 
 
 def _seq(raw: bytes) -> int:
@@ -396,7 +396,7 @@ class Clients:
                     process.join(timeout=10)
 
 
-# ---------------------------------------------------------------- the driver
+# The driver
 
 
 class Driver:

@@ -90,7 +90,7 @@ async def _enqueue(info: Info, activity_row: Any, tenant_id: uuid.UUID) -> None:
     )
 
 
-# ---------------------------------------------------------------- campaigns
+# Campaigns.
 
 
 async def create_campaign(info: Info, input: m.CreateCampaignInput) -> m.CampaignPayload:
@@ -177,7 +177,7 @@ async def submit_campaign(info: Info, id: strawberry.ID) -> m.CampaignPayload:
     return m.CampaignPayload(campaign=shapes.campaign_from_row(campaign), user_errors=[])
 
 
-# ---------------------------------------------------------------- work
+# Work.
 
 
 async def create_deliverable(info: Info, input: m.CreateDeliverableInput) -> m.DeliverablePayload:
@@ -273,7 +273,7 @@ async def resolve_approval(info: Info, input: m.ResolveApprovalInput) -> m.Appro
     return m.ApprovalPayload(approval=shapes.approval_from_row(resolution.approval), user_errors=[])
 
 
-# ---------------------------------------------------------------- agents and preferences
+# Agents and preferences.
 
 
 async def set_agent_status(info: Info, id: strawberry.ID, status: t.AgentStatus) -> m.AgentPayload:
@@ -325,7 +325,7 @@ async def set_preference(info: Info, key: str, value: JSON) -> m.PreferencePaylo
     )
 
 
-# ---------------------------------------------------------------- skills
+# Skills.
 
 
 async def create_skill(info: Info, input: m.CreateSkillInput) -> m.SkillPayload:

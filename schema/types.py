@@ -458,7 +458,7 @@ class MobileHome:
         return self.tenant_id
 
 
-# ------------------------------------------------------------ live events
+# Live events.
 
 
 @strawberry.type

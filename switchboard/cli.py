@@ -279,7 +279,7 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return count
 
 
-# --- jobs (tasks/): the worker command `serve` runs (and operators, under a supervisor) ---
+# Jobs (tasks/): the worker command `serve` runs (and operators, under a supervisor).
 
 
 def _job_overrides(args: argparse.Namespace) -> dict[str, float]:
@@ -297,9 +297,6 @@ def _worker(settings: Settings, jobs: JobSettings) -> int:
         # The embedded servers', when the settings named none.
         urls = {"database_url": running.database_url, "redis_url": running.redis_url or None}
         return worker_main(dataclasses.replace(settings, **urls), jobs)
-
-
-# --- end jobs ---
 
 
 def _share_metrics(settings: Settings, argv: list[str]) -> None:

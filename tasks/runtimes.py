@@ -140,7 +140,7 @@ def requested_skills(text: str) -> tuple[str, ...]:
     )
 
 
-# ---------------------------------------------------------------- simulated
+# Simulated.
 
 _WORDS = tuple(
     [
@@ -254,7 +254,7 @@ class SimulatedRuntime:
         )
 
 
-# ---------------------------------------------------------------- OpenAI-compatible
+# OpenAI-compatible.
 
 
 class OpenAICompatRuntime:

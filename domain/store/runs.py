@@ -540,7 +540,7 @@ async def plan_campaign(conn: AsyncConnection, run: Run) -> list[Any]:
     return created
 
 
-# ---------------------------------------------------------------- reads around a run
+# Reads around a run
 
 OWN_ACTIVITY_SQL = (
     "SELECT a.agent_id, a.status, a.campaign_id, g.role FROM activities a "

@@ -81,7 +81,7 @@ async def _unique_name(conn: AsyncConnection, statement: Any, params: dict[str, 
         raise Rejected("DUPLICATE", "A skill of this name exists.", "input", "name") from None
 
 
-# ---------------------------------------------------------------- two-stage loading
+# Two-stage loading
 
 _VISIBLE = "(s.tenant_id = :tenant_id OR s.tenant_id IS NULL)"
 _FOR_ROLE = "(s.role = :role OR s.role IS NULL)"
@@ -117,7 +117,7 @@ async def load_for_run(
     return None if row is None else _row(row)
 
 
-# ---------------------------------------------------------------- the search index's source
+# The search index's source
 
 
 async def rows_for_index(

@@ -9,7 +9,7 @@ tests/integration/test_skills.py and perf/bench_skills.py report recall@5 on the
 from __future__ import annotations
 
 SKILLS: list[tuple[str, str | None, str, str]] = [
-    # ------------------------------------------------------------ copywriter
+    # Copywriter
     (
         "Brand voice guide",
         "COPYWRITER",
@@ -67,7 +67,7 @@ Keep it under 150 words; reuse the customer's words from reviews.""",
 - Remove risk next to the button: "No card needed", "Cancel any time".
 - First person often wins ("Start my trial"); test it.""",
     ),
-    # ------------------------------------------------------------ SEO specialist
+    # SEO specialist
     (
         "Keyword clustering",
         "SEO_SPECIALIST",
@@ -120,7 +120,7 @@ Keep it under 150 words; reuse the customer's words from reviews.""",
 - Ask every happy customer for a review; answer every review within two days.
 - Post opening-hour changes and events on the profile.""",
     ),
-    # ------------------------------------------------------------ social media manager
+    # Social media manager
     (
         "Social posting cadence",
         "SOCIAL_MEDIA_MANAGER",
@@ -172,7 +172,7 @@ Consistency beats volume: a steady schedule the team can keep.""",
 - Brief: goal, key message, must-haves, no-gos, disclosure (#ad), deadlines.
 - Pay on delivery of the agreed posts; ask for usage rights.""",
     ),
-    # ------------------------------------------------------------ paid-ads manager
+    # Paid-ads manager
     (
         "Ad budget pacing",
         "PAID_ADS_MANAGER",
@@ -223,7 +223,7 @@ Consistency beats volume: a steady schedule the team can keep.""",
 - Test with a real purchase before launch; compare with the shop's orders.
 - Consent mode respected: no tags fire before consent.""",
     ),
-    # ------------------------------------------------------------ activity planner
+    # Activity planner
     (
         "Campaign plan template",
         "ACTIVITY_PLANNER",
@@ -265,7 +265,7 @@ Consistency beats volume: a steady schedule the team can keep.""",
 - Landing page live, fast and on mobile.
 - Support team briefed; a rollback plan if something breaks.""",
     ),
-    # ------------------------------------------------------------ data analyst
+    # Data analyst
     (
         "Cohort analysis",
         "DATA_ANALYST",
@@ -316,7 +316,7 @@ Consistency beats volume: a steady schedule the team can keep.""",
 - No peeking: stopping at the first p < 0.05 inflates false winners.
 - Many metrics: correct for multiple comparisons.""",
     ),
-    # ------------------------------------------------------------ content researcher
+    # Content researcher
     (
         "Source evaluation",
         "CONTENT_RESEARCHER",
@@ -357,7 +357,7 @@ Consistency beats volume: a steady schedule the team can keep.""",
 - Industry reports and conference agendas for what experts expect.
 - Write down the evidence and a date; revisit in a quarter.""",
     ),
-    # ------------------------------------------------------------ every role
+    # Every role
     (
         "Accessibility basics",
         None,

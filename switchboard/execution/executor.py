@@ -153,7 +153,7 @@ class OperationExecutor:
             result = await result
         return result
 
-    # ------------------------------------------------------------------ live events
+    # Live events
 
     def event_plan(self, executor: Executor) -> OperationPlan | str:
         """The plan of a subscription's per-event execution (`executor` is the one

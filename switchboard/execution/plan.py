@@ -151,7 +151,7 @@ class Planner:
                 self.class_names.setdefault(origin, named.name)
         self._enum_memos: dict[str, dict[Any, Any]] = {}
 
-    # ------------------------------------------------------------------ shape
+    # Shape
 
     def shape(
         self,
@@ -178,7 +178,7 @@ class Planner:
             return Shape((), unsupported.reason)
         return Shape(tuple(dict.fromkeys(found)), None, fragments)
 
-    # ------------------------------------------------------------------ plan
+    # Plan
 
     def plan(
         self,

@@ -108,7 +108,7 @@ class Run:
             data = None
         return ExecutionResult(data, self.errors or None)
 
-    # ------------------------------------------------------------------ levels
+    # Levels
 
     async def drain(self) -> None:
         while self.pending:
@@ -174,7 +174,7 @@ class Run:
             self.add(error, anchor)
             self.trims.append(anchor)
 
-    # ------------------------------------------------------------------ objects
+    # Objects
 
     def object(
         self, plan: ObjectPlan, source: Any, out: dict[str, Any], path: Path, anchor: Path
@@ -289,7 +289,7 @@ class Run:
             kwargs = {**kwargs, f.info_name: self.info}
         return kwargs
 
-    # ------------------------------------------------------------------ values
+    # Values
 
     def complete(
         self, f: FieldPlan, value: Any, out: Any, key: Any, path: Path, anchor: Path, level: int
@@ -351,7 +351,7 @@ class Run:
             return not nullable
         return False
 
-    # ------------------------------------------------------------------ errors
+    # Errors
 
     def fail(
         self,
@@ -391,7 +391,7 @@ class Run:
             path = path[0]
         return None in nulled
 
-    # ------------------------------------------------------------------ the response cache
+    # The response cache
 
     async def cached(self, f: FieldPlan, source: Any, path: Path, anchor: Path) -> Any:
         request = self.cache_request

@@ -143,7 +143,7 @@ class ReplicaRouter:
     def ttl_s(self) -> float:
         return self.max_lag_s + 2.0
 
-    # ------------------------------------------------------------------ lifetime
+    # Lifetime
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -165,7 +165,7 @@ class ReplicaRouter:
     def scope(self, tenant_id: uuid.UUID) -> ReadScope:
         return ReadScope(self, tenant_id)
 
-    # ------------------------------------------------------------------ routing
+    # Routing
 
     async def fetch(
         self, scope: ReadScope, sql: TextClause | str, params: Mapping[str, Any] | None
@@ -211,7 +211,7 @@ class ReplicaRouter:
             scope.looked_up = True
         return max(local, scope.shared_lsn or 0)
 
-    # ------------------------------------------------------------------ writes
+    # Writes
 
     async def wrote(
         self, tenant_ids: Iterable[uuid.UUID], conn: AsyncConnection | None = None
@@ -253,7 +253,7 @@ class ReplicaRouter:
             )
         self._redis_down_until = time.monotonic() + REDIS_RETRY_S
 
-    # ------------------------------------------------------------------ freshness
+    # Freshness
 
     async def _poll_forever(self) -> None:
         while True:

@@ -136,7 +136,7 @@ class Hub:
         self.streams: dict[str, dict[Hashable, Group]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    # ------------------------------------------------------------ lifetime
+    # Lifetime
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._read(), name="live-hub")
@@ -148,7 +148,7 @@ class Hub:
                 await self._task
         await self.reader.aclose()
 
-    # ------------------------------------------------------------ subscribers
+    # Subscribers
 
     async def add(
         self,
@@ -211,7 +211,7 @@ class Hub:
                 subscriber.outbox.send_next(subscriber.id, payload, entry.position)
         observed.delivered(group.operation, len(batch))
 
-    # ------------------------------------------------------------ rendering
+    # Rendering
 
     async def render(self, group: Group, root: Any) -> str:
         """The event's `payload` for the group's members, executed with fresh loaders."""
@@ -225,7 +225,7 @@ class Hub:
             context.loaders.close()
         return orjson.dumps(self.render_payload(result)).decode()  # type: ignore[arg-type]
 
-    # ------------------------------------------------------------ the reader
+    # The reader
 
     async def _read(self) -> None:
         last = await self._tail()

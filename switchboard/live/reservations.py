@@ -155,7 +155,7 @@ class SharedReservations:
         self._listener: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
 
-    # ------------------------------------------------------------ the requests' side
+    # The requests' side
 
     async def reserve(self, principal: Principal) -> str:
         token = secrets.token_urlsafe(24)
@@ -248,7 +248,7 @@ class SharedReservations:
         observed.forwarded("answered")
         return outcome
 
-    # ------------------------------------------------------------ the owner's side
+    # The owner's side
 
     async def _answer(self, request: dict[str, Any]) -> None:
         held = self.owned.get(request["key"])
@@ -275,7 +275,7 @@ class SharedReservations:
         except (RedisError, OSError) as error:  # the claim's TTL ends it instead
             self.breaker.failed("sse release", error)
 
-    # ------------------------------------------------------------ the channel
+    # The channel
 
     async def _listen(self) -> None:
         """Start this process's listener if needed; wait (bounded) until it is subscribed."""
@@ -328,7 +328,7 @@ class SharedReservations:
         elif data.get("kind") == "request":
             self._spawn(self._answer(data))
 
-    # ------------------------------------------------------------ keeping claims
+    # Keeping claims
 
     def _start_keeper(self) -> None:
         if self._keeper is None:
@@ -359,7 +359,7 @@ class SharedReservations:
                     log.warning("an SSE reservation was claimed elsewhere; ending its stream")
                     stream.close("GOING_AWAY")
 
-    # ------------------------------------------------------------ lifetime
+    # Lifetime
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

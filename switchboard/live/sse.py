@@ -184,7 +184,7 @@ class SSEEndpoint:
         else:
             raise RequestError(405, "METHOD_NOT_ALLOWED", "Use GET, POST or PUT.")
 
-    # ------------------------------------------------------------ distinct connections mode
+    # Distinct connections mode
 
     async def _distinct(
         self, request: Request, principal: Principal, send: Send, receive: Receive
@@ -214,7 +214,7 @@ class SSEEndpoint:
             stream.starting.pop(sid, None)
         stream.added(sid, subscriber)
 
-    # ------------------------------------------------------------ single connection mode
+    # Single connection mode
 
     async def _act(
         self, stream: EventStream, principal: Principal, message: dict[str, Any]
@@ -264,7 +264,7 @@ class SSEEndpoint:
         task = asyncio.create_task(self._join(stream, ready, False, operation_id))
         stream.starting[operation_id] = task
 
-    # ------------------------------------------------------------ both
+    # Both
 
     def _stream(self, principal: Principal, single: bool) -> EventStream:
         return EventStream(

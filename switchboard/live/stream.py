@@ -123,7 +123,7 @@ class EventStream:
             max(remaining, 0.0), self.close, TOKEN_EXPIRED
         )
 
-    # ------------------------------------------------------------ the hub's outbox
+    # The hub's outbox
 
     def send_next(self, subscription_id: str, payload: str, position: Position) -> None:
         self._enqueue(self.framing.next(subscription_id, payload, position))
@@ -141,7 +141,7 @@ class EventStream:
         self.queue.append(chunk)
         self.wakeup.set()
 
-    # ------------------------------------------------------------ subscriptions
+    # Subscriptions
 
     def added(self, subscription_id: str, subscriber: Subscriber) -> bool:
         """Keep a started subscriber, unless it was stopped (or the stream ended) meanwhile."""
@@ -165,7 +165,7 @@ class EventStream:
             self._enqueue(self.framing.complete(subscription_id))
         return True
 
-    # ------------------------------------------------------------ lifetime
+    # Lifetime
 
     def close(self, reason: str) -> None:
         """End the stream for `reason` (idempotent); the writer sends the terminal message."""

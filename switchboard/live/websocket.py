@@ -123,7 +123,7 @@ class Connection:
         self._expiry: asyncio.TimerHandle | None = None
         self._ids: dict[str, str] = {}
 
-    # ------------------------------------------------------------ lifetime
+    # Lifetime
 
     async def run(self) -> None:
         offered = self.websocket.scope.get("subprotocols") or []
@@ -173,7 +173,7 @@ class Connection:
         if self._expiry is not None:
             self._expiry.cancel()
 
-    # ------------------------------------------------------------ sending (Outbox)
+    # Sending (Outbox)
 
     def send_next(self, subscription_id: str, payload: str, position: Position) -> None:
         quoted = self._ids.get(subscription_id)
@@ -214,7 +214,7 @@ class Connection:
                 while self.queue:
                     await self._send_frame({"type": "websocket.send", "text": self.queue.popleft()})
 
-    # ------------------------------------------------------------ receiving
+    # Receiving
 
     async def _serve(self) -> None:
         settings = self.endpoint.settings
@@ -273,7 +273,7 @@ class Connection:
         reason = "Token expired: reconnect with a new token and resume with after"
         asyncio.get_running_loop().create_task(self._close(4401, reason))
 
-    # ------------------------------------------------------------ the protocols' Session
+    # The protocols' Session
 
     def subscribe(self, message: dict[str, Any]) -> None:
         subscription_id = message.get("id")
@@ -298,7 +298,7 @@ class Connection:
         if subscriber is not None:
             self.endpoint.hub.remove(subscriber)
 
-    # ------------------------------------------------------------ starting a subscription
+    # Starting a subscription
 
     async def _start(self, subscription_id: str, payload: dict[str, Any]) -> None:
         try:

@@ -110,7 +110,7 @@ class Supervisor:
         """When everything must have stopped (time.monotonic()), once a stop signal came."""
         return None if self.stop_started is None else self.stop_started + self.stop_timeout_s
 
-    # ------------------------------------------------------------ signals
+    # Signals
 
     def __enter__(self) -> Supervisor:
         reader, writer = socket.socketpair()
@@ -148,7 +148,7 @@ class Supervisor:
             self._starting = False  # later signals only count: the stop must not be cut
             raise StopRequested(signum)
 
-    # ------------------------------------------------------------ children
+    # Children
 
     def add(
         self,

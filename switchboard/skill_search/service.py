@@ -119,7 +119,7 @@ class SkillSearch:
         generation = await self._redis(changes.bump(self.redis, ids), "skill generation bump")
         await self._catch_up(generation)
 
-    # ------------------------------------------------------------ keeping current
+    # Keeping current
 
     async def _remote_generation(self) -> int | None:
         return await self._redis(changes.current(self.redis), "skill generation")

@@ -73,7 +73,7 @@ async def _set_agent(db: asyncpg.Connection, agent_id: uuid.UUID, **columns: Any
     await db.execute(f"UPDATE agents SET {sets} WHERE id = $1", agent_id, *columns.values())
 
 
-# ---------------------------------------------------------------- priorities
+# Priorities
 
 
 async def test_strict_priority_order_under_a_backlog(
@@ -124,7 +124,7 @@ async def test_strict_priority_order_under_a_backlog(
     assert "worker ready" in worker.output()
 
 
-# ---------------------------------------------------------------- concurrency caps
+# Concurrency caps
 
 
 def _max_overlap(intervals: list[tuple[Any, Any]]) -> int:
@@ -163,7 +163,7 @@ async def test_concurrency_caps_hold_across_workers_under_load(
         assert _max_overlap([(r[0], r[1]) for r in rows]) == cap, role
 
 
-# ---------------------------------------------------------------- deduplication
+# Deduplication
 
 
 async def test_a_job_whose_dedup_key_is_waiting_is_dropped(
@@ -186,7 +186,7 @@ async def test_a_job_whose_dedup_key_is_waiting_is_dropped(
     await wait_for(lambda: _all(db_conn, [third], "AWAITING_APPROVAL"), 30)
 
 
-# ---------------------------------------------------------------- acknowledgement
+# Acknowledgement
 
 
 async def test_a_job_of_a_killed_worker_runs_again_once_to_completion(
@@ -224,7 +224,7 @@ async def test_a_job_of_a_killed_worker_runs_again_once_to_completion(
     assert await redis.exists(STORE.key(f"j:{activity.hex}")) == 0
 
 
-# ---------------------------------------------------------------- retries, dead letters
+# Retries, dead letters
 
 
 def _free_port() -> int:
@@ -328,7 +328,7 @@ async def test_the_openai_compatible_runtime_streams_and_a_retry_recovers(
     )
 
 
-# ---------------------------------------------------------------- budgets
+# Budgets
 
 
 @pytest.mark.parametrize("level", ["activity", "campaign", "tenant"])
@@ -387,7 +387,7 @@ async def test_each_budget_stops_the_run_and_nothing_more_is_spent(
     )
 
 
-# ---------------------------------------------------------------- approvals
+# Approvals
 
 
 async def test_overdue_approvals_expire_and_escalate(
@@ -427,7 +427,7 @@ async def test_overdue_approvals_expire_and_escalate(
     assert "expired 1 overdue approvals" in worker.output()
 
 
-# ---------------------------------------------------------------- PAUSED, TERMINATED
+# PAUSED, TERMINATED
 
 
 async def test_paused_agents_hold_their_jobs_and_terminated_ones_cancel_them(
@@ -519,7 +519,7 @@ async def test_a_terminated_agents_jobs_stay_held_whatever_a_late_resync_read(
     )
 
 
-# ---------------------------------------------------------------- the planner
+# The planner
 
 
 async def test_submitting_a_campaign_plans_and_runs_its_deliverables(

@@ -87,7 +87,7 @@ async def campaign_names(live: LiveClient, count: int, sub: str = "1") -> list[s
     return names
 
 
-# ------------------------------------------------------------------ delivery
+# Delivery
 
 
 async def test_an_event_carries_its_objects_as_of_delivery(
@@ -278,7 +278,7 @@ async def test_the_legacy_protocol_carries_the_same_events(
         assert (await live.closed())[0] == 1000
 
 
-# ------------------------------------------------------------------ resuming
+# Resuming
 
 
 async def test_resuming_with_after_loses_and_repeats_nothing(
@@ -320,7 +320,7 @@ async def test_a_replay_from_beyond_the_24_hour_log_says_so(
     assert "24-hour" in error["payload"][0]["message"]
 
 
-# ------------------------------------------------------------------ auth
+# Auth
 
 
 async def test_an_expired_token_closes_with_4401_and_resumes(
@@ -355,7 +355,7 @@ async def test_connection_init_without_a_valid_token_closes_with_4401(
         assert (await live.closed())[0] == 4401
 
 
-# ------------------------------------------------------------------ bad input
+# Bad input
 
 
 async def _closed_by(url: str, token: str | None, *messages: Any) -> tuple[int | None, str]:
@@ -451,7 +451,7 @@ async def test_a_connection_that_never_initialises_is_closed(servers: Servers) -
         assert (await _closed_by(url, None))[0] == 4408
 
 
-# ------------------------------------------------------------------ slow consumers
+# Slow consumers
 
 
 async def test_a_slow_consumer_is_closed_and_never_slows_the_others(
@@ -498,7 +498,7 @@ async def test_a_slow_consumer_is_closed_and_never_slows_the_others(
     assert code == 1013 and "after" in reason
 
 
-# ------------------------------------------------------------------ several gateways
+# Several gateways
 
 
 async def test_a_second_gateway_process_delivers_the_same_events(

@@ -73,7 +73,7 @@ async def subscribed(app: Starlette, slug: str, members: int) -> bool:
     return sum(len(group.members) for group in groups_of(app, slug)) == members
 
 
-# ------------------------------------------------------------------ SSE, distinct mode
+# SSE, distinct mode
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
@@ -146,7 +146,7 @@ async def test_sse_resumes_by_last_event_id_without_gap_or_duplicate(
     assert positions == sorted(positions)  # in order
 
 
-# ------------------------------------------------------------------ SSE, single connection
+# SSE, single connection
 
 
 async def test_sse_single_connection_mode_reserves_streams_and_stops_operations(
@@ -237,7 +237,7 @@ async def test_sse_single_connection_refusals_are_the_operations_http_answer(
     assert answer.json()["errors"][0]["extensions"]["code"] == code
 
 
-# ------------------------------------------------------------------ multipart
+# Multipart
 
 
 async def test_multipart_delivers_with_positions_and_resumes_with_after(
@@ -288,7 +288,7 @@ async def test_multipart_refusals_answer_before_any_stream(
     assert refused.status_code == 400 and "24-hour" in refused.json()["errors"][0]["message"]
 
 
-# ------------------------------------------------------------------ one live path
+# One live path
 
 
 async def test_websocket_sse_and_multipart_subscribers_share_one_execution(
@@ -310,7 +310,7 @@ async def test_websocket_sse_and_multipart_subscribers_share_one_execution(
     assert over_ws == over_sse == over_multipart
 
 
-# ------------------------------------------------------------------ bad input
+# Bad input
 
 
 async def test_a_missing_or_bad_token_answers_401_before_any_stream(
@@ -382,7 +382,7 @@ async def test_another_tenants_activity_is_unknown_over_sse(
     assert events[0].data["errors"][0]["message"] == "No activity has this ID."
 
 
-# ------------------------------------------------------------------ how streams end
+# How streams end
 
 
 async def test_token_expiry_ends_streams_with_a_terminal_event_and_they_resume(
@@ -514,7 +514,7 @@ async def test_a_stopping_gateway_ends_streams_so_clients_resume_elsewhere(
     assert terminal is not None and terminal["errors"][0]["extensions"]["reason"] == "GOING_AWAY"
 
 
-# ------------------------------------------------------------------ several gateways
+# Several gateways
 
 
 async def test_an_sse_subscriber_on_another_gateway_process_receives_the_events(

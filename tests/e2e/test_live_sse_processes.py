@@ -107,7 +107,7 @@ def by_operation(events: list[SSEEvent | None]) -> dict[str, list[str]]:
     return names
 
 
-# ------------------------------------------------------------------ two gateway processes
+# Two gateway processes
 
 
 async def test_operations_posted_on_another_process_run_on_the_streams_process(
@@ -281,7 +281,7 @@ async def test_an_operation_for_a_stream_whose_process_died_answers_not_found(
         owner.kill()
 
 
-# ------------------------------------------------------------------ Redis away
+# Redis away
 
 
 async def test_reservations_answer_503_while_redis_is_away_and_recover(
@@ -348,7 +348,7 @@ async def _joined(app: Starlette, members: int) -> bool:
     return sum(len(g.members) for g in groups) == members
 
 
-# ------------------------------------------------------------------ serve stopping
+# Serve stopping
 
 
 class Serve:

@@ -145,7 +145,7 @@ def _since(moment: dt.datetime, later: dt.datetime) -> float:
     return (later - moment).total_seconds()
 
 
-# ---------------------------------------------------------------- Redis
+# Redis
 
 
 async def test_a_redis_restart_under_running_workers(
@@ -246,7 +246,7 @@ async def test_a_redis_that_comes_back_without_its_data(
     )
 
 
-# ---------------------------------------------------------------- PostgreSQL
+# PostgreSQL
 
 
 async def test_a_postgres_restart_under_a_running_job(
@@ -314,7 +314,7 @@ async def test_a_postgres_restart_under_a_running_job(
     )
 
 
-# ---------------------------------------------------------------- a killed worker
+# A killed worker
 
 
 async def test_a_second_worker_takes_over_the_job_of_a_killed_one_once(

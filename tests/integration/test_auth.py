@@ -85,7 +85,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-# ------------------------------------------------------------------ HS256
+# HS256
 
 
 async def test_valid_token_shows_its_user_role_and_tenant(gql: Any, token: Any) -> None:
@@ -241,7 +241,7 @@ async def test_tokens_never_appear_in_responses(
             assert all(each not in value for value in response.headers.values())
 
 
-# ------------------------------------------------------------------ caches
+# Caches
 
 
 async def test_verified_token_is_cached_for_at_most_30_s_and_never_past_exp(
@@ -382,7 +382,7 @@ async def test_without_redis_tokens_are_still_verified_and_queries_answered(
         _unauthenticated_message(await _post(gateway, _bearer(outsider)))
 
 
-# ------------------------------------------------------------------ RS256 / ES256 via JWKS
+# RS256 / ES256 via JWKS
 
 
 @dataclasses.dataclass
@@ -538,7 +538,7 @@ async def test_a_failing_jwks_is_not_fetched_again_on_every_request(
     assert len(jwks.requests) - before == 1
 
 
-# ------------------------------------------------------------------ production policy
+# Production policy
 
 
 async def test_production_refuses_hs256_signed_with_the_development_secret(

@@ -80,7 +80,7 @@ async def _json(client: httpx.AsyncClient, payload: Any, headers: dict[str, str]
     return await _raw(client, orjson.dumps(payload), headers)
 
 
-# ------------------------------------------------------------------ the HTTP request
+# The HTTP request
 
 
 @pytest.mark.parametrize(
@@ -258,7 +258,7 @@ async def test_graphql_response_media_type_when_accepted(
     assert plain.headers["content-type"].split(";")[0] == "application/json"
 
 
-# ------------------------------------------------------------------ the document
+# The document
 
 
 @pytest.mark.parametrize("accept", list(PRE_EXECUTION_STATUS))
@@ -318,7 +318,7 @@ async def test_operation_name_must_pick_one_operation(
     assert picked.json() == {"data": {"tenant": {"id": tenant_gid("acme")}}}
 
 
-# ------------------------------------------------------------------ arguments
+# Arguments
 
 
 def _user_input(response: httpx.Response) -> None:
@@ -541,7 +541,7 @@ async def test_literal_datetime_without_offset(
     assert set(codes) in ({"GRAPHQL_VALIDATION_FAILED"}, {"BAD_USER_INPUT"}), response.text
 
 
-# ------------------------------------------------------------------ production mode
+# Production mode
 
 
 @pytest.fixture

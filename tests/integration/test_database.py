@@ -78,7 +78,7 @@ async def _sequence_calls(db_conn: asyncpg.Connection, name: str) -> int:
     return last_value if is_called else 0
 
 
-# ---------------------------------------------------------------------------- settings
+# Settings
 
 
 async def test_app_connections_have_the_configured_statement_timeout(
@@ -144,7 +144,7 @@ async def test_pool_bounds_connections_and_times_out_checkout(settings: Settings
         await engine.dispose()
 
 
-# ---------------------------------------------------------------------------- statement timeout
+# Statement timeout
 
 
 async def test_read_that_always_times_out_fails_after_exactly_two_attempts(
@@ -202,7 +202,7 @@ async def test_pool_still_serves_after_a_timed_out_read(tiny_timeout_db: Databas
     assert rows[0][0] == 42
 
 
-# ---------------------------------------------------------------------------- idle timeout
+# Idle timeout
 
 
 async def _backend_pid(engine: AsyncEngine) -> int:
@@ -241,7 +241,7 @@ async def test_connection_idle_within_the_idle_timeout_is_kept(settings: Setting
         await engine.dispose()
 
 
-# --- reads on the raw asyncpg connection (Database.fetch of an SQL string) ---------------
+# Reads on the raw asyncpg connection (Database.fetch of an SQL string).
 
 
 async def test_reads_take_named_parameters_and_give_rows_by_index_name_and_attribute(

@@ -95,7 +95,7 @@ def test_the_alert_rules_cover_every_threshold_and_name_real_metrics() -> None:
     }
 
 
-# --- promtool unit tests: each scenario says which severities fire at its eval time ---
+# Promtool unit tests: each scenario says which severities fire at its eval time.
 
 
 def _histogram(name: str, bounds: list[str], landing: str, per_minute: int = 60) -> list[Any]:

@@ -32,7 +32,7 @@ from tests.conftest import add_marketer, drop_tenant
 US = dt.timedelta(microseconds=1)
 T0 = dt.datetime(2026, 3, 14, 15, 9, 26, 535897, tzinfo=dt.UTC)
 
-# ---------------------------------------------------------------------------- a tenant of our own
+# A tenant of our own
 
 
 @dataclass
@@ -183,7 +183,7 @@ async def world(db_conn: asyncpg.Connection, settings: Settings) -> AsyncIterato
     await drop_tenant(db_conn, created.tenant_id)
 
 
-# ---------------------------------------------------------------------------- the connections
+# The connections
 
 
 @dataclass(frozen=True)
@@ -440,7 +440,7 @@ CASES = [
 CASE_IDS = [case.name for case in CASES]
 
 
-# ---------------------------------------------------------------------------- walking pages
+# Walking pages
 
 
 def _row_id(global_id: str) -> uuid.UUID:
@@ -547,7 +547,7 @@ def _sample_owners(by_owner: dict[uuid.UUID, list[Any]]) -> list[uuid.UUID]:
     return list(dict.fromkeys(picks))
 
 
-# ---------------------------------------------------------------------------- seeded tenants
+# Seeded tenants
 
 
 @pytest.mark.parametrize("slug", ["acme", "initech"])
@@ -581,7 +581,7 @@ async def test_large_tenant_has_more_than_a_page_of_approvals_and_campaigns(
     assert len(result.ids) == pending and result.pages == -(-pending // 100)
 
 
-# ---------------------------------------------------------------------------- ties
+# Ties
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -610,7 +610,7 @@ async def test_ties_are_ordered_by_id_and_pages_split_them_cleanly(
         _assert_in_contract_order(case, result.edges)
 
 
-# ---------------------------------------------------------------------------- concurrent changes
+# Concurrent changes
 
 
 @pytest.mark.parametrize("first", [1, 3])
@@ -680,7 +680,7 @@ async def test_rows_changing_during_a_walk_never_repeat_or_hide_the_others(
     assert result.pages >= 3  # the changes really happened between pages
 
 
-# ---------------------------------------------------------------------------- first: 0 and bounds
+# First: 0 and bounds
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)

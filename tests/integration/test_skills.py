@@ -62,7 +62,7 @@ def _unique(prefix: str) -> str:
     return f"{prefix} {uuid.uuid4().hex[:8]}"
 
 
-# ---------------------------------------------------------------- search
+# Search.
 
 
 async def test_search_ranks_the_skill_asked_for_first(gql: Any, token: Any) -> None:
@@ -157,7 +157,7 @@ async def test_results_are_cached_for_15_minutes_under_the_generation(
     assert await _search(gql, token("acme"), query, first=3) == first
 
 
-# ---------------------------------------------------------------- changes
+# Changes.
 
 
 async def test_a_created_skill_is_found_at_once_and_an_update_retires_cached_results(
@@ -297,7 +297,7 @@ async def test_skill_mutations_check_role_and_input(gql: Any, token: Any) -> Non
     ]
 
 
-# ---------------------------------------------------------------- bad input
+# Bad input.
 
 
 @pytest.mark.parametrize(
@@ -329,7 +329,7 @@ async def test_an_unknown_role_is_refused_before_anything_runs(gql: Any, token: 
     assert "ASTRONAUT" in error["message"] and "AgentRole" in error["message"]
 
 
-# ---------------------------------------------------------------- the index
+# The index.
 
 
 async def test_uploads_embed_in_batches_of_32(db_conn: asyncpg.Connection, app: Any) -> None:
@@ -390,7 +390,7 @@ async def test_local_mode_keeps_a_collection_per_scope() -> None:
         await index.close()
 
 
-# ---------------------------------------------------------------- two-stage loading
+# Two-stage loading.
 
 
 class Recording:
@@ -494,7 +494,7 @@ async def test_loading_answers_unknown_names_and_caps_a_run(app: Any, servers: S
     assert loaded == {"keyword clustering", "internal linking", "local search listings"}
 
 
-# ---------------------------------------------------------------- the `switchboard skill` CLI
+# The `switchboard skill` CLI.
 
 
 def _cli(servers: Servers, *args: str) -> subprocess.CompletedProcess[str]:

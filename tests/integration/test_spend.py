@@ -81,7 +81,7 @@ query($id: ID!) {
 """
 
 
-# ---------------------------------------------------------------------------- what SQL says
+# What SQL says
 
 
 def _role_label(role: str) -> str:
@@ -243,7 +243,7 @@ async def assert_window_matches(
     return expected
 
 
-# ---------------------------------------------------------------------------- windows
+# Windows
 
 
 def random_windows(
@@ -307,7 +307,7 @@ async def _span(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> list[dt.datet
     ]
 
 
-# ---------------------------------------------------------------------------- tenants of our own
+# Tenants of our own
 
 
 @dataclass
@@ -506,7 +506,7 @@ async def _tenant_token_and_id(
 TENANTS = ["acme", "globex", "initech", "own"]
 
 
-# ---------------------------------------------------------------------------- windows
+# Windows
 
 
 @pytest.mark.parametrize("slug", TENANTS)
@@ -571,7 +571,7 @@ async def test_to_before_from_is_bad_user_input(gql: Any, token: Any) -> None:
     assert {e["extensions"]["code"] for e in body["errors"]} == {"BAD_USER_INPUT"}
 
 
-# ---------------------------------------------------------------------------- report order
+# Report order
 
 
 async def test_report_ties_are_ordered_by_key(
@@ -629,7 +629,7 @@ async def test_report_ties_are_ordered_by_key(
         await drop_tenant(db_conn, tenant.id)
 
 
-# ---------------------------------------------------------------------------- all-time costs
+# All-time costs
 
 
 async def _assert_all_time_costs(gql: Any, token: str, conn: asyncpg.Connection, tid: Any) -> int:
@@ -698,7 +698,7 @@ async def test_budget_used_fraction_and_costs_are_all_time_raw_sums(
     assert await _assert_all_time_costs(gql, tenant_token, db_conn, tenant_id) > 0
 
 
-# ---------------------------------------------------------------------------- this month
+# This month
 
 
 async def _month_spend(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> Decimal:
@@ -725,7 +725,7 @@ async def test_mobile_home_spend_this_month_is_the_raw_sum_of_the_utc_month(
         assert answered >= Decimal("0.030003")
 
 
-# ---------------------------------------------------------------------------- new calls
+# New calls
 
 
 async def test_answers_follow_new_calls_after_a_rebuild(

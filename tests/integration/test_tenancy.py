@@ -113,7 +113,7 @@ def _ids(value: Any) -> set[str]:
     return found
 
 
-# ------------------------------------------------------------------ node(id:)
+# Node(id:)
 
 
 async def test_node_finds_every_kind_of_own_object(
@@ -163,7 +163,7 @@ async def test_global_skills_are_shared_but_house_styles_are_not(
     assert found[foreign] is None
 
 
-# ------------------------------------------------------------------ nested relations
+# Nested relations
 
 WALK_TENANT = """{
   tenant {
@@ -276,7 +276,7 @@ async def test_resolved_by_is_a_member_of_the_tenant(
     assert _ids(resolved_by) == {resolved_by["id"], tenant_gid("acme")}
 
 
-# ------------------------------------------------------------------ cursors
+# Cursors
 
 CAMPAIGN_PAGE = """query($after: String) {
   tenant { campaigns(first: 3, after: $after) {
@@ -349,7 +349,7 @@ async def test_another_tenants_object_as_owner_of_a_page_is_not_found(
         assert _data(await gql(query, variables, token("acme"))) == {"node": None}
 
 
-# ------------------------------------------------------------------ tenant-wide fields
+# Tenant-wide fields
 
 
 async def test_tenant_wide_fields_show_only_the_tokens_tenant(
@@ -435,7 +435,7 @@ async def test_viewer_memberships_list_only_the_tokens_tenant(
         await forget_membership(app.state.redis, user, globex)
 
 
-# ------------------------------------------------------------------ agent tokens
+# Agent tokens
 
 
 async def _activity_of(db_conn: asyncpg.Connection, slug: str, role: str) -> str:

@@ -37,7 +37,7 @@ STANDARD = {"PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHE
 ALLOWED_ENV = KNOWN | STANDARD
 
 
-# --- the CLI's parser and the app's routes ------------------------------------------------
+# The CLI's parser and the app's routes.
 
 
 def parse_cli(argv: list[str]) -> argparse.Namespace:
@@ -65,7 +65,7 @@ def routes() -> set[str]:
     return {route.path for route in app.routes if getattr(route, "methods", None)}
 
 
-# --- the lock -------------------------------------------------------------------------------
+# The lock.
 
 
 def _lock() -> dict[str, str]:
@@ -111,7 +111,7 @@ def test_the_lock_is_the_runtime_tree_only() -> None:
         assert canonicalize_name(name) not in lock, f"{name} is a test or extra dependency"
 
 
-# --- the image --------------------------------------------------------------------------------
+# The image.
 
 
 def containerfile() -> list[tuple[str, str]]:
@@ -188,7 +188,7 @@ def test_the_image_sets_only_known_variables() -> None:
     Settings.from_env(env)  # every value parses
 
 
-# --- Compose ------------------------------------------------------------------------------------
+# Compose.
 
 
 def _interpolate(value: Any) -> Any:
@@ -406,7 +406,7 @@ def test_compose_grafana_provisions_the_real_dashboard() -> None:
     assert source["type"] == "prometheus" and urlsplit(source["url"]).hostname == "prometheus"
 
 
-# --- Kubernetes --------------------------------------------------------------------------------
+# Kubernetes.
 
 
 @functools.cache

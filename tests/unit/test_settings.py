@@ -36,7 +36,7 @@ KNOBS: dict[str, KnobField] = {
 FOREIGN = ("OTEL_", "PROMETHEUS_MULTIPROC_DIR")
 
 
-# --- README.md's tables -------------------------------------------------------------------
+# README.md's tables.
 
 
 def _cells(line: str) -> list[str]:
@@ -124,7 +124,7 @@ def test_the_readme_states_each_knobs_default() -> None:
     assert wrong == {}, "README default vs the declaration's"
 
 
-# --- parsing -------------------------------------------------------------------------------
+# Parsing.
 
 
 def test_unset_or_empty_variables_leave_every_default() -> None:
@@ -268,7 +268,7 @@ def test_a_bad_value_stops_the_command_before_anything_starts(tmp_path: Path) ->
     assert not state_dir.exists()  # no embedded server was started
 
 
-# --- nothing else reads the environment ----------------------------------------------------
+# Nothing else reads the environment.
 
 # Besides the settings' own (reading the knobs, handing the environment to child
 # processes), not configuration reads: prometheus multiprocess mode's folder (set before
