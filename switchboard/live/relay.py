@@ -41,9 +41,8 @@ from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.store import outbox
 from switchboard.edge.invalidation import invalidate
 from switchboard.infra.commit_signal import WAKE_CHANNEL
 from switchboard.infra.db import Database
@@ -53,7 +52,6 @@ from switchboard.live.log import EventLog, Outgoing
 log = logging.getLogger(__name__)
 
 CHANNEL = "switchboard_outbox"
-LOCK_KEY = 0x5B_0E7B  # the advisory lock of the relay (any constant no other code uses)
 BATCH = 500
 PURGE_EVERY_S = 3600.0
 BUSY_RETRY_S = 0.02  # another relay holds the lock: look again this soon
@@ -64,15 +62,6 @@ STOP_WAIT_S = 3.0
 # mark its rows, and the oldest 500 would be published again and again ahead of newer ones.
 REPLICA_WAIT_MS = 200
 UNACKED_SKIP_S = 10.0
-
-_TENANT_ROWS = text(
-    "SELECT id, tenant_id, type, approval_id, activity_id, agent_id, campaign_id, occurred_at "
-    "FROM tenant_events WHERE NOT relayed ORDER BY id LIMIT :n"
-)
-_STREAM_ROWS = text(
-    "SELECT id, tenant_id, activity_id, kind, text, status, occurred_at "
-    "FROM activity_stream_events WHERE NOT relayed ORDER BY id LIMIT :n"
-)
 
 
 def _hex(value: Any) -> str | None:
@@ -182,12 +171,9 @@ class Relay:
         another relay held the lock. `before_commit`: called after publishing, before the
         commit (tests inject a crash there)."""
         async with self.db.transaction() as conn:
-            lock = "pg_advisory_xact_lock" if wait_for_lock else "pg_try_advisory_xact_lock"
-            got = (await conn.execute(text(f"SELECT {lock}(:k)"), {"k": LOCK_KEY})).scalar()
-            if got is False:
+            if not await outbox.take_relay_turn(conn, wait=wait_for_lock):
                 return None
-            tenant_rows = (await conn.execute(_TENANT_ROWS, {"n": BATCH})).all()
-            stream_rows = (await conn.execute(_STREAM_ROWS, {"n": BATCH})).all()
+            tenant_rows, stream_rows = await outbox.unrelayed(conn, BATCH)
             if not tenant_rows and not stream_rows:
                 return 0
             outgoing = [tenant_outgoing(r) for r in tenant_rows]
@@ -211,8 +197,8 @@ class Relay:
             self.published += await self._publish(outgoing)
             if before_commit is not None:
                 before_commit()
-            await _mark(conn, "tenant_events", [r.id for r in tenant_rows])
-            await _mark(conn, "activity_stream_events", [r.id for r in stream_rows])
+            await outbox.mark_relayed(conn, "tenant_events", [r.id for r in tenant_rows])
+            await outbox.mark_relayed(conn, "activity_stream_events", [r.id for r in stream_rows])
         return max(len(tenant_rows), len(stream_rows))
 
     async def _publish(self, outgoing: list[Outgoing]) -> int:
@@ -329,15 +315,9 @@ class Relay:
 
     async def purge(self) -> None:
         """Delete relayed rows older than `keep_days` (Redis keeps 24 hours anyway)."""
-        for table in ("tenant_events", "activity_stream_events"):
+        for table in outbox.OUTBOXES:
             async with self.db.transaction() as conn:
-                await conn.execute(
-                    text(
-                        f"DELETE FROM {table} WHERE relayed "
-                        "AND occurred_at < now() - make_interval(days => :days)"
-                    ),
-                    {"days": self.keep_days},
-                )
+                await outbox.purge_relayed(conn, table, self.keep_days)
 
 
 async def _close_quietly(pubsub: Any, client: Redis) -> None:
@@ -345,10 +325,3 @@ async def _close_quietly(pubsub: Any, client: Redis) -> None:
         await pubsub.aclose()
     with contextlib.suppress(Exception):
         await client.aclose()
-
-
-async def _mark(conn: AsyncConnection, table: str, ids: list[int]) -> None:
-    if ids:
-        await conn.execute(
-            text(f"UPDATE {table} SET relayed = true WHERE id = ANY(:ids)"), {"ids": ids}
-        )
