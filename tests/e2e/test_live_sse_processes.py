@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,14 +26,14 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from switchboard.processes.supervisor import die_with_parent
-from switchboard.settings import PROJECT_DIR
+from switchboard.settings import Settings
 from tests.conftest import Servers
 from tests.e2e.test_live import CREATE, create_campaign
 from tests.support.edge import gateway
 from tests.support.fault_proxy import FaultProxy, redis_upstream
 from tests.support.jobs import Tenant, fresh_tenant, wait_for
-from tests.support.live import TENANT_EVENTS, GatewayProcess, free_port, served
+from tests.support.live import TENANT_EVENTS, GatewayProcess, served
+from tests.support.processes import Serve
 from tests.support.streams import SSEEvent, http_base, sse
 
 TOKEN_HEADER = "x-graphql-event-stream-token"
@@ -351,57 +348,6 @@ async def _joined(app: Starlette, members: int) -> bool:
 # Serve stopping
 
 
-class Serve:
-    """`switchboard serve --workers 2` on the session's servers, in a process group."""
-
-    def __init__(self, servers: Servers, folder: Path) -> None:
-        self.port = free_port()
-        self.log = folder / "serve.log"
-        environment = {
-            **os.environ,
-            "DATABASE_URL": servers.database_url,
-            "REDIS_URL": servers.redis_url,
-            "SWITCHBOARD_STATE_DIR": str(folder / "state"),
-            "SWITCHBOARD_MODE": "test",
-        }
-        environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        command = [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(self.port)]
-        command += ["--workers", "2", "--job-workers", "0"]
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                command,
-                cwd=PROJECT_DIR,
-                env=environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                process_group=0,
-                preexec_fn=die_with_parent(os.getpid()),
-            )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def ready(self) -> None:
-        async def started() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"serve exited:\n{self.log.read_text()[-4000:]}")
-            if self.log.read_text(errors="replace").count("Application startup complete") < 2:
-                return False
-            try:
-                async with httpx.AsyncClient() as http:
-                    return (await http.get(f"{self.url}/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(started, timeout=120, interval=0.1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
 async def test_sigterm_ends_sse_streams_with_going_away_and_clients_resume_elsewhere(
     servers: Servers,
     tenants: tuple[Tenant, Tenant],
@@ -409,12 +355,24 @@ async def test_sigterm_ends_sse_streams_with_going_away_and_clients_resume_elsew
     gql: Any,
     pair: tuple[str, str],
     tmp_path: Path,
+    settings: Settings,
 ) -> None:
     slug = tenants[0].slug
     auth = bearer(token(slug))
-    serve = Serve(servers, tmp_path)
+    serve = Serve(
+        tmp_path / "state",
+        tmp_path / "serve.log",
+        "--workers",
+        "2",
+        "--job-workers",
+        "0",
+        DATABASE_URL=servers.database_url,
+        REDIS_URL=servers.redis_url,
+        SWITCHBOARD_MODE="test",
+        SWITCHBOARD_JWT_SECRET=settings.jwt_secret,
+    )
     try:
-        await serve.ready()
+        await serve.ready(gateways=2, job_workers=0)
         async with contextlib.AsyncExitStack() as streams:
             distinct = await streams.enter_async_context(
                 sse(serve.url, token(slug), {"query": TENANT_EVENTS})

@@ -17,12 +17,9 @@ two tests; the later starts reuse its folder.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -38,111 +35,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from domain.ids import parse_id_of, to_global_id
 from domain.store.work import create_deliverable
 from switchboard.edge.auth import issue_token
-from switchboard.processes.supervisor import backoff_s, die_with_parent
-from switchboard.settings import PROJECT_DIR, Settings
+from switchboard.processes.supervisor import backoff_s
 from tests.conftest import Servers, _drop_database, _fresh_database, _libpq, tenant_gid, user_gid
 from tests.support.edge import PRODUCTION_SECRET
 from tests.support.jobs import Tenant, fresh_tenant, wait_for
-from tests.support.live import TENANT_EVENTS, LiveClient, free_port
-from tests.support.processes import alive, in_groups, none_left, servers_of
+from tests.support.live import TENANT_EVENTS, LiveClient
+from tests.support.processes import SETTINGS, Serve, in_groups, none_left, servers_of
 
 STOP_TIMEOUT_S = 10.0  # SWITCHBOARD_STOP_TIMEOUT_S's default: the test sets no other
-SETTINGS = Settings(jwt_secret="serve-process-test-secret-0123456789abcdef")
-RESTARTS = re.compile(r'^switchboard_process_restarts_total\{process="job_worker"\} (\S+)$', re.M)
 DISPATCH = """mutation Dispatch($input: DispatchActivityInput!) {
   dispatchActivity(input: $input) { activity { id } userErrors { code message } } }"""
-SERVER_ENV = ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "SWITCHBOARD_STOP_TIMEOUT_S")
-
-
-class Serve:
-    """`python -m switchboard.cli serve` in a process group of its own, logging to a file."""
-
-    def __init__(self, state_dir: Path, log: Path, *args: str, **env: str) -> None:
-        self.state_dir = state_dir
-        self.port = free_port()
-        self.log = log
-        environment = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
-        environment.update(
-            SWITCHBOARD_STATE_DIR=str(state_dir),
-            SWITCHBOARD_MODE="development",
-            SWITCHBOARD_JWT_SECRET=SETTINGS.jwt_secret,
-            SWITCHBOARD_SIM_TOKEN_DELAY_MS="1",
-            SWITCHBOARD_SIM_TOKENS_PER_TURN="12",
-            SWITCHBOARD_STREAM_FLUSH_MS="20",
-        )
-        environment.update(env)
-        command = [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(self.port)]
-        command += args
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                command,
-                cwd=PROJECT_DIR,
-                env=environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                process_group=0,  # its own group: the test checks that nothing of it is left
-                preexec_fn=die_with_parent(os.getpid()),
-            )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def database_url(self) -> str:
-        socket_dir = (self.state_dir / "postgres/postmaster.pid").read_text().splitlines()[4]
-        return f"postgresql+asyncpg://postgres@/switchboard?host={socket_dir}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def job_workers(self) -> list[psutil.Process]:
-        children = psutil.Process(self.process.pid).children()
-        return [
-            c
-            for c in children
-            if alive(c) and c.cmdline()[1:4] == ["-m", "switchboard.cli", "worker"]
-        ]
-
-    def tree(self) -> list[psutil.Process]:
-        """serve and every process under it."""
-        root = psutil.Process(self.process.pid)
-        return [root, *root.children(recursive=True)]
-
-    async def ready(self, gateways: int = 1, job_workers: int = 1) -> None:
-        """Every gateway process and job worker has said it is ready; /healthz answers."""
-
-        async def started() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"serve exited:\n{self.output()[-4000:]}")
-            output = self.output()
-            if output.count("Application startup complete") < gateways:
-                return False
-            if output.count("worker ready") < job_workers:
-                return False
-            try:
-                async with httpx.AsyncClient() as http:
-                    return (await http.get(f"{self.url}/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(started, timeout=120, interval=0.1)
-
-    async def restarts(self) -> float:
-        async with httpx.AsyncClient() as http:
-            found = RESTARTS.search((await http.get(f"{self.url}/metrics")).text)
-        assert found, "no switchboard_process_restarts_total for the job worker"
-        return float(found.group(1))
-
-    def stop(self) -> None:
-        """What a test left running (it failed before its own stop)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 @pytest.fixture(scope="module")
