@@ -38,6 +38,7 @@ import strawberry
 from graphql import ExecutionResult, execute, parse
 
 from loaders.batching import BatchScheduler, ScheduledLoader
+from schema.core import core_schema
 from switchboard.execution.executor import OperationExecutor
 
 OBJECTS = 1000
@@ -117,7 +118,7 @@ OPERATIONS = {
 
 async def _graphql_core(document: Any) -> ExecutionResult:
     result = execute(
-        SCHEMA._schema,
+        core_schema(SCHEMA),
         document,
         context_value=Context(ROWS),
         executor_class=SCHEMA.execution_context_class,

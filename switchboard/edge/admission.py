@@ -12,7 +12,7 @@ framing and turns a refusal into its own answer (an HTTP status, an `error` mess
 
 Refusals are `RequestError` (one error, a code and an HTTP status) or `NotExecuted` (the
 document does not parse or validate: its status follows the media type, GraphQL over HTTP).
-`core_schema` is the graphql-core schema behind Strawberry's, in one place.
+`core_schema` (schema/core.py) is the graphql-core schema behind Strawberry's, in one place.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode
+from graphql import GraphQLError, OperationDefinitionNode
 from starlette.requests import Request
 
 from domain.access import Principal
 from domain.errors import DomainError
+from schema.core import core_schema
 from switchboard.edge.auth import Authenticator
 from switchboard.edge.documents import DocumentCache, PreparedDocument
 from switchboard.edge.limits import TOO_COMPLEX, OperationLimits
@@ -36,14 +37,6 @@ from switchboard.settings import Settings
 
 if TYPE_CHECKING:
     from switchboard.bootstrap import Services  # wired at the top (bootstrap.py)
-
-
-def core_schema(schema: Any) -> GraphQLSchema:
-    """The graphql-core schema of a Strawberry schema (which keeps it as `_schema`)."""
-    found = getattr(schema, "_schema", schema)
-    if not isinstance(found, GraphQLSchema):
-        raise TypeError(f"not a GraphQL schema: {type(schema).__name__}")
-    return found
 
 
 class RequestError(Exception):

@@ -29,6 +29,7 @@ from graphql import (
 from graphql.execution import Executor
 from graphql.execution.values import VariableValues, get_variable_values
 
+from schema.core import core_schema
 from switchboard.execution.plan import OperationPlan, Planner, Shape, Unsupported
 from switchboard.execution.plan_cache import SHAPE_BYTES, PlanCache
 from switchboard.execution.run import Run
@@ -59,7 +60,7 @@ def fell_back(reason: str) -> None:
 
 class OperationExecutor:
     def __init__(self, strawberry_schema: Any, plans: PlanCache | None = None) -> None:
-        self.schema = strawberry_schema._schema
+        self.schema = core_schema(strawberry_schema)
         self.planner = Planner(strawberry_schema)
         self.plans = plans if plans is not None else PlanCache()
         self.enabled = True  # False: everything runs on graphql-core (reason `disabled`)

@@ -62,6 +62,7 @@ from graphql.language import (
 )
 from strawberry.types.arguments import convert_arguments
 
+from schema.core import core_schema
 from schema.relations import RELATION
 from switchboard.execution.response_cache import CACHED_FIELDS
 
@@ -140,7 +141,7 @@ FIELD_PLAN_BYTES = 700
 
 class Planner:
     def __init__(self, strawberry_schema: Any) -> None:
-        self.schema: GraphQLSchema = strawberry_schema._schema
+        self.schema: GraphQLSchema = core_schema(strawberry_schema)
         self.config = strawberry_schema.config
         self.scalar_registry = strawberry_schema.schema_converter.scalar_registry
         self.class_names: dict[type, str] = {}

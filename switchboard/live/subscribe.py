@@ -40,12 +40,12 @@ from domain.access import Principal
 from domain.events import Position
 from resolvers.context import RequestContext
 from resolvers.subscriptions import Feed
+from schema.core import core_schema
 from switchboard.edge.admission import (
     Admitted,
     GraphQLRequest,
     NotExecuted,
     RequestError,
-    core_schema,
     graphql_request,
 )
 from switchboard.edge.http import GraphQLEndpoint, format_error

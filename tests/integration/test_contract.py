@@ -17,11 +17,12 @@ from graphql import (
 )
 from graphql.utilities.print_schema import print_input_value
 
+from schema.core import core_schema
 from schema.schema import schema
 from tests.support.contract import CONTRACT_DIR, operation_files
 
 CONTRACT = build_schema((CONTRACT_DIR / "schema.graphql").read_text())
-OURS: GraphQLSchema = schema._schema
+OURS: GraphQLSchema = core_schema(schema)
 
 
 def _reachable(root: GraphQLObjectType) -> dict[str, GraphQLNamedType]:

@@ -23,6 +23,7 @@ from domain.enums import TenantEventType
 from domain.ids import parse_global_id
 from resolvers.context import RequestContext
 from resolvers.subscriptions import tenant_event
+from schema.core import core_schema
 from switchboard.execution.executor import OperationExecutor, for_schema
 from switchboard.execution.plan import OperationPlan
 from tests.conftest import tenant_gid, user_gid
@@ -155,7 +156,7 @@ async def test_generated_operations_answer_alike(
         "nope",
     )
     bearer = agent_token("acme", "COPYWRITER") if who == "agent" else token("acme", who)
-    schema = app.state.graphql.schema._schema
+    schema = core_schema(app.state.graphql.schema)
     errors_seen = 0
     for query, variables in _generated(schema, known, 60):
         reference, result, ran, statements = await both(app, planned, bearer, query, variables)
@@ -290,9 +291,9 @@ async def test_live_events_render_alike(
     text = (CONTRACT_DIR / "operations" / "subscriptions" / "TenantEvents.graphql").read_text()
     context = RequestContext.for_principal(principal, endpoint.services)
     subscribed = Executor.build(
-        endpoint.schema._schema, endpoint.documents.get(text).document, context_value=context
+        core_schema(endpoint.schema), endpoint.documents.get(text).document, context_value=context
     )
-    planned = for_schema(endpoint.schema._schema)
+    planned = for_schema(core_schema(endpoint.schema))
     plan = planned.event_plan(subscribed)
     assert isinstance(plan, OperationPlan)
     for index, event_type in enumerate(TenantEventType):

@@ -10,6 +10,7 @@ from graphql import ExecutionResult, execute
 from starlette.applications import Starlette
 
 from resolvers.context import RequestContext
+from schema.core import core_schema
 from switchboard.edge.http import format_error
 from switchboard.execution.executor import OperationExecutor
 from switchboard.infra.db import StatementCounter, current_counter
@@ -49,7 +50,7 @@ async def both(
     current_counter.set(counters[0])
     try:
         reference = execute(
-            endpoint.schema._schema,
+            core_schema(endpoint.schema),
             prepared.document,
             context_value=context,
             variable_values=variables,
