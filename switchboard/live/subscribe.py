@@ -267,7 +267,7 @@ def _variables_beyond_root_arguments(document: DocumentNode) -> frozenset[str]:
         if isinstance(definition, OperationDefinitionNode):
             for selection in definition.selection_set.selections:
                 if isinstance(selection, FieldNode):
-                    root_arguments.update(id(argument) for argument in selection.arguments)
+                    root_arguments.update(id(argument) for argument in selection.arguments or ())
 
     names: set[str] = set()
 

@@ -76,6 +76,26 @@ async def subscribed(app: Starlette, slug: str, members: int) -> bool:
 # SSE, distinct mode
 
 
+async def test_a_subscription_whose_root_field_has_no_arguments_streams_its_events(
+    urls: tuple[str, str],
+    app: Starlette,
+    tenants: tuple[Tenant, Tenant],
+    gql: Any,
+    token: Any,
+) -> None:
+    """The contract's documents all pass arguments; a hand-written one need not (it once
+    answered 500)."""
+    slug = tenants[0].slug
+    bare = "subscription { tenantEvents { id type campaign { name } } }"
+    async with sse(urls[1], token(slug), {"query": bare}) as stream:
+        assert stream.response.status_code == 200
+        await wait_for(lambda: subscribed(app, slug, 1))
+        await create_campaign(gql, token(slug), "No arguments")
+        _, data = await stream.data()
+    assert data["tenantEvents"]["type"] == "CAMPAIGN_UPDATED"
+    assert data["tenantEvents"]["campaign"]["name"] == "No arguments"
+
+
 @pytest.mark.parametrize("method", ["POST", "GET"])
 async def test_sse_distinct_mode_delivers_in_order_each_once_with_positions(
     urls: tuple[str, str],
