@@ -54,6 +54,17 @@ LLM_CALL_COLUMNS = select_list(LLM_CALL_FIELDS)
 SKILL_COLUMNS = select_list(SKILL_FIELDS)
 
 
+def prefixed(fields: tuple[str, ...], prefix: str) -> tuple[tuple[str, str], ...]:
+    """(field, column) pairs for a table's `fields` selected as `prefix` + field, beside
+    another table's columns in the same row."""
+    return tuple((field, prefix + field) for field in fields)
+
+
+def unprefixed(row: Any, pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The columns `pairs` (from `prefixed`) of `row` under their own names, for a mapper."""
+    return {field: row[column] for field, column in pairs}
+
+
 def tenant_from_row(r: Any) -> t.Tenant:
     return t.Tenant(
         id=to_global_id("Tenant", r["id"]),
