@@ -11,6 +11,11 @@ dispatches only when none of the request's batches is in flight and no new load 
 arrived for a few loop iterations (graphql-core reaches the next level's loads through a
 few hops of tasks and futures). Each level of the response is then one batch per loader,
 whatever the timing, and the count depends only on the operation's shape.
+
+A `ScheduledLoader` keeps each key's value (not a future per key, as aiodataloader does):
+the planned executor asks for a level's keys with one `load_many` and one future, and a
+loaded or primed value costs no future at all. `load` (graphql-core's path, and the
+resolvers that await one object) makes a key's future only when asked, and keeps it.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiodataloader import DataLoader, Loader, dispatch_queue_batch
+from aiodataloader import DataLoader
 
 # Loop iterations without a new load before a level is considered complete. graphql-core
 # needs at most 3 hops from a resolved future to the next level's `load` calls.
 QUIET_HOPS = 4
+
+_PENDING = object()  # a key queued or in flight
+_MISSING = object()
 
 
 class BatchScheduler:
@@ -31,13 +39,13 @@ class BatchScheduler:
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._queued: list[DataLoader[Any, Any]] = []
+        self._queued: list[ScheduledLoader] = []
         self._in_flight = 0
         self._loads = 0  # every load so far; a change means loads are still arriving
         self._waiting = False
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
-    def queued(self, loader: DataLoader[Any, Any]) -> None:
+    def queued(self, loader: ScheduledLoader) -> None:
         self._queued.append(loader)
         self.loaded()
 
@@ -60,25 +68,28 @@ class BatchScheduler:
         self._waiting = False
         loaders, self._queued = self._queued, []
         for loader in loaders:
-            queue, loader._queue = loader._queue, []
+            keys, loader._keys = loader._keys, []
             self._in_flight += 1
-            task = asyncio.ensure_future(self._run(loader, queue))
+            task = asyncio.ensure_future(self._run(loader, keys))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, loader: DataLoader[Any, Any], queue: list[Loader]) -> None:
+    async def _run(self, loader: ScheduledLoader, keys: list[Any]) -> None:
         try:
-            await dispatch_queue_batch(loader, queue)
+            await loader.dispatch(keys)
         finally:
-            if isinstance(loader, ScheduledLoader) and loader._groups:
-                loader.settle()
             self._in_flight -= 1
             if not self._in_flight and self._queued:
                 self.loaded()
 
 
 class ScheduledLoader(DataLoader[Any, Any]):
-    """A DataLoader whose dispatch the request's scheduler decides."""
+    """A DataLoader whose dispatch the request's scheduler decides, caching values.
+
+    Its keys are their own cache keys and every load is cached, as the loaders of
+    `loaders/` declare them. A batch's value for a key may be an exception: that key
+    fails, the others do not. A batch that raises fails all its keys, and (as in
+    aiodataloader) is not cached: a later load asks again."""
 
     def __init__(
         self,
@@ -88,68 +99,108 @@ class ScheduledLoader(DataLoader[Any, Any]):
         super().__init__(batch_load_fn)  # type: ignore[arg-type]
         self._scheduler = scheduler
         self._create_future = self.loop.create_future
-        # load_many's futures still waiting: (each key's future, the list's future).
-        self._groups: list[tuple[list[asyncio.Future[Any]], asyncio.Future[list[Any]]]] = []
+        self._values: dict[Any, Any] = {}  # each key's value, or _PENDING
+        self._futures: dict[Any, asyncio.Future[Any]] = {}  # `load`'s, made when asked
+        self._keys: list[Any] = []  # queued for the next dispatch
+        # load_many's groups still waiting: (their keys, the list's future).
+        self._groups: list[tuple[list[Any], asyncio.Future[list[Any]]]] = []
 
     def load(self, key: Any) -> asyncio.Future[Any]:
-        """DataLoader.load for this loader's settings (cached, keys their own cache keys),
-        in fewer steps: a DashboardOverview makes about 650 loads."""
-        future = self._cache.get(key)
+        future = self._futures.get(key)
         if future is not None:
             return future
-        if key is None:
-            return super().load(key)  # raises its TypeError
-        future = self._cache[key] = self._create_future()
-        self.do_resolve_reject(key, future)
+        value = self._values.get(key, _MISSING)
+        if value is _MISSING:
+            self._queue_key(key)
+        future = self._futures[key] = self._create_future()
+        if value is not _MISSING and value is not _PENDING:
+            _answer(future, value)
         return future
 
     def load_many(self, keys: list[Any]) -> asyncio.Future[list[Any]]:
         """The values of `keys` (a failed key's exception in its place), in one future:
         the planned executor loads a level's keys with one call and one await instead of
-        a future per object. The keys are cached and batched as `load` would."""
-        cache = self._cache
-        queue = self._queue
-        queued = len(queue)
-        futures = []
+        a future per object."""
+        values = self._values
+        waiting = False
         for key in keys:
-            future = cache.get(key)
-            if future is None:
-                if key is None:
-                    super().load(key)  # raises its TypeError
-                future = cache[key] = self._create_future()
-                queue.append(Loader(key, future))
-            futures.append(future)
-        if len(queue) != queued:
-            if not queued:
-                self._scheduler.queued(self)
-            else:
-                self._scheduler.loaded()
+            value = values.get(key, _MISSING)
+            if value is _MISSING:
+                self._queue_key(key)
+                waiting = True
+            elif value is _PENDING:
+                waiting = True
         group: asyncio.Future[list[Any]] = self._create_future()
-        self._groups.append((futures, group))
-        self.settle()  # every key cached and loaded already: the values are at hand
+        if waiting:
+            self._groups.append((keys, group))
+        else:  # every key loaded or primed already: the values are at hand
+            group.set_result([values[key] for key in keys])
         return group
 
-    def settle(self) -> None:
-        """Answer each `load_many` whose keys have all been loaded (called after each
-        batch of this loader, whose futures are the only ones a group can wait on)."""
-        waiting = []
-        for futures, group in self._groups:
-            if all(future.done() for future in futures):
-                if not group.done():
-                    group.set_result([_value(future) for future in futures])
-            else:
-                waiting.append((futures, group))
-        self._groups = waiting
+    def prime(self, key: Any, value: Any) -> ScheduledLoader:
+        """`value` for `key`, unless the key is loaded or asked for already."""
+        if key not in self._values:
+            self._values[key] = value
+        return self
 
-    def do_resolve_reject(self, key: Any, future: asyncio.Future[Any]) -> None:
-        self._queue.append(Loader(key, future))
-        if len(self._queue) == 1:
+    def clear(self, key: Any) -> ScheduledLoader:
+        if self._values.get(key) is not _PENDING:
+            self._values.pop(key, None)
+            self._futures.pop(key, None)
+        return self
+
+    def clear_all(self) -> ScheduledLoader:
+        self._values.clear()
+        self._futures.clear()
+        self._groups.clear()
+        return self
+
+    def _queue_key(self, key: Any) -> None:
+        if key is None:
+            raise TypeError(
+                "The loader.load() function must be called with a value, but got: None."
+            )
+        self._values[key] = _PENDING
+        self._keys.append(key)
+        if len(self._keys) == 1:
             self._scheduler.queued(self)
         else:
             self._scheduler.loaded()
 
+    async def dispatch(self, keys: list[Any]) -> None:
+        """Run the batch function for `keys` and answer everyone waiting on them."""
+        values = self._values
+        failed = False
+        try:
+            loaded = list(await self.batch_load_fn(keys))
+            if len(loaded) != len(keys):
+                raise TypeError(
+                    f"a batch function answered {len(loaded)} values for {len(keys)} keys"
+                )
+        except Exception as error:
+            failed = True
+            loaded = [error] * len(keys)
+        for key, value in zip(keys, loaded, strict=True):
+            values[key] = value
+            future = self._futures.get(key)
+            if future is not None and not future.done():
+                _answer(future, value)
+        if self._groups:
+            waiting = []
+            for group_keys, group in self._groups:
+                if any(values.get(key) is _PENDING for key in group_keys):
+                    waiting.append((group_keys, group))
+                elif not group.done():
+                    group.set_result([values[key] for key in group_keys])
+            self._groups = waiting
+        if failed:  # not cached: a later load asks again
+            for key in keys:
+                values.pop(key, None)
+                self._futures.pop(key, None)
 
-def _value(future: asyncio.Future[Any]) -> Any:
-    """A done future's value, or its exception (marked retrieved)."""
-    error = future.exception()
-    return error if error is not None else future.result()
+
+def _answer(future: asyncio.Future[Any], value: Any) -> None:
+    if isinstance(value, Exception):
+        future.set_exception(value)
+    else:
+        future.set_result(value)
