@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import (
@@ -347,8 +348,15 @@ def _reap_dead_processes(path: str) -> None:
             pass  # alive, someone else's
 
 
+# Called before each exposition of this process: publishers that batch their updates
+# (the database pool's gauges) write what they hold, so a scrape never reads a stale value.
+before_exposition: list[Callable[[], None]] = []
+
+
 def exposition() -> bytes:
     """The text format of every metric: this process's, or all workers' in multiprocess mode."""
+    for publish in before_exposition:
+        publish()
     path = multiprocess_dir()
     if path is None:
         return generate_latest(REGISTRY)
