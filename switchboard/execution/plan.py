@@ -86,6 +86,8 @@ class Unsupported(Exception):
 class ObjectPlan:
     type_name: str
     fields: tuple[FieldPlan, ...]
+    # The generated completion of these fields (execution/compiled.py), made at first use.
+    complete: Callable[..., int] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -116,6 +118,11 @@ class FieldPlan:
     # A declared relation (schema/relations.py): `resolve` is its key function, and the
     # run loads the keys of all the level's objects from this loader in one call.
     loader: str | None = None
+
+
+def null_message(f: FieldPlan) -> str:
+    """graphql-core's error for a null in `f`'s non-null position."""
+    return f"Cannot return null for non-nullable field {f.parent_type}.{f.name}."
 
 
 @dataclass(slots=True, eq=False)

@@ -33,6 +33,7 @@ from graphql import ExecutionResult, GraphQLError, located_error
 from graphql.execution import Executor
 from graphql.execution.values import VariableValues, get_argument_values
 
+from switchboard.execution.compiled import DONE, MAX_INT, MIN_INT, NULLED, compile_object
 from switchboard.execution.plan import (
     EVENT,
     LEAF,
@@ -42,11 +43,11 @@ from switchboard.execution.plan import (
     ObjectPlan,
     OperationPlan,
     Planner,
+    null_message,
 )
 from switchboard.execution.response_cache import CacheRequest
 
 complete_leaf = Executor.complete_leaf_value
-MIN_INT, MAX_INT = -(2**31), 2**31 - 1  # GraphQL's Int; graphql-core refuses others
 COMPLETE, CACHED, GROUP = 0, 1, 2  # what a pending entry's value is for
 Path = tuple[Any, str | int] | None  # (parent path, key); None is the root
 
@@ -181,9 +182,29 @@ class Run:
     ) -> bool:
         """Complete `source`'s fields into `out`. True: a non-null failure nulled a
         position above this object (the caller stops, as graphql-core's exception does)."""
+        complete = plan.complete
+        if complete is None:
+            complete = plan.complete = compile_object(plan)
+        resume = complete(self, source, out, path, anchor)
+        if resume == DONE:
+            return False
+        if resume == NULLED:
+            return True
+        return self.object_fields(plan, source, out, path, anchor, resume)
+
+    def object_fields(
+        self,
+        plan: ObjectPlan,
+        source: Any,
+        out: dict[str, Any],
+        path: Path,
+        anchor: Path,
+        index: int = 0,
+    ) -> bool:
+        """`object`'s work as a walk over the plan's fields, from field `index` on: where
+        the generated completion hands over (after a field failed)."""
         fields = plan.fields
         count = len(fields)
-        index = 0
         while index < count:
             f = fields[index]
             try:
@@ -193,7 +214,7 @@ class Run:
                         value = getattr(source, f.attr)
                         if value is None:
                             if not f.nullable[0]:
-                                raise TypeError(_null_message(f))
+                                raise TypeError(null_message(f))
                             out[f.key] = None
                         elif type(value) is f.fast and (
                             f.fast is not int or MIN_INT <= value <= MAX_INT
@@ -301,7 +322,7 @@ class Run:
             if nullable:
                 out[key] = None
                 return False
-            return self.fail(f, TypeError(_null_message(f)), out, key, path, anchor, False)
+            return self.fail(f, TypeError(null_message(f)), out, key, path, anchor, False)
         if isinstance(value, Exception):
             return self.fail(f, value, out, key, path, anchor, nullable)
         inner_anchor = path if nullable else anchor
@@ -436,10 +457,6 @@ class Run:
             return await request.cache.get_or_compute(entry, compute)
         finally:
             request.outcomes.append("miss" if computed else "hit")
-
-
-def _null_message(f: FieldPlan) -> str:
-    return f"Cannot return null for non-nullable field {f.parent_type}.{f.name}."
 
 
 def as_list(path: Path) -> list[str | int]:
