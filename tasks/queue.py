@@ -16,6 +16,7 @@ between the database and the queue.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
@@ -65,11 +66,14 @@ async def enqueue_activity(
     agent_id: uuid.UUID,
     priority: int,
     dedup_key: str | None = None,
+    created: dt.datetime | None = None,
 ) -> bool:
     """Queue the activity's job. False when it was dropped: a job with the same dedup key
     (`{tenantId}:{templateId}:{periodKey}`) is waiting. The dropped activity is cancelled
     by a worker (so the reconciler never brings it back). Enqueueing an activity whose job
-    exists already changes nothing and answers True."""
+    exists already changes nothing and answers True. `created`, for a job enqueued late
+    (its first enqueue failed, or Redis lost it): the activity's creation, its place in its
+    priority's FIFO (tasks/lua.py), ahead of the jobs enqueued since."""
     result = await _store().enqueue(
         redis,
         job_id=activity_id.hex,
@@ -78,6 +82,7 @@ async def enqueue_activity(
         priority=priority,
         message=activity_message(activity_id, tenant_id, priority),
         dedup_key=dedup_key,
+        place_ms=None if created is None else int(created.timestamp() * 1000),
     )
     return result >= 0
 
@@ -170,9 +175,10 @@ async def reconcile(
     redis: Redis, db: Database, settings: JobSettings, min_age_s: float = RECONCILE_MIN_AGE_S
 ) -> int:
     """Enqueue QUEUED activities (older than `min_age_s`) that have no job in Redis, oldest
-    first; returns how many. A younger age is safe too (after an outage): an enqueue of a job
-    that exists changes nothing, and a job whose activity has run already starts nothing
-    (a first delivery starts only a QUEUED activity)."""
+    first, each in its place in the queue (its creation); returns how many. A younger age is
+    safe too (after an outage): an enqueue of a job that exists changes nothing, and a job
+    whose activity has run already starts nothing (a first delivery starts only a QUEUED
+    activity)."""
     await cancel_dropped(redis, db)
     rows = await runs.stranded(db, settings.tenants, min_age_s)
     enqueued = 0
@@ -188,6 +194,7 @@ async def reconcile(
                 tenant_id=row["tenant_id"],
                 agent_id=row["agent_id"],
                 priority=row["priority"],
+                created=row["created_at"],
             )
     if enqueued:
         log.info("reconciler: enqueued %d stranded activities", enqueued)
@@ -214,13 +221,14 @@ async def requeue_lost(redis: Redis, db: Database, jobs: Sequence[tuple[str, str
         async with db.transaction() as conn:
             if await runs.requeue(conn, tenant_id, activity_id):
                 requeued.append((activity_id, tenant_id, *await runs.job_of(conn, activity_id)))
-    for activity_id, tenant_id, agent_id, priority in requeued:
+    for activity_id, tenant_id, agent_id, priority, created in requeued:
         await enqueue_activity(
             redis,
             activity_id=activity_id,
             tenant_id=tenant_id,
             agent_id=agent_id,
             priority=priority,
+            created=created,
         )
     if requeued:
         log.warning("queued again %d running activities whose jobs Redis lost", len(requeued))
