@@ -12,10 +12,14 @@ between the database and the queue.
   enqueue, or a Redis that lost its data) get their jobs.
 - `requeue_lost`: RUNNING activities whose jobs Redis lost while they ran (it came back
   without its data) are QUEUED again, with their jobs.
+- `LateEnqueues`: a gateway process's enqueues that Redis refused after their commit (down,
+  or failing over), enqueued again by that process as soon as Redis answers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from taskiq.message import TaskiqMessage
 
 from domain.store import agents as agent_store
@@ -31,6 +36,7 @@ from switchboard.infra.db import Database
 from switchboard.observability import jobs as observed
 from tasks.broker import JobStore, broker
 from tasks.config import JobSettings
+from tasks.outage import REDIS, Outage
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,11 @@ RUN_ACTIVITY = "switchboard.run_activity"
 # Only activities QUEUED at least this long are reconciled: younger ones may be between
 # their commit and their enqueue right now.
 RECONCILE_MIN_AGE_S = 10
+# A gateway process's refused enqueues: how long each is tried again, how many wait at
+# once, and how many go to Redis at once when it answers again.
+LATE_ENQUEUE_KEEP_S = 60.0
+LATE_ENQUEUE_LIMIT = 10_000
+LATE_ENQUEUE_CONCURRENCY = 8
 
 
 def _store() -> JobStore:
@@ -233,3 +244,102 @@ async def requeue_lost(redis: Redis, db: Database, jobs: Sequence[tuple[str, str
     if requeued:
         log.warning("queued again %d running activities whose jobs Redis lost", len(requeued))
     return len(requeued)
+
+
+class LateEnqueues:
+    """A gateway process's enqueues that Redis refused after their commit (unreachable, or
+    a Sentinel failover under way). Each is tried again once Redis answers (one probe for
+    them all, tasks/outage.py: every 0.25 s or less in an outage's first seconds, one log
+    line when it starts and one when it ends), at its activity's creation as its place in
+    the queue, so a mutation's job waits for Redis, not for a worker's reconciler. Enqueues
+    are idempotent (the job's ID is the activity's) and a first delivery starts only a QUEUED
+    activity, so trying again never runs a job twice. Bounded: what waits past
+    `keep_s`, past `limit` at once, or when the process stops is the workers' reconciler's
+    (an activity QUEUED without a job), as before."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        keep_s: float = LATE_ENQUEUE_KEEP_S,
+        limit: int = LATE_ENQUEUE_LIMIT,
+        outage: Outage | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keep_s = keep_s
+        self.limit = limit
+        self.outage = outage or Outage(REDIS, redis.ping)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sending = asyncio.Semaphore(LATE_ENQUEUE_CONCURRENCY)
+        self._over_limit = False  # logged once until the backlog is under it again
+        self.enqueued = 0  # jobs this process enqueued late
+
+    @property
+    def waiting(self) -> int:
+        return len(self._tasks)
+
+    def add(
+        self,
+        error: BaseException,
+        *,
+        activity_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        priority: int,
+        created: dt.datetime,
+    ) -> None:
+        """The activity's enqueue failed with `error` (Redis unreachable): enqueue it once
+        Redis answers. In the request's task: its job keeps the request's trace."""
+        self.outage.failed(error, "enqueues")
+        if len(self._tasks) >= self.limit:
+            if not self._over_limit:
+                self._over_limit = True
+                log.warning(
+                    "%d enqueues wait for Redis already; the workers' reconciler enqueues "
+                    "the next ones",
+                    len(self._tasks),
+                )
+            return
+        self._over_limit = False
+        job = {
+            "activity_id": activity_id,
+            "tenant_id": tenant_id,
+            "agent_id": agent_id,
+            "priority": priority,
+            "created": created,
+        }
+        task = asyncio.create_task(self._enqueue(job), name=f"late-enqueue:{activity_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _enqueue(self, job: dict[str, Any]) -> None:
+        try:
+            await asyncio.wait_for(self._until_enqueued(job), self.keep_s)
+        except TimeoutError:
+            pass  # the reconciler's now
+        except Exception:
+            log.exception("enqueue of activity %s not tried again", job["activity_id"])
+
+    async def _until_enqueued(self, job: dict[str, Any]) -> None:
+        while True:
+            await self.outage.wait()
+            try:
+                async with self._sending:
+                    await enqueue_activity(self.redis, **job)
+            except (RedisError, OSError) as error:
+                self.outage.failed(error)
+                continue
+            self.enqueued += 1
+            return
+
+    async def close(self) -> None:
+        """Stop trying (the process is stopping): what still waits is the reconciler's."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if tasks:
+            log.warning("left %d refused enqueues to the workers' reconciler", len(tasks))
+        await self.outage.close()
