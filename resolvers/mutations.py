@@ -76,9 +76,11 @@ async def _after_commit(what: str, step: Awaitable[Any]) -> None:
 
 async def _enqueue(info: Info, activity_row: Any, tenant_id: uuid.UUID) -> None:
     """The committed activity's job. Redis refusing it does not fail the mutation (see
-    `_after_commit`): this process enqueues it again as soon as Redis answers, in its
-    place in the queue (tasks/queue.py, `LateEnqueues`); the workers' reconciler is the
-    backstop."""
+    `_after_commit`): when Redis is unreachable (down, failing over), this process enqueues
+    it again as soon as Redis answers, in its place in the queue (tasks/queue.py,
+    `LateEnqueues`); any other error is logged, and the workers' reconciler is the
+    backstop for both."""
+    from tasks.outage import REDIS, unreachable
     from tasks.queue import enqueue_activity
 
     services = info.context.services
@@ -88,10 +90,16 @@ async def _enqueue(info: Info, activity_row: Any, tenant_id: uuid.UUID) -> None:
         "agent_id": activity_row["agent_id"],
         "priority": activity_row["priority"],
     }
-    try:
-        await enqueue_activity(services.redis, **job)
-    except (RedisError, OSError) as error:
-        services.late_enqueues.add(error, created=activity_row["created_at"], **job)
+
+    async def enqueue() -> None:
+        try:
+            await enqueue_activity(services.redis, **job)
+        except (RedisError, OSError) as error:
+            if unreachable(error) != REDIS:
+                raise
+            services.late_enqueues.add(error, created=activity_row["created_at"], **job)
+
+    await _after_commit("enqueue", enqueue())
 
 
 # Campaigns.

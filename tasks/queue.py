@@ -36,7 +36,7 @@ from switchboard.infra.db import Database
 from switchboard.observability import jobs as observed
 from tasks.broker import JobStore, broker
 from tasks.config import JobSettings
-from tasks.outage import REDIS, Outage
+from tasks.outage import REDIS, Outage, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +272,7 @@ class LateEnqueues:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sending = asyncio.Semaphore(LATE_ENQUEUE_CONCURRENCY)
         self._over_limit = False  # logged once until the backlog is under it again
+        self._failing = False  # a failure other than an outage: logged once until a success
         self.enqueued = 0  # jobs this process enqueued late
 
     @property
@@ -288,8 +289,10 @@ class LateEnqueues:
         priority: int,
         created: dt.datetime,
     ) -> None:
-        """The activity's enqueue failed with `error` (Redis unreachable): enqueue it once
-        Redis answers. In the request's task: its job keeps the request's trace."""
+        """The activity's enqueue failed with `error`, which showed Redis unreachable
+        (`tasks.outage.unreachable`; the caller leaves any other error to the reconciler):
+        enqueue it once Redis answers. In the request's task: its job keeps the request's
+        trace."""
         self.outage.failed(error, "enqueues")
         if len(self._tasks) >= self.limit:
             if not self._over_limit:
@@ -317,8 +320,16 @@ class LateEnqueues:
             await asyncio.wait_for(self._until_enqueued(job), self.keep_s)
         except TimeoutError:
             pass  # the reconciler's now
-        except Exception:
-            log.exception("enqueue of activity %s not tried again", job["activity_id"])
+        except Exception as error:  # not an outage: the reconciler's too, said once a streak
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "enqueue of activity %s failed again, not for an outage (%s: %s); "
+                    "left to the workers' reconciler",
+                    job["activity_id"],
+                    type(error).__name__,
+                    error,
+                )
 
     async def _until_enqueued(self, job: dict[str, Any]) -> None:
         while True:
@@ -327,9 +338,12 @@ class LateEnqueues:
                 async with self._sending:
                     await enqueue_activity(self.redis, **job)
             except (RedisError, OSError) as error:
+                if unreachable(error) != REDIS:
+                    raise
                 self.outage.failed(error)
                 continue
             self.enqueued += 1
+            self._failing = False
             return
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from tasks.broker import now_ms
 from tasks.outage import CAP_S, EARLY_CAP_S, EARLY_S, REDIS, Outage
@@ -43,6 +44,7 @@ class StandInRedis:
 
     def __init__(self) -> None:
         self.up = False
+        self.broken = False  # up, but the script fails (not an outage)
         self.enqueued: dict[str, int] = {}  # job → the place it was given (ms)
 
     async def ping(self) -> bool:
@@ -53,6 +55,8 @@ class StandInRedis:
     async def evalsha(self, sha: str, keys: int, *args: Any) -> int:
         if not self.up:
             raise RedisConnectionError("Connection refused")
+        if self.broken:
+            raise ResponseError("OOM command not allowed when used memory > 'maxmemory'")
         job, place = args[1], args[8]
         if job in self.enqueued:
             return 0
@@ -117,7 +121,12 @@ async def test_what_waits_past_its_bounds_is_left_to_the_reconciler() -> None:
         late.add(refused, **_job(now))
         await _until(lambda: late.enqueued == 1)
         assert len(redis.enqueued) == 1
-        redis.up = False
+        # Up, but failing for another reason: not tried again and again (the reconciler's).
+        redis.broken = True
+        late.add(refused, **_job(now))
+        await _until(lambda: late.waiting == 0)
+        assert late.enqueued == 1
+        redis.up, redis.broken = False, False
         late.add(refused, **_job(now))
     finally:
         await late.close()  # a stopping process: what waits is cancelled
