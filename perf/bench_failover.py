@@ -4,9 +4,11 @@ A PostgreSQL of its own (tests/support/faults.py), a Valkey primary, a replica a
 Sentinels (tests/support/sentinel.py), one gateway process and one worker that know only
 REDIS_SENTINELS and REDIS_SENTINEL_SERVICE, and a websocket client following the tenant's
 ACTIVITY_STATUS_CHANGED events. `--jobs` activities are created and enqueued one after
-another, as `dispatchActivity` does (commit, then enqueue); after `--kill-after` of them the
-primary is SIGKILLed. Reported (perf/README.md, "Beyond one
-machine"):
+another, as `dispatchActivity` does (commit, then enqueue; an enqueue the failover refuses
+is handed to a `tasks.queue.LateEnqueues`, as a gateway process does, which enqueues it
+once Redis answers; `--reconciler-only`: left to the workers' reconciler alone, as before
+the gateway did that); after `--kill-after` of them the primary is SIGKILLed. Reported
+(perf/README.md, "Beyond one machine"):
 
 - time without Redis: from the SIGKILL until a client's write succeeds on the new primary;
 - jobs lost (not AWAITING_APPROVAL within `--deadline-s`), doubled (more than one RUNNING
@@ -16,7 +18,7 @@ machine"):
 
 `--wait-cost`: what waiting for the replica (WAIT 1) adds to one relay publish.
 
-Run: `python perf/bench_failover.py [--jobs 200 --kill-after 100] [--no-kill]`,
+Run: `python perf/bench_failover.py [--jobs 200 --kill-after 100] [--no-kill] [--reconciler-only]`,
 `python perf/bench_failover.py --wait-cost [--passes 500 --batch 10]`.
 """
 
@@ -41,6 +43,7 @@ import asyncpg
 from switchboard.edge.auth import issue_token
 from switchboard.infra.redis import redis_client
 from switchboard.settings import Settings
+from tasks.queue import LateEnqueues
 from tests.conftest import tenant_gid, user_gid
 from tests.support.faults import DedicatedPostgres
 from tests.support.jobs import Worker, enqueue, fresh_tenant, new_work, wait_for
@@ -81,6 +84,7 @@ async def _measure(
     gateway = GatewayProcess(database_url, "", folder / "gateway.log", **env)
     worker = Worker(database_url, "", [tenant], SWITCHBOARD_WORKER_SLOTS=SLOTS, **env)
     redis = redis_client(settings, socket_timeout=1, socket_connect_timeout=1)
+    late = None if args.reconciler_only else LateEnqueues(redis)
     received: list[str] = []
     enqueued_at: dict[uuid.UUID, float] = {}
     refused: set[uuid.UUID] = set()
@@ -123,8 +127,20 @@ async def _measure(
                 enqueued_at[activity] = time.time()
                 try:
                     await enqueue(redis, tenant, ROLE, activity, 5)
-                except Exception:  # refused during the failover: left to the reconciler
+                except Exception as error:  # refused during the failover
                     refused.add(activity)
+                    if late is not None:  # enqueued again once Redis answers
+                        created = await db.fetchval(
+                            "SELECT created_at FROM activities WHERE id = $1", activity
+                        )
+                        late.add(
+                            error,
+                            activity_id=activity,
+                            tenant_id=tenant.id,
+                            agent_id=tenant.agent(ROLE),
+                            priority=5,
+                            created=created,
+                        )
             if probe is not None:
                 without_redis_s = await probe
 
@@ -176,6 +192,9 @@ async def _measure(
             ids,
         )
     finally:
+        late_enqueued = late.enqueued if late is not None else 0
+        if late is not None:
+            await late.close()
         await redis.aclose()
         gateway.stop()
         worker.stop()
@@ -198,6 +217,7 @@ async def _measure(
         # Enqueues the failover refused, each run by the reconciler: from the refused
         # enqueue to the run's start, longest.
         "refused_enqueues": len(refused),
+        "refused_enqueued_again_by_client": late_enqueued,
         "refused_enqueue_to_run_s_max": round(refused_delays[-1], 2) if refused_delays else None,
         "events_in_outbox": expected,
         "events_delivered": len(received),
@@ -256,6 +276,11 @@ def main() -> int:
     parser.add_argument("--kill-after", type=int, default=100)
     parser.add_argument("--deadline-s", type=float, default=120.0)
     parser.add_argument("--no-kill", action="store_true", help="the same without a failover")
+    parser.add_argument(
+        "--reconciler-only",
+        action="store_true",
+        help="refused enqueues left to the workers' reconciler (no LateEnqueues)",
+    )
     parser.add_argument("--wait-cost", action="store_true", help="only WAIT's cost per pass")
     parser.add_argument("--passes", type=int, default=500)
     parser.add_argument("--batch", type=int, default=10, help="events per pass (--wait-cost)")

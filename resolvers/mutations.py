@@ -63,9 +63,8 @@ def _given(value: Any) -> bool:
 
 async def _after_commit(what: str, step: Awaitable[Any]) -> None:
     """Redis work that follows a committed change. Redis down must not turn the committed
-    change into an error (the client would retry it, and do it twice): the workers'
-    reconciler enqueues QUEUED activities that have no job, and their agent re-sync
-    restores caps and pauses, once Redis is back (tasks/queue.py)."""
+    change into an error (the client would retry it, and do it twice): the workers' agent
+    re-sync restores caps and pauses once Redis is back (tasks/queue.py)."""
     global _redis_warned_at
     try:
         await step
@@ -76,18 +75,31 @@ async def _after_commit(what: str, step: Awaitable[Any]) -> None:
 
 
 async def _enqueue(info: Info, activity_row: Any, tenant_id: uuid.UUID) -> None:
+    """The committed activity's job. Redis refusing it does not fail the mutation (see
+    `_after_commit`): when Redis is unreachable (down, failing over), this process enqueues
+    it again as soon as Redis answers, in its place in the queue (tasks/queue.py,
+    `LateEnqueues`); any other error is logged, and the workers' reconciler is the
+    backstop for both."""
+    from tasks.outage import REDIS, unreachable
     from tasks.queue import enqueue_activity
 
-    await _after_commit(
-        "enqueue",
-        enqueue_activity(
-            info.context.services.redis,
-            activity_id=activity_row["id"],
-            tenant_id=tenant_id,
-            agent_id=activity_row["agent_id"],
-            priority=activity_row["priority"],
-        ),
-    )
+    services = info.context.services
+    job = {
+        "activity_id": activity_row["id"],
+        "tenant_id": tenant_id,
+        "agent_id": activity_row["agent_id"],
+        "priority": activity_row["priority"],
+    }
+
+    async def enqueue() -> None:
+        try:
+            await enqueue_activity(services.redis, **job)
+        except (RedisError, OSError) as error:
+            if unreachable(error) != REDIS:
+                raise
+            services.late_enqueues.add(error, created=activity_row["created_at"], **job)
+
+    await _after_commit("enqueue", enqueue())
 
 
 # Campaigns.

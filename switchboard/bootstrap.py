@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from switchboard.live.hub import Hub
     from switchboard.live.relay import Relay
     from switchboard.skill_search import SkillSearch
+    from tasks.queue import LateEnqueues
 
 REDIS_TIMEOUT_S = 0.5
 REDIS_MAX_CONNECTIONS = 100
@@ -113,6 +114,8 @@ class Services(Infrastructure):
     execution: OperationExecutor = field(init=False)  # its plans; graphql-core for the rest
     hub: Hub = field(init=False)  # live events to subscribers
     relay: Relay = field(init=False)  # the outbox to the event log (when live_relay)
+    # Mutations' enqueues Redis refused, enqueued again once it answers (tasks/queue.py).
+    late_enqueues: LateEnqueues = field(init=False)
 
     def start(self) -> None:
         """Start the background parts (in the app's lifespan: they need its event loop)."""
@@ -127,6 +130,7 @@ class Services(Infrastructure):
     async def close(self, after_live: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
         """Stop and close everything; `after_live` (what the transports hold, such as the SSE
         reservations) is stopped once the relay and the hub have."""
+        await self.late_enqueues.close()
         await self.relay.stop()
         await self.hub.stop()
         for stop in after_live:
@@ -187,6 +191,7 @@ def _wire_gateway(services: Services) -> None:
     from switchboard.live.hub import Hub
     from switchboard.live.relay import Relay
     from switchboard.skill_search import SkillSearch
+    from tasks.queue import LateEnqueues
 
     settings, db, redis = services.settings, services.db, services.redis
     # Read replicas (DATABASE_REPLICA_URLS): the loaders' reads, fresh enough for the tenant.
@@ -205,6 +210,7 @@ def _wire_gateway(services: Services) -> None:
         else None
     )
     services.execution = OperationExecutor(services.schema)
+    services.late_enqueues = LateEnqueues(redis)
     # Live events: this process's relay of the outbox, and its hub.
     services.relay = Relay(
         db,

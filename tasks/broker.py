@@ -88,8 +88,11 @@ class JobStore:
         priority: int,
         message: bytes,
         dedup_key: str | None = None,
+        place_ms: int | None = None,
     ) -> int:
-        """1: enqueued; 0: this job exists already; -1: dropped (its dedup key waits)."""
+        """1: enqueued; 0: this job exists already; -1: dropped (its dedup key waits).
+        `place_ms`: a job enqueued late takes its place in its priority's FIFO as if it had
+        been enqueued then (epoch ms; its activity's creation), ahead of jobs enqueued since."""
         if not 1 <= priority <= 10:
             raise ValueError(f"priority must be 1..10, got {priority}")
         return int(
@@ -103,6 +106,7 @@ class JobStore:
                 message,
                 dedup_key or "",
                 now_ms(),
+                "" if place_ms is None else place_ms,
             )
         )
 

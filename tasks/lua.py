@@ -6,7 +6,12 @@ Keys (P = prefix):
                      (ready | delayed | running), worker, enqueued (ms);
 - `P r:<agent>`      sorted set: the agent's ready jobs, score = priority * 2^40 + sequence,
                      so the smallest score is the most urgent and, within a priority, the
-                     oldest (FIFO);
+                     oldest (FIFO). The sequence is a clock: milliseconds since 2025-01-01
+                     (`P seq` holds the last one given; one past it when that is ahead, so
+                     it always rises, and is under 2^40 until 2059). A job enqueued late
+                     (its enqueue was refused during an outage, or Redis lost it) is given
+                     its activity's creation as its place instead, so it goes ahead of the
+                     jobs enqueued since, not behind them;
 - `P eligible`       sorted set: agents that may start a job now (configured, not paused,
                      under their cap, with a ready job), score = their best ready job's score;
                      its first member holds the most urgent job that may run;
@@ -21,7 +26,8 @@ Keys (P = prefix):
 - `P dropped`        set: activities whose job was dropped as a duplicate (the worker
                      cancels them, so the reconciler never brings them back);
 - `P wake`           list: tokens idle workers block on (BLPOP), pushed when a job may start;
-- `P seq`, `P dead_letters`: counters; `P dead`: the last 1,000 dead letters.
+- `P seq`            string: the last sequence given (above);
+- `P dead_letters`, `P dead`: a counter, and the last 1,000 dead letters.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 COMMON = r"""
 local P = ARGV[1]
 local TWO40 = 1099511627776
+local EPOCH_MS = 1735689600000  -- 2025-01-01T00:00:00Z: sequences count from here
 
 local function refresh(agent)
   local cfg = redis.call('HMGET', P .. 'a:' .. agent, 'cap', 'paused')
@@ -90,11 +97,13 @@ local function holds(job, delivery)
 end
 """
 
-# ARGV: P, job, agent, tenant, priority, msg, dedup ('' for none), now_ms
+# ARGV: P, job, agent, tenant, priority, msg, dedup ('' for none), now_ms,
+#       place_ms ('' for none: now; else when the job should have been enqueued)
 # Returns 1 (enqueued), 0 (the job exists already), -1 (dropped: duplicate key waiting).
 ENQUEUE = r"""
 local job, agent, tenant = ARGV[2], ARGV[3], ARGV[4]
-local priority, msg, dedup, now = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local priority, msg, dedup, now = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
+local place = ARGV[9] or ''
 if redis.call('EXISTS', P .. 'j:' .. job) == 1 then
   return 0
 end
@@ -109,7 +118,18 @@ if dedup ~= '' then
   end
   redis.call('SET', P .. 'k:' .. dedup, job)
 end
-local seq = redis.call('INCR', P .. 'seq')
+local last = tonumber(redis.call('GET', P .. 'seq') or '0')
+local seq
+if place == '' then
+  seq = math.max(last + 1, now - EPOCH_MS)
+  redis.call('SET', P .. 'seq', string.format('%.0f', seq))
+else
+  -- Never past the clock: jobs enqueued from now on still come after it.
+  seq = math.min(math.max(tonumber(place) - EPOCH_MS, 0), last + 1)
+  if seq > last then
+    redis.call('SET', P .. 'seq', string.format('%.0f', seq))
+  end
+end
 local score = string.format('%.0f', priority * TWO40 + seq)
 redis.call('HSET', P .. 'j:' .. job, 'msg', msg, 'agent', agent, 'tenant', tenant,
   'score', score, 'dedup', dedup, 'attempts', 0, 'deliveries', 0, 'state', 'ready',

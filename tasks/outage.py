@@ -5,7 +5,9 @@
   when the error is anything else (a bug, a bad row, a failing LLM: the job's own failure).
 - `Outage` is one server as this process sees it. The first error that shows it unreachable
   starts the outage with ONE log line; a single probe (PING, SELECT 1) then tries again
-  after 0.1 s, doubling up to `CAP_S`, and once it answers (and stays answering for
+  after 0.1 s, doubling, at most `EARLY_CAP_S` apart during the outage's first `EARLY_S`
+  (a restart or a Sentinel failover is over within a few seconds, and what waits should
+  go on the moment it is) and `CAP_S` after that; once it answers (and stays answering for
   `CONFIRM_S`) ONE line ends the outage, with how long it lasted and what was skipped
   meanwhile. Callers never retry on their own: they wait for the server to be back.
 - `Outages.run` is the retry path every caller uses: run a step, and on an outage wait for
@@ -40,6 +42,8 @@ POSTGRES = "PostgreSQL"
 REDIS = "Redis"
 BASE_S = 0.1  # the first wait before probing again
 CAP_S = 2.0  # the longest wait between probes
+EARLY_S = 10.0  # the first seconds of an outage, probed more often:
+EARLY_CAP_S = 0.25  # at most this far apart
 # A server must keep answering this long after its probe succeeded for the outage to end;
 # falling over again within it continues the same outage (one start line, one end line).
 CONFIRM_S = 2.0
@@ -77,9 +81,12 @@ class Outage:
         base_s: float = BASE_S,
         cap_s: float = CAP_S,
         confirm_s: float = CONFIRM_S,
+        early_s: float = EARLY_S,
+        early_cap_s: float = EARLY_CAP_S,
     ) -> None:
         self.server = server
         self.base_s, self.cap_s, self.confirm_s = base_s, cap_s, confirm_s
+        self.early_s, self.early_cap_s = early_s, early_cap_s
         self._probe = probe
         self._up = asyncio.Event()
         self._up.set()
@@ -105,11 +112,14 @@ class Outage:
     def _start(self, error: BaseException) -> None:
         self._since = time.monotonic()
         log.warning(
-            "%s unreachable (%s: %s); waiting for it (probes %.1f s apart, doubling to %.1f s)",
+            "%s unreachable (%s: %s); waiting for it (probes %.1f s apart, doubling to "
+            "%.2f s for %.0f s, then to %.1f s)",
             self.server,
             type(error).__name__,
             (str(error).splitlines() or [""])[0][:200],
             self.base_s,
+            self.early_cap_s,
+            self.early_s,
             self.cap_s,
             extra={"outage": self.server},
         )
@@ -129,12 +139,18 @@ class Outage:
             self.skip(skipped)
             await self._up.wait()
 
+    def next_delay(self, delay: float, since_start_s: float) -> float:
+        """The wait after a probe `delay` after the previous one, `since_start_s` into the
+        outage: doubled, capped low in the first seconds."""
+        cap = self.early_cap_s if since_start_s < self.early_s else self.cap_s
+        return min(delay * 2, max(cap, self.base_s))
+
     async def _recover(self) -> None:
         delay = self.base_s
         back_at = time.monotonic()
         while True:
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self.cap_s)
+            delay = self.next_delay(delay, time.monotonic() - self._since)
             try:
                 await asyncio.wait_for(self._probe(), timeout=max(self.cap_s, 1.0))
             except Exception as error:  # still down, whatever the probe says
@@ -189,6 +205,12 @@ class Outages:
     @property
     def down(self) -> bool:
         return self.database.down or self.redis.down
+
+    async def back(self) -> None:
+        """Return once both servers answer."""
+        while self.down:
+            await self.database.wait()
+            await self.redis.wait()
 
     def skip(self, what: str) -> None:
         for outage in (self.database, self.redis):

@@ -21,8 +21,9 @@ handed back to the queue in their place (no attempt used) and start over elsewhe
 
 Outages (tasks/outage.py): PostgreSQL or Redis unreachable, at start or later, the worker
 keeps running. Claims, heartbeats, maintenance passes and the steps of running jobs wait
-for the server (probed with capped exponential backoff) and carry on once it answers; an
-outage is logged once when it starts and once when it ends.
+for the server (probed with capped exponential backoff, often in an outage's first
+seconds) and carry on once it answers; an outage is logged once when it starts and once
+when it ends. The maintenance pass after a Redis outage runs the moment Redis answers.
 
 Logs: JSON lines on stderr with secrets redacted (the JWT secret, the database and Redis
 passwords), SWITCHBOARD_LOG_LEVEL and SWITCHBOARD_LOG_FORMAT as for the gateway
@@ -90,19 +91,28 @@ async def _maintenance(redis: Redis, db: Database, settings: JobSettings, outage
     redis_outages = outages.redis.ended
     reconcile_until = 0.0
     redis_was_down = False
+    interval = min(1.0, settings.expiry_interval_s)
+    pause = interval
     while True:
-        await asyncio.sleep(min(1.0, settings.expiry_interval_s))
+        await asyncio.sleep(pause)
+        pause = interval
         redis_was_down = redis_was_down or outages.redis.down
         if outages.down:
             outages.skip("maintenance passes")
+            # The next pass starts the moment both servers answer again, not at the next
+            # tick: after a Redis outage it is the one that reconciles.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(outages.back(), interval)
+            pause = 0.0
             continue
         try:
             if redis_was_down or outages.redis.ended != redis_outages:
                 # Redis may have come back without its data, or a failover promoted a
                 # replica that missed the last writes: queued jobs get theirs again now
                 # (as soon as Redis answers, not once the outage is confirmed over) rather
-                # than at the next scheduled pass, and for a few seconds more, for
-                # mutations whose enqueue failed while their gateway had not reconnected.
+                # than at the next scheduled pass, each in its place in the queue (its
+                # activity's creation), and for a few seconds more, for mutations whose
+                # enqueue failed while their gateway had not reconnected.
                 reconcile_until = loop.time() + RECONCILE_AFTER_OUTAGE_S
                 redis_outages = outages.redis.ended
                 redis_was_down = False

@@ -592,25 +592,29 @@ async def activity_agent(
     return rows[0][0] if rows else None
 
 
-async def job_of(conn: AsyncConnection, activity_id: uuid.UUID) -> tuple[uuid.UUID, int]:
-    """(agent id, priority): what the activity's job is queued under."""
+async def job_of(
+    conn: AsyncConnection, activity_id: uuid.UUID
+) -> tuple[uuid.UUID, int, dt.datetime]:
+    """(agent id, priority, created at): what the activity's job is queued under, and its
+    place in the queue."""
     row = (
         await conn.execute(
-            text("SELECT agent_id, priority FROM activities WHERE id = :id"), {"id": activity_id}
+            text("SELECT agent_id, priority, created_at FROM activities WHERE id = :id"),
+            {"id": activity_id},
         )
     ).one()
-    return row.agent_id, row.priority
+    return row.agent_id, row.priority, row.created_at
 
 
 async def stranded(
     db: Reader, tenants: Sequence[uuid.UUID] | None, min_age_s: float
 ) -> Sequence[Any]:
-    """Rows of `id`, `tenant_id`, `agent_id` and `priority` (by name) of the QUEUED
-    activities (of `tenants`, or of every tenant) at least `min_age_s` old, oldest first:
-    those whose job may be missing."""
+    """Rows of `id`, `tenant_id`, `agent_id`, `priority` and `created_at` (by name) of the
+    QUEUED activities (of `tenants`, or of every tenant) at least `min_age_s` old, oldest
+    first: those whose job may be missing."""
     scope = "AND a.tenant_id = ANY(CAST(:t AS uuid[]))" if tenants else ""
     return await db.fetch(
-        "SELECT a.id, a.tenant_id, a.agent_id, a.priority FROM activities a "
+        "SELECT a.id, a.tenant_id, a.agent_id, a.priority, a.created_at FROM activities a "
         f"WHERE a.status = 'QUEUED' AND a.created_at < now() - make_interval(secs => :age) {scope} "
         "ORDER BY a.created_at, a.id",
         {"t": list(tenants or ()), "age": min_age_s},

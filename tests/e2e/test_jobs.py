@@ -220,8 +220,14 @@ async def test_a_job_of_a_killed_worker_runs_again_once_to_completion(
     # Killed before its first turn was recorded; the second delivery ran both turns once.
     assert row["calls"] == 2 and row["approvals"] == 1
     assert row["output"].startswith(partial) and row["output"].count("Draft of the") == 1
+
+    # The worker logs the run's end, then acknowledges its job, after the commit seen above.
+    async def settled() -> bool:
+        logged = "AWAITING_APPROVAL after 2 turns" in survivor.output()
+        return logged and not await redis.exists(STORE.key(f"j:{activity.hex}"))
+
+    await wait_for(settled, 10)
     assert survivor.output().count("AWAITING_APPROVAL after 2 turns") == 1
-    assert await redis.exists(STORE.key(f"j:{activity.hex}")) == 0
 
 
 # Retries, dead letters

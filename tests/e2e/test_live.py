@@ -24,7 +24,7 @@ from domain.ids import to_global_id
 from switchboard.live.relay import Relay
 from tests.conftest import Servers
 from tests.support.edge import gateway
-from tests.support.jobs import Tenant, fresh_tenant, new_work
+from tests.support.jobs import Tenant, fresh_tenant, new_work, wait_for
 from tests.support.live import (
     ACTIVITY_STREAM,
     LEGACY_WS,
@@ -172,6 +172,18 @@ async def test_an_activity_streams_its_status_and_text_in_order(
     (activity,) = await new_work(db_conn, tenant, "COPYWRITER")
     gid = to_global_id("Activity", activity)
     agent = agent_token(tenant.slug, "COPYWRITER")
+
+    # Its QUEUED event in the log before the subscription starts at the log's end (else a
+    # relay pass that came after the subscription would deliver it first).
+    async def queued_relayed() -> bool:
+        return bool(
+            await db_conn.fetchval(
+                "SELECT bool_and(relayed) FROM activity_stream_events WHERE activity_id = $1",
+                activity,
+            )
+        )
+
+    await wait_for(queued_relayed, 10)
     async with LiveClient.connect(url, token(tenant.slug)) as live:
         await live.subscribe("1", ACTIVITY_STREAM, {"activityId": gid})
         reports = [

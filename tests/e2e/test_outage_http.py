@@ -1,6 +1,7 @@
 """Outages under a running gateway. PostgreSQL: 503 SERVICE_UNAVAILABLE with Retry-After
 while it cannot be reached, nothing half-applied, and service again once it is back. Redis:
-every read still answered, and the cache and the rate limiter in use again once it is back."""
+every read still answered, a dispatch's job (refused meanwhile) enqueued by the gateway
+itself once Redis answers, and the cache and the rate limiter in use again."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import uuid
 from typing import Any
 
 import asyncpg
+from redis.asyncio import Redis
 
 from domain.ids import parse_id_of, to_global_id
+from tasks.broker import JobStore
 from tests.conftest import Servers
 from tests.support.edge import MOBILE_HOME_ID, bearer, gateway, persisted, server_timing
 from tests.support.fault_proxy import FaultProxy, postgres_upstream, redis_upstream, through_proxy
@@ -120,7 +123,7 @@ async def test_a_redis_outage_answers_every_read_and_the_edge_recovers(
                 assert answer.json()["data"] == cached.json()["data"]
 
             # A dispatch commits its activity: that is its answer, though the job cannot be
-            # enqueued now (the workers' reconciler enqueues it once Redis is back).
+            # enqueued now (the gateway enqueues it once Redis answers again).
             deliverable = await db_conn.fetchval(
                 "SELECT d.id FROM deliverables d JOIN tenants t ON t.id = d.tenant_id "
                 "JOIN campaigns c ON c.id = d.campaign_id WHERE t.slug = 'acme' "
@@ -139,12 +142,23 @@ async def test_a_redis_outage_answers_every_read_and_the_edge_recovers(
             activity = dispatched.json()["data"]["dispatchActivity"]["activity"]
             assert activity is not None, dispatched.text
             assert activity["status"] == "QUEUED"
+            activity_id = parse_id_of("Activity", activity["id"])
             status = "SELECT status FROM activities WHERE id = $1"
-            assert await db_conn.fetchval(status, parse_id_of("Activity", activity["id"])) == (
-                "QUEUED"
-            )
+            assert await db_conn.fetchval(status, activity_id) == "QUEUED"
 
             await proxy.restore()
+
+            # Its job is in the queue soon after, put there by the gateway: no worker runs
+            # here, and none reconciles.
+            redis = Redis.from_url(servers.redis_url)
+            try:
+
+                async def job_enqueued() -> bool:
+                    return bool(await JobStore().existing(redis, [activity_id.hex]))
+
+                await _until(job_enqueued, deadline_s=30)
+            finally:
+                await redis.aclose()
 
             async def cached_again() -> bool:
                 response = await client.post("/graphql", json=home, headers=mobile)

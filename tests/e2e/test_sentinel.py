@@ -7,15 +7,22 @@ Afterwards every job ran exactly once (one RUNNING per activity in its outbox, e
 activity AWAITING_APPROVAL), and the client got every ACTIVITY_STATUS_CHANGED event of the
 outbox exactly once, with positions only moving forward; the outbox drains, and the
 gateway answers ready again with Redis reachable, by itself.
+
+The processes run on a database of the test's own: every relay reading an outbox publishes
+what it takes to its own Redis, and the session's in-process gateway (the `app` fixture,
+alive once any earlier test of the run used it) relays to the session's Redis, not this
+cluster; on the shared test database it took the rows the failover test's gateway could not
+publish while the primary was away, and the subscriber never saw them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -23,9 +30,10 @@ import httpx
 import pytest
 
 from switchboard.edge.auth import issue_token
+from switchboard.infra.migrate import upgrade_to_head_async
 from switchboard.infra.redis import redis_client
 from switchboard.settings import Settings
-from tests.conftest import Servers, tenant_gid, user_gid
+from tests.conftest import Servers, _drop_database, _fresh_database, _libpq, tenant_gid, user_gid
 from tests.support.jobs import Worker, enqueue, fresh_tenant, new_work, wait_for
 from tests.support.live import TENANT_EVENTS, GatewayProcess, LiveClient
 from tests.support.sentinel import SentinelCluster
@@ -41,28 +49,48 @@ def cluster() -> Iterator[SentinelCluster]:
     running.close()
 
 
+@pytest.fixture
+async def database(servers: Servers) -> AsyncIterator[str]:
+    """A migrated database that only this test's processes use (module docstring)."""
+    name = f"switchboard_sentinel_{os.getpid()}"
+    url = await _fresh_database(servers.direct, name)
+    try:
+        await upgrade_to_head_async(url)
+        yield url
+    finally:
+        await _drop_database(servers.direct, name)
+
+
+@pytest.fixture
+async def db_conn(database: str) -> AsyncIterator[asyncpg.Connection]:
+    """conftest's `db_conn`, on this test's database."""
+    conn = await asyncpg.connect(_libpq(database))
+    yield conn
+    await conn.close()
+
+
 def _position(event_id: str) -> tuple[int, int]:
     ms, seq = event_id.split("-")
     return int(ms), int(seq)
 
 
 async def test_a_failover_under_load_loses_and_doubles_nothing(
-    servers: Servers,
+    database: str,
     settings: Settings,
     db_conn: asyncpg.Connection,
     cluster: SentinelCluster,
     tmp_path: Path,
 ) -> None:
-    tenant = await fresh_tenant(servers.database_url, "sentinel")
+    tenant = await fresh_tenant(database, "sentinel")
     env = cluster.env()
     sentinel_settings = Settings.from_env(env)
     token = issue_token(
         settings, user_gid(tenant.slug, "marketer"), tenant_gid(tenant.slug), "dashboard"
     )
     gateway = GatewayProcess(
-        servers.database_url, "", tmp_path / "gateway.log", SWITCHBOARD_READINESS_CACHE_S="0", **env
+        database, "", tmp_path / "gateway.log", SWITCHBOARD_READINESS_CACHE_S="0", **env
     )
-    worker = Worker(servers.database_url, "", [tenant], **env)
+    worker = Worker(database, "", [tenant], **env)
     redis = redis_client(sentinel_settings, socket_timeout=1, socket_connect_timeout=1)
     received: list[tuple[str, str]] = []  # (event id, activity id)
     try:

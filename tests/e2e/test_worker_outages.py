@@ -32,6 +32,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from tasks.broker import JobStore
 from tests.conftest import Servers
@@ -244,6 +245,39 @@ async def test_a_redis_that_comes_back_without_its_data(
         f"\nRedis back empty → lost job claimed again after "
         f"{_since(back, row['dispatched_at']):.2f} s"
     )
+
+
+async def test_a_job_whose_enqueue_redis_refused_runs_once_it_is_back(
+    servers: Servers, db_conn: asyncpg.Connection, valkey: DedicatedValkey, workers: Any
+) -> None:
+    """An activity committed while Redis is down, its enqueue refused and not tried again
+    by its client: the worker enqueues it when Redis answers (in its place in the queue)
+    and it runs once. The scheduled reconciler is kept out of it (its interval is an hour
+    and it takes only activities QUEUED for 10 s): what runs it is the pass after the
+    outage."""
+    tenant = await fresh_tenant(servers.database_url, "redis-refused")
+    worker = workers(
+        servers.database_url,
+        valkey.url,
+        tenant,
+        SWITCHBOARD_APPROVAL_EXPIRY_INTERVAL_S=3600,
+    )
+    await worker.ready()
+    redis = _redis(valkey.url)
+    try:
+        await asyncio.to_thread(valkey.stop)
+        await wait_for(lambda: _logged(worker, "Redis unreachable"), 20)
+        (refused,) = await new_work(db_conn, tenant, "COPYWRITER")
+        with pytest.raises(RedisError):
+            await enqueue(redis, tenant, "COPYWRITER", refused, 5)
+        await asyncio.to_thread(valkey.start)
+        await wait_for(lambda: _finished(db_conn, [refused]), 30)
+    finally:
+        await redis.aclose()
+    await _done_once(db_conn, refused)
+    messages = _messages(_log_lines(worker))
+    assert sum(m.startswith(f"activity {refused}:") for m in messages) == 1
+    assert "reconciler: enqueued 1 stranded activities" in messages
 
 
 # PostgreSQL
