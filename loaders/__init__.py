@@ -33,6 +33,10 @@ CAMPAIGNS = ConnectionSpec(
     descending=True,
     build=shapes.campaign_from_row,
     filter_column="status",
+    # Each campaign's pending approvals, primed into `pending_approval_count_of_campaign`:
+    # the dashboard, the one reader of the list, shows it on every row.
+    extra="(SELECT count(*) FROM approvals a WHERE a.tenant_id = t.tenant_id"
+    " AND a.campaign_id = t.id AND a.status = 'PENDING') AS pending_approval_count",
 )
 DELIVERABLES = ConnectionSpec(
     table="deliverables",
@@ -216,15 +220,23 @@ class Loaders:
 
     # Connections
 
-    def _pages(self, spec: ConnectionSpec) -> DataLoader:
+    def _pages(
+        self, spec: ConnectionSpec, on_rows: Callable[[Sequence[Any]], None] | None = None
+    ) -> DataLoader:
         async def batch(keys: Sequence[ConnectionKey]) -> list[t.Connection[Any]]:
-            return await load_pages(self.db, self.tenant_id, spec, keys)
+            return await load_pages(self.db, self.tenant_id, spec, keys, on_rows)
 
         return ScheduledLoader(batch, self.scheduler)
 
     @cached_property
     def campaigns_of_tenant(self) -> DataLoader:
-        return self._pages(CAMPAIGNS)
+        counts = self.pending_approval_count_of_campaign
+
+        def prime_counts(rows: Sequence[Any]) -> None:
+            for row in rows:
+                counts.prime(row["id"], row["pending_approval_count"])
+
+        return self._pages(CAMPAIGNS, prime_counts)
 
     @cached_property
     def deliverables_of_campaign(self) -> DataLoader:

@@ -33,6 +33,8 @@ class ConnectionSpec:
     build: Callable[[Any], Any]  # the node from a row, reading its columns by name
     where: str = ""  # a fixed condition, e.g. "t.status = 'PENDING'"
     filter_column: str | None = None  # the column the optional filter argument compares
+    # More select-list expressions over `t`, read by the loader's `on_rows` (see `load_pages`).
+    extra: str = ""
     columns: str = field(init=False)  # the select list of `fields` over alias `t`
 
     def __post_init__(self) -> None:
@@ -40,18 +42,27 @@ class ConnectionSpec:
         missing = {"id", self.sort_column} - set(self.fields)
         if missing:
             raise ValueError(f"{self.table}: the fields must include {sorted(missing)}")
-        object.__setattr__(self, "columns", select_list(self.fields))
+        columns = select_list(self.fields)
+        object.__setattr__(self, "columns", f"{columns}, {self.extra}" if self.extra else columns)
 
 
 async def load_pages(
-    db: Database, tenant_id: uuid.UUID, spec: ConnectionSpec, keys: Sequence[ConnectionKey]
+    db: Database,
+    tenant_id: uuid.UUID,
+    spec: ConnectionSpec,
+    keys: Sequence[ConnectionKey],
+    on_rows: Callable[[Sequence[Any]], None] | None = None,
 ) -> list[t.Connection[Any]]:
+    """The page of each key. `on_rows` sees every statement's rows (to prime other loaders
+    with the spec's `extra` columns)."""
     groups: dict[tuple[Page, str | None], list[uuid.UUID]] = defaultdict(list)
     for owner_id, page, filter_value in keys:
         groups[(page, filter_value)].append(owner_id)
     pages: dict[ConnectionKey, t.Connection[Any]] = {}
     for (page, filter_value), owner_ids in groups.items():
-        rows_by_owner = await _fetch_group(db, tenant_id, spec, page, filter_value, owner_ids)
+        rows_by_owner = await _fetch_group(
+            db, tenant_id, spec, page, filter_value, owner_ids, on_rows
+        )
         for owner_id in owner_ids:
             pages[(owner_id, page, filter_value)] = _connection(
                 spec, page, rows_by_owner.get(owner_id, [])
@@ -66,6 +77,7 @@ async def _fetch_group(
     page: Page,
     filter_value: str | None,
     owner_ids: list[uuid.UUID],
+    on_rows: Callable[[Sequence[Any]], None] | None,
 ) -> dict[uuid.UUID, list[Any]]:
     conditions = ["t.tenant_id = :tenant_id", f"t.{spec.owner_column} = o.owner_id"]
     params: dict[str, Any] = {
@@ -92,8 +104,11 @@ async def _fetch_group(
             LIMIT :limit
         ) p
     """
+    rows = await db.fetch(sql, params)
+    if on_rows is not None:
+        on_rows(rows)
     rows_by_owner: dict[uuid.UUID, list[Any]] = defaultdict(list)
-    for row in await db.fetch(sql, params):
+    for row in rows:
         rows_by_owner[row["owner_id"]].append(row)
     return rows_by_owner
 
