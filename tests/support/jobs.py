@@ -200,6 +200,22 @@ class Worker:
         self.log_path.unlink(missing_ok=True)
 
 
+async def set_agent(db: asyncpg.Connection, agent_id: uuid.UUID, **columns: Any) -> None:
+    """Set an agent's columns straight in the database (`concurrency=2`, `status="PAUSED"`)."""
+    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
+    await db.execute(f"UPDATE agents SET {sets} WHERE id = $1", agent_id, *columns.values())
+
+
+def max_overlap(intervals: list[tuple[Any, Any]]) -> int:
+    """The most (start, end) intervals open at one moment."""
+    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, step in points:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
 async def activity_status(db: asyncpg.Connection, activity_id: uuid.UUID) -> str:
     return await db.fetchval("SELECT status FROM activities WHERE id = $1", activity_id)
 
