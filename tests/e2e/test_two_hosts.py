@@ -39,7 +39,7 @@ from domain.ids import parse_id_of, to_global_id
 from tests.support.contract import operation
 from tests.support.edge import MOBILE_HOME_ID, codes, limited, persisted, sha256
 from tests.support.hosts import SharedServers
-from tests.support.jobs import fresh_tenant, max_overlap, set_agent, wait_for
+from tests.support.jobs import fresh_tenant, max_overlap, set_agent, starts, wait_for
 from tests.support.live import TENANT_EVENTS, LiveClient
 from tests.support.processes import Serve, in_groups, none_left, serve_token
 
@@ -216,14 +216,7 @@ async def test_an_agents_cap_holds_across_both_hosts_workers(
         ids,
     )
     assert max_overlap([(r["dispatched_at"], r["requested_at"]) for r in runs]) == CAP
-    # Each ran once: one RUNNING status per activity in its stream's outbox.
-    started = await db.fetch(
-        "SELECT activity_id, count(*) AS n FROM activity_stream_events "
-        "WHERE activity_id = ANY($1::uuid[]) AND kind = 'STATUS' AND status = 'RUNNING' "
-        "GROUP BY activity_id",
-        ids,
-    )
-    assert {r["activity_id"]: r["n"] for r in started} == dict.fromkeys(ids, 1)
+    assert await starts(db, ids) == dict.fromkeys(ids, 1)  # each ran once
 
 
 async def test_a_rate_limit_is_one_window_for_both_hosts(hosts: Hosts) -> None:
