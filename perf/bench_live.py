@@ -43,6 +43,15 @@ Memory per connection = (RSS with N − RSS with none) / N.
 per `SWITCHBOARD_EXECUTOR` value, alternating, N times; every level's figures carry their
 executor and round.
 
+`--hosts 1 2` (issue 19, "Two hosts" under "Beyond one machine" in perf/README.md): the
+latency levels on servers of the run's own that every host shares (tests/support/hosts.py:
+a PostgreSQL primary through PgBouncer in transaction mode, a streaming replica of it, Valkey
+with a replica and three Sentinels), with 1 host, then 2 (then again with `--rounds`); each
+host is a `serve --workers 1 --no-worker` with its own state folder and port, told only
+those servers. Client process i connects to host i modulo the hosts (use an even
+`--client-procs`), event n's mutation goes to host n modulo the hosts, and the gateway CPU
+and RSS are the sum of the hosts' gateway processes.
+
 `--transport sse` (issue 18, the "Live events over SSE" section of perf/README.md): the
 same subscribers, events and figures over GraphQL over SSE (graphql-sse's distinct
 connections mode: one `POST /graphql/stream` per subscriber, on a raw connection that
@@ -66,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import multiprocessing as mp
@@ -76,6 +86,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -339,16 +350,18 @@ def client_process(
 
 
 class Clients:
-    """`procs` client processes holding `total` subscribers between them."""
+    """`procs` client processes holding `total` subscribers between them; with several
+    hosts' URLs, process i connects to host i modulo their number."""
 
     transport = "ws"  # set from --transport (main)
 
-    def __init__(self, url: str, token: str, procs: int, compression: str, keep_times: bool):
+    def __init__(self, urls: list[str], token: str, procs: int, compression: str, keep_times: bool):
         context = mp.get_context("spawn")
         self.pipes: list[Any] = []
         self.processes: list[Any] = []
-        for _ in range(procs):
+        for n in range(procs):
             mine, theirs = context.Pipe()
+            url = urls[n % len(urls)]
             process = context.Process(
                 target=client_process,
                 args=(theirs, url, token, compression, keep_times, Clients.transport),
@@ -400,9 +413,10 @@ class Clients:
 
 
 class Driver:
-    """Sends the events (one mutation each) and watches the gateway process."""
+    """Sends the events (one mutation each, to the hosts in turn) and watches the gateway
+    processes (one per host)."""
 
-    def __init__(self, port: int, pid: int) -> None:
+    def __init__(self, ports: list[int], pids: list[int]) -> None:
         import httpx
         import psutil
 
@@ -416,20 +430,26 @@ class Driver:
         tenant = to_global_id("Tenant", stable_id("acme", "tenant"))
         user = to_global_id("User", stable_id("user", "marketer@acme.example"))
         self.token = issue_token(settings, user, tenant, "dashboard", ttl_s=6 * 3600)
-        self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}",
-            headers={"authorization": f"Bearer {self.token}"},
-            timeout=30,
-        )
-        self.url = f"ws://127.0.0.1:{port}/graphql"
-        self.gateway = psutil.Process(pid)
+        self.hosts = [
+            httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"authorization": f"Bearer {self.token}"},
+                timeout=30,
+            )
+            for port in ports
+        ]
+        self.urls = [f"ws://127.0.0.1:{port}/graphql" for port in ports]
+        self.gateways = [psutil.Process(pid) for pid in pids]
         found = self.post(CAMPAIGNS)["tenant"]["campaigns"]["edges"]
         self.campaign = found[0]["node"]["id"]
         self.seq = 0
         self.sent: dict[int, tuple[float, float]] = {}  # seq -> (sent, response back)
 
-    def post(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        answer = self.http.post("/graphql", json={"query": query, "variables": variables or {}})
+    def post(
+        self, query: str, variables: dict[str, Any] | None = None, host: int = 0
+    ) -> dict[str, Any]:
+        request = {"query": query, "variables": variables or {}}
+        answer = self.hosts[host].post("/graphql", json=request)
         body = answer.json()
         if answer.status_code != 200 or body.get("errors"):
             raise RuntimeError(f"{answer.status_code}: {body}")
@@ -438,7 +458,8 @@ class Driver:
     def event(self) -> int:
         self.seq += 1
         before = time.time()
-        data = self.post(UPDATE, {"id": self.campaign, "name": f"bench-live-{self.seq}"})
+        variables = {"id": self.campaign, "name": f"bench-live-{self.seq}"}
+        data = self.post(UPDATE, variables, host=self.seq % len(self.hosts))
         after = time.time()
         if data["updateCampaign"]["userErrors"]:
             raise RuntimeError(data)
@@ -446,11 +467,10 @@ class Driver:
         return self.seq
 
     def rss_mb(self) -> float:
-        return self.gateway.memory_info().rss / 2**20
+        return sum(gateway.memory_info().rss for gateway in self.gateways) / 2**20
 
     def cpu_s(self) -> float:
-        times = self.gateway.cpu_times()
-        return times.user + times.system
+        return sum(sum(gateway.cpu_times()[:2]) for gateway in self.gateways)  # user + system
 
     def barrier(self, clients: Clients, total: int, timeout_s: float = 60.0) -> int:
         """Events until every subscriber received one: all are registered in the hub."""
@@ -487,7 +507,7 @@ def parse_time(value: str) -> float:
 def run_level(driver: Driver, args: argparse.Namespace, total: int) -> dict[str, Any]:
     procs = max(1, min(args.client_procs, total))
     rss_none = driver.rss_mb()
-    clients = Clients(driver.url, f"Bearer {driver.token}", procs, args.compression, True)
+    clients = Clients(driver.urls, f"Bearer {driver.token}", procs, args.compression, True)
     try:
         started = time.monotonic()
         opened = clients.connect(total)
@@ -545,6 +565,7 @@ def run_level(driver: Driver, args: argparse.Namespace, total: int) -> dict[str,
     response_after_commit_ts = [driver.sent[s][1] - occurred[s] for s in occurred if s >= first]
     return {
         "subscribers": total,
+        "hosts": len(driver.urls),
         "client_procs": procs,
         "events": last - first + 1,
         "connect_s": round(connect_s, 2),
@@ -573,19 +594,44 @@ def run_level(driver: Driver, args: argparse.Namespace, total: int) -> dict[str,
 
 def latency(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
-    for round_ in range(1, args.rounds + 1):
-        for executor in args.executors:
-            with Gateway(args, executor) as driver:
-                # Warm the gateway's code paths (websocket, subscribe, render) once.
-                warm = Args(**{**vars(args), "events": 5, "warmup": 2, "interval_ms": 100})
-                run_level(driver, warm, 1)
-                for total in args.levels:
-                    print(f"{total} subscribers, {executor}…", file=sys.stderr, flush=True)
-                    level = run_level(driver, args, total)
-                    level.update(executor=executor, round=round_)
-                    runs.append(level)
-                    show_level(level)
+    with shared_servers(args) as shared:
+        for round_ in range(1, args.rounds + 1):
+            for executor in args.executors:
+                for hosts in args.hosts or [1]:
+                    with Gateway(args, executor, hosts, shared) as driver:
+                        # Warm the gateway's code paths (websocket, subscribe, render) once.
+                        warm = Args(**{**vars(args), "events": 5, "warmup": 2, "interval_ms": 100})
+                        run_level(driver, warm, 1)
+                        for total in args.levels:
+                            print(
+                                f"{total} subscribers, {executor}, {hosts} host(s)…",
+                                file=sys.stderr,
+                                flush=True,
+                            )
+                            level = run_level(driver, args, total)
+                            level.update(executor=executor, round=round_)
+                            runs.append(level)
+                            show_level(level)
     return {"runs": runs}
+
+
+@contextlib.contextmanager
+def shared_servers(args: argparse.Namespace) -> Iterator[Any]:
+    """With `--hosts`: the servers every host shares, for the whole run
+    (tests/support/hosts.py: a primary through PgBouncer, its replica, Valkey with
+    Sentinel); None without (each gateway's `serve` runs its embedded servers)."""
+    if not args.hosts:
+        yield None
+        return
+    sys.path.insert(0, str(REPO))
+    from tests.support.hosts import SharedServers
+
+    print("starting the shared servers…", file=sys.stderr, flush=True)
+    shared = asyncio.run(SharedServers.start())
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 class Args(argparse.Namespace):
@@ -595,7 +641,7 @@ class Args(argparse.Namespace):
 def show_level(level: dict[str, Any]) -> None:
     lat = level["latency_ms"]
     print(
-        f"{level.get('executor', 'planned')}: "
+        f"{level.get('executor', 'planned')}, {level['hosts']} host(s): "
         f"{level['subscribers']:>5} subs, {level['events']} events: "
         f"from response p50 {lat['from_response']['p50']} p99 {lat['from_response']['p99']} "
         f"| last sub p50 {lat['last_subscriber_from_response']['p50']} "
@@ -623,7 +669,7 @@ def settle_rss(driver: Driver) -> float:
 
 def soak_one(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
     total = args.subscribers
-    warm = Clients(driver.url, f"Bearer {driver.token}", 1, args.compression, False)
+    warm = Clients(driver.urls, f"Bearer {driver.token}", 1, args.compression, False)
     try:
         warm.connect(10)
         driver.barrier(warm, 10)
@@ -631,7 +677,7 @@ def soak_one(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
         warm.close()
     rss_none = settle_rss(driver)
     clients = Clients(
-        driver.url, f"Bearer {driver.token}", args.client_procs, args.compression, False
+        driver.urls, f"Bearer {driver.token}", args.client_procs, args.compression, False
     )
     timeline: list[dict[str, Any]] = []
     try:
@@ -731,28 +777,46 @@ def soak_one(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
 
 
 class Gateway:
-    """`with Gateway(args) as driver`: a gateway for one run, stopped after it."""
+    """`with Gateway(args) as driver`: a gateway for one run, stopped after it. With
+    `shared` servers (`--hosts`), `hosts` gateways, each a `serve` of its own on them."""
 
-    def __init__(self, args: argparse.Namespace, executor: str = "planned") -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        executor: str = "planned",
+        hosts: int = 1,
+        shared: Any = None,
+    ) -> None:
         self.args = args
         self.executor = executor
+        self.hosts = hosts
+        self.shared = shared
+        self.started: list[tuple[Any, int]] = []  # (serve's process, its port)
 
     def __enter__(self) -> Driver:
+        from gateway import gateway_pid
+
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        log = Path(self.args.state_dir) / f"gateway-{stamp}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
+        state = Path(self.args.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
         env = {
             "SWITCHBOARD_RATE_LIMIT_DASHBOARD": str(self.args.rate_limit),
             "SWITCHBOARD_EXECUTOR": self.executor,
         }
-        print(f"starting the gateway (log {log})…", file=sys.stderr, flush=True)
-        self.process, port = start_gateway(
-            Path(self.args.state_dir), log, env, self.args.gateway_workers
-        )
         try:
-            from gateway import gateway_pid
-
-            return Driver(port, gateway_pid(self.process))
+            if self.shared is None:
+                log = state / f"gateway-{stamp}.log"
+                print(f"starting the gateway (log {log})…", file=sys.stderr, flush=True)
+                self.started.append(start_gateway(state, log, env, self.args.gateway_workers))
+            for n in range(self.hosts if self.shared is not None else 0):
+                log = state / f"host-{n}-{stamp}.log"
+                print(f"starting host {n} (log {log})…", file=sys.stderr, flush=True)
+                host_env = {**env, **self.shared.host_env()}
+                self.started.append(
+                    start_gateway(state / f"host-{n}", log, host_env, self.args.gateway_workers)
+                )
+            ports = [port for _, port in self.started]
+            return Driver(ports, [gateway_pid(process) for process, _ in self.started])
         except BaseException:
             self.__exit__()
             raise
@@ -760,7 +824,8 @@ class Gateway:
     def __exit__(self, *_: Any) -> None:
         from gateway import stop_gateway
 
-        stop_gateway(self.process)
+        for process, _ in self.started:
+            stop_gateway(process)
 
 
 def fingerprint() -> dict[str, Any]:
@@ -814,6 +879,14 @@ def main() -> int:
     )
     parser.add_argument(
         "--rounds", type=int, default=1, help="latency: repeat the executors this many times"
+    )
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        nargs="+",
+        help="latency: hosts per run, e.g. `1 2`: each a `serve` of its own on shared servers "
+        "(a primary through PgBouncer, a replica, Valkey with Sentinel), the subscribers' "
+        "client processes and the mutations spread over them",
     )
     parser.add_argument("--state-dir", default="/tmp/switchboard-bench-live")
     parser.add_argument("--json", action="store_true", help="write perf/results/bench-live-*.json")

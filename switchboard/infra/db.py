@@ -15,7 +15,7 @@
   connections. Writes and transactions stay on SQLAlchemy.
 - Behind PgBouncer in transaction mode (SWITCHBOARD_DB_POOLER=transaction) nothing needs
   a session: see `connect_args`. `after_commit` (set by the live relay's wake-ups then)
-  runs after every committed `transaction()`.
+  runs after every committed `transaction()` but the relay's own (`wakes_relays=False`).
 - Every statement is counted in the current request's `StatementCounter`, which is how the
   tests prove that an operation's statement count does not grow with its rows.
 - `unavailable(error)` tells an outage (the server cannot be reached, is starting or shutting
@@ -385,9 +385,13 @@ class Database:
             await greenlet_spawn(fairy.close)
         return rows
 
-    def transaction(self) -> Any:
-        """`async with db.transaction() as conn:` — one transaction, committed on success."""
-        if self.after_commit is None:
+    def transaction(self, *, wakes_relays: bool = True) -> Any:
+        """`async with db.transaction() as conn:` — one transaction, committed on success.
+        `wakes_relays=False`: its commit skips `after_commit`. The relay's own passes write no
+        outbox row; when their commits woke the relays too, every pass woke every relay, its
+        own included, for another pass without end (behind a pooler, hundreds a second on an
+        idle gateway)."""
+        if self.after_commit is None or not wakes_relays:
             return self.engine.begin()
         return self._transaction_then(self.after_commit)
 

@@ -169,8 +169,9 @@ class Relay:
     ) -> int | None:
         """One pass (see the module docstring); returns how many rows it moved, None when
         another relay held the lock. `before_commit`: called after publishing, before the
-        commit (tests inject a crash there)."""
-        async with self.db.transaction() as conn:
+        commit (tests inject a crash there). Its commit wakes no relay: it wrote no outbox
+        row (infra/db.py, `transaction`)."""
+        async with self.db.transaction(wakes_relays=False) as conn:
             if not await outbox.take_relay_turn(conn, wait=wait_for_lock):
                 return None
             tenant_rows, stream_rows = await outbox.unrelayed(conn, BATCH)
@@ -316,7 +317,7 @@ class Relay:
     async def purge(self) -> None:
         """Delete relayed rows older than `keep_days` (Redis keeps 24 hours anyway)."""
         for table in outbox.OUTBOXES:
-            async with self.db.transaction() as conn:
+            async with self.db.transaction(wakes_relays=False) as conn:
                 await outbox.purge_relayed(conn, table, self.keep_days)
 
 

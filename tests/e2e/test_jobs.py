@@ -33,7 +33,9 @@ from tests.support.jobs import (
     activity_status,
     enqueue,
     fresh_tenant,
+    max_overlap,
     new_work,
+    set_agent,
     statuses,
     wait_for,
 )
@@ -66,11 +68,6 @@ async def _start_order(db: asyncpg.Connection, ids: list[uuid.UUID]) -> list[uui
 async def _all(db: asyncpg.Connection, ids: list[uuid.UUID], status: str) -> bool:
     found = await statuses(db, ids)
     return all(s == status for s in found.values()) and len(found) == len(ids)
-
-
-async def _set_agent(db: asyncpg.Connection, agent_id: uuid.UUID, **columns: Any) -> None:
-    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
-    await db.execute(f"UPDATE agents SET {sets} WHERE id = $1", agent_id, *columns.values())
 
 
 # Priorities
@@ -127,15 +124,6 @@ async def test_strict_priority_order_under_a_backlog(
 # Concurrency caps
 
 
-def _max_overlap(intervals: list[tuple[Any, Any]]) -> int:
-    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    running = peak = 0
-    for _, step in points:
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
 async def test_concurrency_caps_hold_across_workers_under_load(
     servers: Servers, db_conn: asyncpg.Connection, redis: Redis, workers: Any
 ) -> None:
@@ -145,7 +133,7 @@ async def test_concurrency_caps_hold_across_workers_under_load(
     caps = {"PAID_ADS_MANAGER": 2, "SEO_SPECIALIST": 3}
     ids: dict[str, list[uuid.UUID]] = {}
     for role, cap in caps.items():
-        await _set_agent(db_conn, tenant.agent(role), concurrency=cap)
+        await set_agent(db_conn, tenant.agent(role), concurrency=cap)
         ids[role] = await new_work(db_conn, tenant, role, count=4 * cap, kind="REPORT")
         for activity in ids[role]:
             assert await enqueue(redis, tenant, role, activity, 5)
@@ -160,7 +148,7 @@ async def test_concurrency_caps_hold_across_workers_under_load(
             "JOIN approvals p ON p.activity_id = a.id WHERE a.id = ANY($1::uuid[])",
             ids[role],
         )
-        assert _max_overlap([(r[0], r[1]) for r in rows]) == cap, role
+        assert max_overlap([(r[0], r[1]) for r in rows]) == cap, role
 
 
 # Deduplication
@@ -244,7 +232,7 @@ async def test_retries_with_backoff_then_the_dead_letter(
 ) -> None:
     tenant = await fresh_tenant(servers.database_url, "dead")
     agent = tenant.agent("COPYWRITER")
-    await _set_agent(db_conn, agent, model="openai-compat/broken-model")
+    await set_agent(db_conn, agent, model="openai-compat/broken-model")
     (activity,) = await new_work(db_conn, tenant, "COPYWRITER", kind="EMAIL")
     dead_before = await STORE.dead_letter_count(redis)
     metrics_port = _free_port()
@@ -300,7 +288,7 @@ async def test_the_openai_compatible_runtime_streams_and_a_retry_recovers(
     with the server's text and usage, priced from the table by the model's name."""
     tenant = await fresh_tenant(servers.database_url, "compat")
     agent = tenant.agent("SEO_SPECIALIST")
-    await _set_agent(db_conn, agent, model="openai-compat/gpt-4.1-mini")
+    await set_agent(db_conn, agent, model="openai-compat/gpt-4.1-mini")
     (activity,) = await new_work(db_conn, tenant, "SEO_SPECIALIST", kind="SEO_AUDIT")
     words = ["Audit: ", "fix ", "canonical ", "tags ", "and ", "sitemaps."]
     async with FakeChatServer(words, failures=2, usage=(321, 6)) as server:
@@ -350,14 +338,14 @@ async def test_each_budget_stops_the_run_and_nothing_more_is_spent(
         "ORDER BY created_at LIMIT 1",
         tenant.id,
     )
-    await _set_agent(db_conn, agent, max_cost_usd_per_activity=None)
+    await set_agent(db_conn, agent, max_cost_usd_per_activity=None)
     await db_conn.execute("UPDATE campaigns SET budget_cap_usd = NULL WHERE id = $1", campaign)
     await db_conn.execute(
         "UPDATE tenants SET monthly_spend_cap_usd = NULL WHERE id = $1", tenant.id
     )
     tiny = Decimal("0.000001")
     if level == "activity":
-        await _set_agent(db_conn, agent, max_cost_usd_per_activity=tiny)
+        await set_agent(db_conn, agent, max_cost_usd_per_activity=tiny)
     elif level == "campaign":
         await db_conn.execute(
             "UPDATE campaigns SET budget_cap_usd = spent_usd + $2 WHERE id = $1", campaign, tiny
@@ -385,7 +373,7 @@ async def test_each_budget_stops_the_run_and_nothing_more_is_spent(
     # Already over the cap: the next activity spends nothing at all.
     (second,) = await new_work(db_conn, tenant, "COPYWRITER", campaign_id=campaign)
     if level == "activity":  # a fresh activity has spent nothing; reach the cap first
-        await _set_agent(db_conn, agent, max_cost_usd_per_activity=Decimal(0))
+        await set_agent(db_conn, agent, max_cost_usd_per_activity=Decimal(0))
     assert await enqueue(redis, tenant, "COPYWRITER", second, 5)
     await wait_for(lambda: _all(db_conn, [second], "FAILED"), 30)
     assert (

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from domain.ids import parse_id_of, to_global_id
 from tasks.broker import JobStore
 from tests.conftest import Servers
-from tests.support.edge import MOBILE_HOME_ID, bearer, gateway, persisted, server_timing
+from tests.support.edge import MOBILE_HOME_ID, bearer, codes, gateway, persisted, server_timing
 from tests.support.fault_proxy import FaultProxy, postgres_upstream, redis_upstream, through_proxy
 
 READ = "{ tenant { name campaigns(first: 3) { edges { node { id name } } } } }"
@@ -28,10 +28,6 @@ CREATE = (
     "mutation($input: CreateCampaignInput!) { createCampaign(input: $input) "
     "{ campaign { id } userErrors { code } } }"
 )
-
-
-def _codes(response: Any) -> list[str]:
-    return [e["extensions"]["code"] for e in response.json().get("errors", [])]
 
 
 async def _until(condition: Any, deadline_s: float = 10.0) -> float:
@@ -58,7 +54,7 @@ async def test_a_database_outage_answers_503_changes_nothing_and_recovers(
 
             await proxy.cut()
             read = await client.post("/graphql", json={"query": READ}, headers=auth)
-            assert read.status_code == 503 and _codes(read) == ["SERVICE_UNAVAILABLE"]
+            assert read.status_code == 503 and codes(read) == ["SERVICE_UNAVAILABLE"]
             assert read.headers["retry-after"].isdigit()
             assert "data" not in read.json()
             assert not any(leak in read.text for leak in ("Traceback", "asyncpg", "sqlalchemy"))
@@ -67,11 +63,11 @@ async def test_a_database_outage_answers_503_changes_nothing_and_recovers(
                 json={"query": CREATE, "variables": {"input": {"name": name}}},
                 headers=auth,
             )
-            assert write.status_code == 503 and _codes(write) == ["SERVICE_UNAVAILABLE"]
+            assert write.status_code == 503 and codes(write) == ["SERVICE_UNAVAILABLE"]
             # A token seen for the first time needs the database too: still 503, not 401/500.
             viewer = bearer(token("acme", "viewer"))
             first = await client.post("/graphql", json={"query": READ}, headers=viewer)
-            assert first.status_code == 503 and _codes(first) == ["SERVICE_UNAVAILABLE"]
+            assert first.status_code == 503 and codes(first) == ["SERVICE_UNAVAILABLE"]
 
             async def not_ready() -> bool:
                 return (await client.get("/readyz")).status_code == 503

@@ -34,7 +34,7 @@ from switchboard.infra.migrate import upgrade_to_head_async
 from switchboard.infra.redis import redis_client
 from switchboard.settings import Settings
 from tests.conftest import Servers, _drop_database, _fresh_database, _libpq, tenant_gid, user_gid
-from tests.support.jobs import Worker, enqueue, fresh_tenant, new_work, wait_for
+from tests.support.jobs import Worker, enqueue, fresh_tenant, new_work, starts, wait_for
 from tests.support.live import TENANT_EVENTS, GatewayProcess, LiveClient
 from tests.support.sentinel import SentinelCluster
 
@@ -177,13 +177,7 @@ async def test_a_failover_under_load_loses_and_doubles_nothing(
         worker.stop()
 
     # Every job ran exactly once: one RUNNING status per activity in its stream's outbox.
-    runs = await db_conn.fetch(
-        "SELECT activity_id, count(*) AS n FROM activity_stream_events "
-        "WHERE activity_id = ANY($1::uuid[]) AND kind = 'STATUS' AND status = 'RUNNING' "
-        "GROUP BY activity_id",
-        ids,
-    )
-    assert {r["activity_id"]: r["n"] for r in runs} == dict.fromkeys(ids, 1)
+    assert await starts(db_conn, ids) == dict.fromkeys(ids, 1)
     # Every event of the outbox reached the client exactly once (as many per activity as
     # its rows), in the log's order: positions strictly rising. (Rows commit in their own
     # order, not their ids', so the outbox's id order is no order a client could see.)

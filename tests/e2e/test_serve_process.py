@@ -34,13 +34,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.ids import parse_id_of, to_global_id
 from domain.store.work import create_deliverable
-from switchboard.edge.auth import issue_token
 from switchboard.processes.supervisor import backoff_s
-from tests.conftest import Servers, _drop_database, _fresh_database, _libpq, tenant_gid, user_gid
+from tests.conftest import Servers, _drop_database, _fresh_database, _libpq
 from tests.support.edge import PRODUCTION_SECRET
 from tests.support.jobs import Tenant, fresh_tenant, wait_for
 from tests.support.live import TENANT_EVENTS, LiveClient
-from tests.support.processes import SETTINGS, Serve, in_groups, none_left, servers_of
+from tests.support.processes import Serve, in_groups, none_left, serve_token, servers_of
 
 STOP_TIMEOUT_S = 10.0  # SWITCHBOARD_STOP_TIMEOUT_S's default: the test sets no other
 DISPATCH = """mutation Dispatch($input: DispatchActivityInput!) {
@@ -77,10 +76,6 @@ async def first_serve(state_dir: Path) -> AsyncIterator[Serve]:
         print(f"--- serve {serve.process.pid} ---\n{serve.output()[-6000:]}")
 
 
-def _token(tenant: str) -> str:
-    return issue_token(SETTINGS, user_gid(tenant, "marketer"), tenant_gid(tenant), "dashboard")
-
-
 async def _dispatch(serve: Serve, tenant: Tenant) -> uuid.UUID:
     """An activity dispatched through the API, as the dashboard does."""
     db = await asyncpg.connect(serve.database_url.replace("+asyncpg", ""))
@@ -106,12 +101,8 @@ async def _dispatch(serve: Serve, tenant: Tenant) -> uuid.UUID:
             "role": "COPYWRITER",
         }
     }
-    async with httpx.AsyncClient(base_url=serve.url) as http:
-        response = await http.post(
-            "/graphql",
-            json={"query": DISPATCH, "variables": variables},
-            headers={"authorization": f"Bearer {_token(tenant.slug)}"},
-        )
+    body = {"query": DISPATCH, "variables": variables}
+    response = await serve.graphql(body, serve_token(tenant.slug))
     payload = response.json()["data"]["dispatchActivity"]
     assert payload["userErrors"] == [], payload
     return parse_id_of("Activity", payload["activity"]["id"])
@@ -169,8 +160,8 @@ async def _stop_and_check(
     processes = [*serve.tree(), *servers_of(serve.state_dir)]
     groups = {p.pid for p in serve.tree()}  # serve's and each child's own group
     assert len(servers_of(serve.state_dir)) >= 2, "the embedded PostgreSQL and Valkey"
-    async with LiveClient.connect(serve.url.replace("http", "ws") + "/graphql") as client:
-        await client.init(_token("acme"))
+    async with LiveClient.connect(serve.ws_url) as client:
+        await client.init(serve_token("acme"))
         await client.subscribe("events", TENANT_EVENTS)
         signalled = time.monotonic()
         serve.process.send_signal(first)

@@ -23,15 +23,12 @@ from tests.support.edge import (
     MOBILE_HOME_ID,
     bearer,
     clear_edge_keys,
+    codes,
     gateway,
     persisted,
     server_timing,
     sha256,
 )
-
-
-def _codes(response: Any) -> list[str]:
-    return [error["extensions"]["code"] for error in response.json().get("errors", [])]
 
 
 async def test_apq_round_trip(servers: Servers, token: Any) -> None:
@@ -43,7 +40,7 @@ async def test_apq_round_trip(servers: Servers, token: Any) -> None:
         # Not found: the client then sends the text along.
         missing = await client.post("/graphql", json={"extensions": persisted(sha)}, headers=auth)
         assert missing.status_code == 200
-        assert _codes(missing) == ["PERSISTED_QUERY_NOT_FOUND"]
+        assert codes(missing) == ["PERSISTED_QUERY_NOT_FOUND"]
         assert "data" not in missing.json()
         # Register: hash and text.
         registered = await client.post(
@@ -62,9 +59,9 @@ async def test_apq_round_trip(servers: Servers, token: Any) -> None:
         mismatch = await client.post(
             "/graphql", json={"query": text, "extensions": persisted(wrong)}, headers=auth
         )
-        assert mismatch.status_code == 400 and _codes(mismatch) == ["BAD_REQUEST"]
+        assert mismatch.status_code == 400 and codes(mismatch) == ["BAD_REQUEST"]
         again = await client.post("/graphql", json={"extensions": persisted(wrong)}, headers=auth)
-        assert _codes(again) == ["PERSISTED_QUERY_NOT_FOUND"]
+        assert codes(again) == ["PERSISTED_QUERY_NOT_FOUND"]
         # Malformed persistedQuery extensions.
         for extensions in (
             {"persistedQuery": {"version": 2, "sha256Hash": sha}},
@@ -73,9 +70,9 @@ async def test_apq_round_trip(servers: Servers, token: Any) -> None:
             {"persistedQuery": "yes"},
         ):
             bad = await client.post("/graphql", json={"extensions": extensions}, headers=auth)
-            assert bad.status_code == 400 and _codes(bad) == ["BAD_REQUEST"], extensions
+            assert bad.status_code == 400 and codes(bad) == ["BAD_REQUEST"], extensions
         bad = await client.post("/graphql", json={"extensions": [1]}, headers=auth)
-        assert bad.status_code == 400 and _codes(bad) == ["BAD_REQUEST"]
+        assert bad.status_code == 400 and codes(bad) == ["BAD_REQUEST"]
 
     # The registration lives in Redis: another gateway instance knows the hash.
     redis = Redis.from_url(servers.redis_url)
@@ -96,11 +93,11 @@ async def test_an_invalid_document_is_never_registered(servers: Servers, token: 
         invalid = await client.post(
             "/graphql", json={"query": text, "extensions": persisted(sha256(text))}, headers=auth
         )
-        assert invalid.status_code == 200 and _codes(invalid) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert invalid.status_code == 200 and codes(invalid) == ["GRAPHQL_VALIDATION_FAILED"]
         later = await client.post(
             "/graphql", json={"extensions": persisted(sha256(text))}, headers=auth
         )
-        assert _codes(later) == ["PERSISTED_QUERY_NOT_FOUND"]
+        assert codes(later) == ["PERSISTED_QUERY_NOT_FOUND"]
 
 
 async def test_mobile_tokens_run_only_manifest_operations_by_id(
@@ -136,16 +133,16 @@ async def test_mobile_tokens_run_only_manifest_operations_by_id(
         ):
             refused = await client.post("/graphql", json=payload, headers=mobile)
             assert refused.status_code == 400, (payload, refused.text)
-            assert _codes(refused) == ["PERSISTED_QUERY_REQUIRED"]
+            assert codes(refused) == ["PERSISTED_QUERY_REQUIRED"]
         refused = await client.get(
             "/graphql", params={"query": "{ viewer { id } }"}, headers=mobile
         )
-        assert refused.status_code == 400 and _codes(refused) == ["PERSISTED_QUERY_REQUIRED"]
+        assert refused.status_code == 400 and codes(refused) == ["PERSISTED_QUERY_REQUIRED"]
         # A manifest mutation goes by POST only.
         mutation_id = MANIFEST["MobileResolveApproval"]["id"]
         params = {"extensions": orjson.dumps(persisted(mutation_id)).decode()}
         by_get = await client.get("/graphql", params=params, headers=mobile)
-        assert by_get.status_code == 405 and _codes(by_get) == ["METHOD_NOT_ALLOWED"]
+        assert by_get.status_code == 405 and codes(by_get) == ["METHOD_NOT_ALLOWED"]
         # Other audiences may run manifest operations by id too.
         dash = await client.post(
             "/graphql", json={"extensions": persisted(MOBILE_HOME_ID)}, headers=dashboard

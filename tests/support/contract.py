@@ -31,3 +31,8 @@ def query_operations(*clients: str) -> dict[str, str]:
         if text.lstrip().startswith("query"):
             found[path.stem] = text
     return found
+
+
+def operation(client: str, name: str) -> str:
+    """The text of one of the contract's operations (`operation("dashboard", "UpdateCampaign")`)."""
+    return (CONTRACT_DIR / "operations" / client / f"{name}.graphql").read_text()

@@ -1,5 +1,6 @@
 """Helpers of the edge tests (tests/test_edge_*.py): gateways of their own settings, the
-mobile manifest, and clearing the edge's Redis keys between tests."""
+mobile manifest, clearing the edge's Redis keys between tests, and reading error codes
+and rate-limit answers."""
 
 from __future__ import annotations
 
@@ -84,6 +85,21 @@ async def clear_edge_keys(redis_url: str, *patterns: str) -> None:
                 await redis.delete(*keys)
     finally:
         await redis.aclose()
+
+
+def codes(response: httpx.Response) -> list[str]:
+    """The `extensions.code` of each of the response's errors."""
+    return [error["extensions"]["code"] for error in response.json().get("errors", [])]
+
+
+def limited(response: httpx.Response, window_s: float) -> int:
+    """Assert a 429 RATE_LIMITED with a Retry-After inside the window; returns Retry-After."""
+    assert response.status_code == 429, response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    retry_after = int(response.headers["retry-after"])
+    assert 1 <= retry_after <= max(1, int(window_s)), retry_after
+    return retry_after
 
 
 def server_timing(response: httpx.Response) -> dict[str, str]:

@@ -200,6 +200,34 @@ class Worker:
         self.log_path.unlink(missing_ok=True)
 
 
+async def set_agent(db: asyncpg.Connection, agent_id: uuid.UUID, **columns: Any) -> None:
+    """Set an agent's columns straight in the database (`concurrency=2`, `status="PAUSED"`)."""
+    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
+    await db.execute(f"UPDATE agents SET {sets} WHERE id = $1", agent_id, *columns.values())
+
+
+async def starts(db: asyncpg.Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many times each of these activities started: RUNNING statuses in its stream's
+    outbox (activities that never started are left out)."""
+    rows = await db.fetch(
+        "SELECT activity_id, count(*) AS n FROM activity_stream_events "
+        "WHERE activity_id = ANY($1::uuid[]) AND kind = 'STATUS' AND status = 'RUNNING' "
+        "GROUP BY activity_id",
+        ids,
+    )
+    return {r["activity_id"]: r["n"] for r in rows}
+
+
+def max_overlap(intervals: list[tuple[Any, Any]]) -> int:
+    """The most (start, end) intervals open at one moment."""
+    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, step in points:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
 async def activity_status(db: asyncpg.Connection, activity_id: uuid.UUID) -> str:
     return await db.fetchval("SELECT status FROM activities WHERE id = $1", activity_id)
 

@@ -1,6 +1,6 @@
 """What the tests of whole processes share (`switchboard serve`, a pytest run of its own):
-`Serve`, a `switchboard serve` in a process group of its own; finding the processes a run
-started, among them the embedded servers of a state folder,
+`Serve`, a `switchboard serve` in a process group of its own, and tokens for it; finding
+the processes a run started, among them the embedded servers of a state folder,
 and waiting, with a deadline, until none of them is left."""
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 
+from switchboard.edge.auth import issue_token
 from switchboard.processes.supervisor import die_with_parent
 from switchboard.settings import PROJECT_DIR, Settings
+from tests.conftest import tenant_gid, user_gid
 from tests.support.jobs import wait_for
 from tests.support.live import free_port
 
@@ -27,6 +30,11 @@ SETTINGS = Settings(jwt_secret="serve-process-test-secret-0123456789abcdef")
 RESTARTS = re.compile(r'^switchboard_process_restarts_total\{process="job_worker"\} (\S+)$', re.M)
 # Not inherited from the test run: `serve` starts or is given its own.
 SERVER_ENV = ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "SWITCHBOARD_STOP_TIMEOUT_S")
+
+
+def serve_token(slug: str, local: str = "marketer", audience: str = "dashboard") -> str:
+    """A token of `<local>@<slug>.example` for the processes `Serve` starts."""
+    return issue_token(SETTINGS, user_gid(slug, local), tenant_gid(slug), audience)
 
 
 def alive(process: psutil.Process) -> bool:
@@ -109,6 +117,17 @@ class Serve:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    async def graphql(self, body: dict[str, Any], token: str) -> httpx.Response:
+        """POST /graphql with `body` (query, variables, extensions) as the holder of `token`."""
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            return await http.post(
+                "/graphql", json=body, headers={"authorization": f"Bearer {token}"}
+            )
 
     @property
     def database_url(self) -> str:
