@@ -12,6 +12,9 @@ connection pool's gauges. `switchboard.infra.db.create_engine` installs it on ev
 - Pool gauges, updated at every checkout and checkin: connections in use and open
   (summed over this process's engines), and requests waiting for a connection
   (`ObservedPool`, the engine's pool class, counts callers blocked in the pool's queue).
+- Pool counters: checkouts, and the seconds each checked-out connection was held until its
+  checkin (connection-seconds: what a request, job or relay pass costs a pool, and so
+  what it would cost PgBouncer's server connections, which it holds no longer).
 
 Why not opentelemetry-instrumentation-sqlalchemy or -asyncpg: the first (0.66b1) refuses
 SQLAlchemy 2.1 and instruments nothing; the second patches asyncpg globally, reports the
@@ -39,6 +42,7 @@ _KEYWORDS = frozenset(
     | {"SHOW", "COPY", "EXPLAIN", "CREATE", "ALTER", "DROP", "TRUNCATE", "VACUUM", "ANALYZE"}
 )
 _ATTRIBUTE = "_switchboard_observed"
+_CHECKED_OUT_AT = "switchboard_checked_out_at"  # in a connection record's `info`
 # Per engine (id of its sync Engine): (connections in use, connections open).
 _pool_counts: dict[int, tuple[int, int]] = {}
 
@@ -95,11 +99,16 @@ def instrument_engine(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "checkout")
     def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        record.info[_CHECKED_OUT_AT] = time.perf_counter()
+        metrics.DB_POOL_CHECKOUTS.inc()
         pool = sync_engine.pool
         _set_pool_counts(key, pool.checkedout(), pool.size() + pool.overflow())
 
     @event.listens_for(sync_engine, "checkin")
     def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        checked_out_at = record.info.pop(_CHECKED_OUT_AT, None) if record is not None else None
+        if checked_out_at is not None:
+            metrics.DB_POOL_CONNECTION_SECONDS.inc(time.perf_counter() - checked_out_at)
         pool = sync_engine.pool
         # The checkin event comes before the connection is back in the pool's queue.
         _set_pool_counts(key, max(pool.checkedout() - 1, 0), pool.size() + pool.overflow())
