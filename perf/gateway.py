@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -97,11 +98,21 @@ def tree_cpu_s(pid: int) -> float:
     total = times.user + times.system + times.children_user + times.children_system
     for child in root.children(recursive=True):
         try:
-            own = child.cpu_times()
+            total += _on_cpu_s(child)
         except psutil.NoSuchProcess:
             continue  # exited between the listing and the read: counted once reaped
-        total += own.user + own.system
     return float(total)
+
+
+def _on_cpu_s(process: Any) -> float:
+    """A single-threaded process's time on a CPU: Linux's schedstat in nanoseconds where
+    there is one (the ticks of `cpu_times` are 10 ms, coarse for a backend's few ms),
+    else user + system."""
+    try:
+        return int(Path(f"/proc/{process.pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        times = process.cpu_times()
+        return float(times.user + times.system)
 
 
 def stop_gateway(process: subprocess.Popen[bytes]) -> None:
