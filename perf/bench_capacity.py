@@ -4,67 +4,71 @@ A unit is one request of a contract operation, one live event, one job or one re
 For each, over a block of units run one after another (never two at once), the script
 reads every resource's counters before and after and divides by the units:
 
-- gateway CPU: user + system seconds of the gateway process (`serve --workers 1`, the
-  uvicorn child; production mode, rate limits on with limits far above the load, the
-  relay off: see the relay below), of the job worker for jobs, of this process for relay
-  passes;
+- CPU: user + system seconds of the gateway process (`serve --workers 1 --job-workers 0`,
+  its uvicorn child; production mode; rate limits on, with limits far above the load; the
+  relay off, as stage 5 measures it), of the job worker for jobs, of this process for
+  relay passes (clock ticks: 10 ms, so 0.05 ms a request over 200); of PostgreSQL (the
+  postmaster and all its backends, each backend's from its schedstat in ns) and of Valkey
+  (`INFO cpu`);
 - PostgreSQL: `pg_stat_statements` (preloaded, `track = top`, planning tracked) of the
   gateway's user in the `switchboard` database: statements (BEGIN and COMMIT included),
   transactions (COMMITs), execution + planning ms; WAL bytes (`pg_current_wal_lsn()`);
-  and the CPU of the postmaster and all its backends (psutil, exited ones included);
-- connections held: the gateway's pool instrumentation
-  (`switchboard_db_pool_connection_seconds_total` and `…_checkouts_total` from /metrics):
-  checkout to checkin, so it also counts the gateway's own time between a transaction's
-  statements. Behind PgBouncer in transaction mode a server connection is held no
-  longer than that (an upper bound). Cross-check per phase: PostgreSQL's
-  `pg_stat_database` active + idle-in-transaction time over the same span;
-- Redis: `INFO commandstats` calls per command (commands run inside Lua scripts count as
-  well, under their own names) and Valkey's process CPU (`INFO cpu`);
+- connections held: the gateway's pool instrumentation (`…_db_pool_checkouts_total` and
+  `…_db_pool_connection_seconds_total` from its /metrics): checkout to checkin, which
+  includes the gateway's own time while it holds one. Behind PgBouncer (stage 6) also
+  PgBouncer's own count of the time a server connection was assigned (SHOW STATS
+  `total_xact_time`): what a pool of 25 server connections runs out of;
+- Redis: `INFO commandstats` calls (commands a Lua script runs count under their own
+  names);
 - the outbox rows (live events) a request writes.
 
-Each gateway phase starts with an idle window (11 s: PostgreSQL's session statistics are
-flushed after 10 s idle); every counter's idle rate is subtracted, over each block's
-duration, from that block's figures. Nothing else runs on these servers: PostgreSQL
-(`tests/support/faults.py`'s DedicatedPostgres, embedded 18, fsync and synchronous_commit
-on, shared_buffers 256 MB) and Valkey (DedicatedValkey) are the script's own. Setup,
-polling and checks go through a role of their own (`capacity_probe`), which the
-statement counts leave out; its few polls are in PostgreSQL's CPU.
+Every phase has a gateway of its own and starts with an idle window (11 s); each counter's
+idle rate (but WAL's, which is checkpoints' and vacuum's) is subtracted over each block's
+duration. From before a gateway starts to after it stopped (when every backend has flushed
+its statistics), PostgreSQL's active + idle-in-transaction time (`pg_stat_database`) is
+set against the pool's connection-seconds. PostgreSQL (`tests/support/faults.py`'s
+DedicatedPostgres: embedded 18, fsync and synchronous_commit on, shared_buffers 256 MB) and
+Valkey (DedicatedValkey, no snapshots) are the script's own. Its setup, polls and checks go
+through a role of their own (`capacity_probe`), left out of the statement counts.
 
 Stages:
-1. queries (phase "cache on", then phase "cache off"): every query of
-   contract/operations/dashboard and /mobile (mobile ones by manifest id with a mobile
-   token), on the demo tenant acme and the bench tenant, as their marketers, with the
-   variables bench_operations.py sends: `--warmup` unmeasured, then `--runs` measured;
-2. mutations ("cache off" only: the response cache does not take part in a mutation, and
-   the relay, which invalidates it, is measured on its own): every mutation the dashboard,
-   the mobile app and agents send (contract/operations/), `--mutations` of each per data
-   set, each on rows of its own: createCampaign, updateCampaign, submitCampaign (the new
-   campaigns), createDeliverable and dispatchActivity (2x, on them), the agent's
-   reportActivityProgress to RUNNING (2x), a 40-character chunk, recordLlmCall, to
-   AWAITING_APPROVAL (2x), resolveApproval and the mobile one (APPROVE, the approvals just
-   made), setAgentStatus (an admin, PAUSED and IDLE in turn), setPreference;
-3. live events (gateway hub, acme): events appended straight to Redis Streams with the
-   relay's own payloads and Lua script (log.py), so the gateway pays only its hub's part:
-   an event of a stream nobody on this gateway follows (one at a time, and in batches of
-   100: what every gateway process pays for every event of the platform), TenantEvents
-   with 1 and with 100 websocket subscribers (one group), ActivityStream's TOKEN event with
-   1; each event waits until every subscriber has it;
-4. one job worker (`python -m tasks.worker`, 8 slots) over `--jobs` queued activities of
-   15 demo-like tenants (bench_jobs.py's), the simulated runtime with no delay per token
-   (`SWITCHBOARD_SIM_TOKEN_DELAY_MS=0`: the CPU-bound ceiling) and again `--paced-jobs`
-   at its default 25 ms a token (how many events a streamed run writes); jobs/s from the
-   worker's readiness to the last job's end;
-5. the outbox relay (switchboard/live/relay.py) in this process, the gateway stopped: it
-   drains what stages 2 and 4 left (their real mix of events) in passes of up to 500, then
-   passes of exactly 1, 10, 100 and 500 tenant events (the relay's BATCH set for the
-   stage); then one firehose reader (as each gateway's hub) reads the whole firehose, for
-   Valkey's cost per entry read.
+1. queries, response cache on, then off: every query of contract/operations/dashboard and
+   /mobile (mobile ones by manifest id with a mobile token) on the demo tenant acme and the
+   bench tenant, as their marketers, with bench_operations.py's variables: `--warmup`
+   unmeasured, then `--runs`;
+2. mutations (cache off: a mutation does not use it): every mutation the dashboard, the
+   mobile app and agents send, `--mutations` of each per data set, each on rows of its own:
+   createCampaign, updateCampaign, submitCampaign (the new campaigns), createDeliverable
+   and dispatchActivity (2x, on them), the agent's reportActivityProgress to RUNNING (2x),
+   a 40-character chunk (and the same chunk onto 100 kB and onto 500 kB of output, half
+   as many each), recordLlmCall, to AWAITING_APPROVAL (2x), resolveApproval and the
+   mobile one (APPROVE), setAgentStatus (an admin: PAUSED and IDLE in turn), setPreference;
+3. live events, acme: events appended straight to Redis Streams with the relay's payloads
+   and Lua script (log.py), so the gateway pays only its hub's part: an event of a stream
+   nobody on this gateway follows (one at a time, and in batches of 100: what every gateway
+   process pays for every event of the platform), TenantEvents with 1 and with 100
+   websocket subscribers (one group), ActivityStream's TOKEN event with 1; each event
+   waits until every subscriber has it;
+4. PgBouncer 1.18 in transaction mode, pool 25 (tests/support/pgbouncer.py), between the
+   gateway (`SWITCHBOARD_DB_POOLER=transaction`) and PostgreSQL: stage 1's queries with
+   the cache off and stage 2's mutations (half as many);
+5. one job worker (`python -m tasks.worker`, 8 slots) over `--jobs` queued activities of
+   15 demo-like tenants (bench_jobs.py's), the simulated runtime with no delay a token
+   (`SWITCHBOARD_SIM_TOKEN_DELAY_MS=0`: the CPU-bound ceiling), then `--paced-jobs` at its
+   default 25 ms a token (what a streamed run writes); jobs/s from the worker's readiness
+   to the last job's end;
+6. the outbox relay (switchboard/live/relay.py) in this process, no gateway running: it
+   drains what stages 2 and 5 left (their real mix of events) in passes of up to 500 rows
+   of each outbox, then passes of exactly 1, 10, 100 and 500 tenant events (the relay's
+   BATCH set for the stage); then one firehose reader, as each gateway's hub, reads the
+   whole firehose (Valkey's cost per entry and reader).
 
-Run from the repository root, in the venv (about 15 minutes; seeds the bench tenant):
+Run from the repository root, in the venv (about 8 minutes on 2 cores; seeds the bench
+tenant into its own server):
 
     uptime                                   # note the load first
     python perf/bench_capacity.py            # perf/results/bench-capacity-*.json + tables
-    python perf/bench_capacity.py --runs 50 --mutations 20 --jobs 85 --skip-bench  # quicker
+    python perf/bench_capacity.py --skip-bench --runs 50 --mutations 20   # quicker
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -238,7 +243,12 @@ def per_unit(
 ) -> dict[str, Any]:
     """The block's use of each resource, less the idle rate over its duration, per unit."""
     wall = after["at"] - before["at"]
-    used = {k: after[k] - before.get(k, 0.0) - idle.get(k, 0.0) * wall for k in after if k != "at"}
+    # WAL at idle is checkpoints' and autovacuum's, not a steady rate: it is not subtracted.
+    used = {
+        k: after[k] - before.get(k, 0.0) - (idle.get(k, 0.0) * wall if k != "wal" else 0.0)
+        for k in after
+        if k != "at"
+    }
     commands = {
         k.removeprefix("redis:"): v / units for k, v in used.items() if k.startswith("redis:")
     }
@@ -356,6 +366,22 @@ class Servers:
         return {
             r["name"]: f"{r['setting']} × {r['unit']}" if r["unit"] else r["setting"] for r in rows
         }
+
+    async def fill_output(self, activities: list[uuid.UUID], size: int) -> None:
+        """Give the activities `size` characters of output (words, compressible as text
+        is), as a bulk load does: no TOKEN row."""
+        words = (REPO / "contract" / "README.md").read_text().split()
+        rng = random.Random(size)
+        text = ""
+        while len(text) < size:
+            text += " ".join(rng.choices(words, k=1000)) + "\n"
+        async with self.probe.transaction():
+            await self.probe.execute("SET LOCAL switchboard.bulk_load = 'on'")
+            await self.probe.execute(
+                "UPDATE activities SET output = $2 WHERE id = ANY($1::uuid[])",
+                activities,
+                text[:size],
+            )
 
     async def unrelayed(self) -> tuple[float, float]:
         row = await self.probe.fetchrow(UNRELAYED_SQL)
@@ -589,6 +615,14 @@ class Mutations:
         ):
             inputs = [{"activityId": a, "status": status, "chunk": chunk} for a in activities]
             await self.run(label, report, agents[:count], [{"input": i} for i in inputs[:count]])
+        # A chunk rewrites the activity's whole output: the same chunk onto a long output.
+        half = n // 2
+        for size, first in ((100_000, n), (500_000, n + half)):
+            which = range(first, first + half)
+            await self.servers.fill_output([gid_uuid(activities[i]) for i in which], size)
+            chunks = [{"input": {"activityId": activities[i], "chunk": CHUNK}} for i in which]
+            label = f"ReportActivityProgress (chunk onto {size // 1000} kB of output)"
+            await self.run(label, report, [agents[i] for i in which], chunks)
         call = {"provider": "ollama", "model": "llama-3.1-70b", "inputTokens": 900}
         call |= {"outputTokens": 120, "costUsd": "0.000612", "latencyMs": 800}
         calls = [{"input": {"activityId": a, **call}} for a in activities[:n]]
