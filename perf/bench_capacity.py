@@ -623,6 +623,9 @@ class Mutations:
             chunks = [{"input": {"activityId": activities[i], "chunk": CHUNK}} for i in which]
             label = f"ReportActivityProgress (chunk onto {size // 1000} kB of output)"
             await self.run(label, report, [agents[i] for i in which], chunks)
+            # Short again: every Activity a loader reads carries its output (its SELECT
+            # names the column), so long ones would make the later phases' queries dearer.
+            await self.servers.fill_output([gid_uuid(activities[i]) for i in which], 100)
         call = {"provider": "ollama", "model": "llama-3.1-70b", "inputTokens": 900}
         call |= {"outputTokens": 120, "costUsd": "0.000612", "latencyMs": 800}
         calls = [{"input": {"activityId": a, **call}} for a in activities[:n]]
