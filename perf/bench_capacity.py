@@ -65,7 +65,7 @@ Stages:
    BATCH set for the stage); then one firehose reader, as each gateway's hub, reads the
    whole firehose (Valkey's cost per entry and reader).
 
-Run from the repository root, in the venv (about 8 minutes on 2 cores; seeds the bench
+Run from the repository root, in the venv (6–8 minutes on 2 cores; seeds the bench
 tenant into its own server):
 
     uptime                                   # note the load first
