@@ -6,16 +6,16 @@ reads every resource's counters before and after and divides by the units:
 
 - CPU: user + system seconds of the gateway process (`serve --workers 1 --job-workers 0`,
   its uvicorn child; production mode; rate limits on, with limits far above the load; the
-  relay off, as stage 5 measures it), of the job worker for jobs, of this process for
-  relay passes (clock ticks: 10 ms, so 0.05 ms a request over 200); of PostgreSQL (the
-  postmaster and all its backends, each backend's from its schedstat in ns) and of Valkey
-  (`INFO cpu`);
+  relay off, as stage 6 measures it), of the job worker for jobs, of this process for
+  relay passes, of PgBouncer's process in stage 4 (clock ticks: 10 ms, so 0.05 ms a
+  request over 200); of PostgreSQL (the postmaster and all its backends, each backend's
+  from its schedstat in ns) and of Valkey (`INFO cpu`);
 - PostgreSQL: `pg_stat_statements` (preloaded, `track = top`, planning tracked) of the
   gateway's user in the `switchboard` database: statements (BEGIN and COMMIT included),
   transactions (COMMITs), execution + planning ms; WAL bytes (`pg_current_wal_lsn()`);
 - connections held: the gateway's pool instrumentation (`…_db_pool_checkouts_total` and
   `…_db_pool_connection_seconds_total` from its /metrics): checkout to checkin, which
-  includes the gateway's own time while it holds one. Behind PgBouncer (stage 6) also
+  includes the gateway's own time while it holds one. Behind PgBouncer (stage 4) also
   PgBouncer's own count of the time a server connection was assigned (SHOW STATS
   `total_xact_time`): what a pool of 25 server connections runs out of;
 - Redis: `INFO commandstats` calls (commands a Lua script runs count under their own
@@ -144,13 +144,13 @@ RESULTS = REPO / "perf" / "results"
 DATA_SETS = {"demo": "acme", "bench": "bench"}
 SECRET = "capacity-bench-secret-not-the-development-one"
 PROBE_ROLE = "capacity_probe"
-IDLE_S = 11.0  # an idle window: PostgreSQL flushes a backend's session times after 10 s idle
+IDLE_S = 11.0  # the idle window each phase measures its counters' idle rates over
 SETTLE_S = 0.3  # after a block: the audit log's insert, written just after the response
 LIMIT = "100000000"
 SERVE_ENV = {
     "SWITCHBOARD_MODE": "production",
     "SWITCHBOARD_JWT_SECRET": SECRET,
-    "SWITCHBOARD_LIVE_RELAY_OFF": "1",  # stage 5 measures the relay on its own
+    "SWITCHBOARD_LIVE_RELAY_OFF": "1",  # stage 6 measures the relay on its own
     "SWITCHBOARD_LOG_LEVEL": "WARNING",
     "SWITCHBOARD_RATE_LIMIT": "1",
     "SWITCHBOARD_RATE_LIMIT_DASHBOARD": LIMIT,
