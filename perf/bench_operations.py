@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ query BenchLookup {
 
 @dataclass(frozen=True)
 class Operation:
-    client: str  # dashboard | mobile: the folder, and the token's audience
+    client: str  # dashboard | mobile | agent: the folder, and the token's audience
     name: str
     document: str
     persisted_id: str | None = (
@@ -123,17 +124,23 @@ class Samples:
     body: bytes = b""
 
 
-def load_operations(root: Path) -> list[Operation]:
+def load_operations(
+    root: Path,
+    kinds: Collection[OperationType] = (OperationType.QUERY,),
+    clients: Sequence[str] = CLIENTS,
+) -> list[Operation]:
+    """The operations of `kinds` in the folders of `clients` (mobile ones with their
+    manifest id)."""
     manifest = orjson.loads((root / "mobile" / "persisted-query-manifest.json").read_bytes())
     persisted = {entry["name"]: entry["id"] for entry in manifest["operations"]}
     operations = []
-    for client in CLIENTS:
+    for client in clients:
         for path in sorted((root / client).glob("*.graphql")):
             document = path.read_text()
             definitions = [
                 d for d in parse(document).definitions if isinstance(d, OperationDefinitionNode)
             ]
-            if len(definitions) != 1 or definitions[0].operation is not OperationType.QUERY:
+            if len(definitions) != 1 or definitions[0].operation not in kinds:
                 continue
             name = definitions[0].name.value if definitions[0].name else path.stem
             operations.append(

@@ -36,12 +36,11 @@ from typing import Any
 
 import httpx
 import orjson
-import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gateway import gateway_pid, start_gateway, stop_gateway  # noqa: E402  (perf/gateway.py)
+from gateway import cpu_s, gateway_pid, start_gateway, stop_gateway  # noqa: E402  (perf/gateway.py)
 from stats import summary  # noqa: E402  (perf/stats.py)
 
 from domain.ids import to_global_id  # noqa: E402
@@ -73,11 +72,6 @@ def month() -> dict[str, str]:
         "monthStart": start.isoformat(),
         "monthEnd": (start + dt.timedelta(days=32)).replace(day=1).isoformat(),
     }
-
-
-def cpu_s(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
 
 
 async def post(

@@ -259,11 +259,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="bench-replica-"))
     try:
         valkey.start()
-        admin = await asyncpg.connect(primary.libpq_url())
-        await admin.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-        await admin.close()
-        await asyncio.to_thread(primary.stop)
-        await asyncio.to_thread(primary.start)
+        await primary.preload_statements()
         url = await primary.database("switchboard")
         engine = create_async_engine(url)
         async with engine.begin() as conn:

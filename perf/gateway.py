@@ -2,7 +2,8 @@
 
 The benchmarks measure the gateway as people run it, so they start it the way the README
 does and stop it the way Ctrl-C would (SIGINT: uvicorn shuts down, and `serve` stops the
-worker and the embedded servers it started).
+worker and the embedded servers it started). Also the CPU time of a process, and of a server
+with its children (PostgreSQL's backends), as the benchmarks read it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -75,6 +77,42 @@ def gateway_pid(process: subprocess.Popen[bytes]) -> int:
         if "switchboard.processes.gateway" in child.cmdline():
             return child.pid
     raise RuntimeError("`serve` runs no gateway process")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and all its children so far: the live ones' own, and what
+    the exited ones left in its `children_*` times (PostgreSQL's postmaster and its
+    backends, whose connections come and go)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    times = root.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in root.children(recursive=True):
+        try:
+            total += _on_cpu_s(child)
+        except psutil.NoSuchProcess:
+            continue  # exited between the listing and the read: counted once reaped
+    return float(total)
+
+
+def _on_cpu_s(process: Any) -> float:
+    """A single-threaded process's time on a CPU: Linux's schedstat in nanoseconds where
+    there is one (the ticks of `cpu_times` are 10 ms, coarse for a backend's few ms),
+    else user + system."""
+    try:
+        return int(Path(f"/proc/{process.pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        times = process.cpu_times()
+        return float(times.user + times.system)
 
 
 def stop_gateway(process: subprocess.Popen[bytes]) -> None:

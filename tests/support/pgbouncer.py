@@ -4,7 +4,8 @@
 database of the server behind it, `pool_mode = transaction`, `default_pool_size = 25`, the
 production pool; auth_type trust with a userlist naming the URL's user), starts Debian's
 `pgbouncer` (1.18 on Debian 12) on a free port in the foreground and waits until it accepts
-connections; `url` is the same database through it. `stop()` ends it (SIGTERM, then SIGKILL)
+connections; `url` is the same database through it, and the URL's user may read its
+statistics (`SHOW STATS` on the `pgbouncer` database). `stop()` ends it (SIGTERM, then SIGKILL)
 and removes the folder, so nothing is left running (nor when its starter dies: it gets
 SIGTERM). PgBouncer refuses to run as root: as root it runs as the owner of the server's
 socket folder, or as Debian's `postgres`.
@@ -95,6 +96,7 @@ class PgBouncer:
             "unix_socket_dir =\n"
             "auth_type = trust\n"
             f"auth_file = {folder / 'userlist.txt'}\n"
+            f"stats_users = {user}\n"  # SHOW STATS on the `pgbouncer` database (benchmarks)
             "pool_mode = transaction\n"
             f"default_pool_size = {pool_size}\n"
             "max_client_conn = 2000\n"
