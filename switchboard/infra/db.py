@@ -102,10 +102,13 @@ def connect_args(settings: Settings) -> dict[str, Any]:
       "unsupported startup parameter"): the timeout is asyncpg's `command_timeout`, which
       cancels the statement on the server (PgBouncer forwards the cancel request), raised
       as the server's own timeout (`_install_client_timeout_as_server_timeout`).
-    `application_name` is one of the parameters PgBouncer tracks, so it stays."""
+    `application_name` is one of the parameters PgBouncer tracks, so it stays.
+    `client_encoding` is asked for as PostgreSQL names it (asyncpg asks for "utf-8"): a
+    PgBouncer compares the two as text and, finding them different, sent
+    `SET client_encoding` before every transaction it assigned a server connection to."""
     args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout_s,
-        "server_settings": {"application_name": "switchboard"},
+        "server_settings": {"application_name": "switchboard", "client_encoding": "UTF8"},
     }
     if settings.db_pooler == "transaction":
         args["command_timeout"] = settings.db_statement_timeout_ms / 1000

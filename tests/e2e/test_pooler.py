@@ -367,3 +367,34 @@ async def test_migrate_uses_the_direct_url_when_one_is_set(
         assert revision == ScriptDirectory.from_config(alembic_config(direct)).get_current_head()
     finally:
         await _drop_database(servers.direct, name)
+
+
+async def test_a_read_behind_pgbouncer_costs_postgresql_one_statement() -> None:
+    """asyncpg asks for client_encoding "utf-8"; PgBouncer, comparing it as text with the
+    server's "UTF8", sent `SET client_encoding` before every transaction it assigned: twice
+    PostgreSQL's statements for every read. Asked for as "UTF8", it sends none."""
+    from tests.support.faults import DedicatedPostgres
+
+    postgres = DedicatedPostgres()
+    try:
+        await postgres.preload_statements()
+        bouncer = PgBouncer.start(postgres.url())
+        db = Database(create_engine(Settings(db_pooler="transaction"), bouncer.url))
+        try:
+            for n in range(20):
+                assert [tuple(r) for r in await db.fetch("SELECT CAST(:n AS int) AS n", {"n": n})] == [(n,)]
+        finally:
+            await db.dispose()
+            bouncer.stop()
+        admin = await asyncpg.connect(postgres.libpq_url())
+        try:
+            counts = {
+                row["query"]: row["calls"]
+                for row in await admin.fetch("SELECT query, calls FROM pg_stat_statements")
+            }
+        finally:
+            await admin.close()
+        assert counts.get("SELECT CAST($1 AS int) AS n") == 20
+        assert not [query for query in counts if "client_encoding" in query]
+    finally:
+        postgres.close()
