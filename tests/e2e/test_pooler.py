@@ -382,7 +382,8 @@ async def test_a_read_behind_pgbouncer_costs_postgresql_one_statement() -> None:
         db = Database(create_engine(Settings(db_pooler="transaction"), bouncer.url))
         try:
             for n in range(20):
-                assert [tuple(r) for r in await db.fetch("SELECT CAST(:n AS int) AS n", {"n": n})] == [(n,)]
+                rows = await db.fetch("SELECT CAST(:n AS int) AS n", {"n": n})
+                assert [tuple(r) for r in rows] == [(n,)]
         finally:
             await db.dispose()
             bouncer.stop()
