@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import os
 import secrets
 import statistics
@@ -38,13 +37,15 @@ from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 import psutil
-from gateway import gateway_pid, start_gateway, stop_gateway  # perf/gateway.py, beside this script
+from gateway import (  # perf/gateway.py, beside this script
+    dashboard_overview_body,
+    gateway_pid,
+    marketer_token,
+    start_gateway,
+    stop_gateway,
+)
 
-from domain.ids import to_global_id
-from switchboard.devdata.seed import stable_id
-from switchboard.edge.auth import issue_token
 from switchboard.infra.embedded import start_services
 from switchboard.settings import Settings
 
@@ -137,22 +138,8 @@ def main() -> int:
         "SWITCHBOARD_RATE_LIMIT_DASHBOARD": "1000000000",
     }
     settings = Settings(jwt_secret=secret)
-    token = issue_token(
-        settings,
-        to_global_id("User", stable_id("user", f"marketer@{args.tenant}.example")),
-        to_global_id("Tenant", stable_id(args.tenant, "tenant")),
-        "dashboard",
-    )
-    month = dt.datetime.now(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    body = orjson.dumps(
-        {
-            "query": OPERATION.read_text(),
-            "variables": {
-                "monthStart": month.isoformat(),
-                "monthEnd": (month + dt.timedelta(days=32)).replace(day=1).isoformat(),
-            },
-        }
-    )
+    token = marketer_token(settings, args.tenant)
+    body = dashboard_overview_body(OPERATION)
     print(
         "| round | checkout | req/s | median ms | CPU per request | sessions opened / requests "
         "| RSS | load |\n| ---: | --- | ---: | ---: | ---: | --- | ---: | ---: |"

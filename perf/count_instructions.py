@@ -44,17 +44,13 @@ def child(args: argparse.Namespace) -> None:
     """In the checkout's own code: warm up, then count `--requests` requests."""
     sys.path.insert(0, str(Path.cwd()))
     import asyncio
-    import datetime as dt
     import gc
 
     import httpx
-    import orjson
     from asgi_lifespan import LifespanManager
+    from gateway import dashboard_overview_body, marketer_token  # perf/gateway.py
 
-    from domain.ids import to_global_id
     from switchboard.app import create_app
-    from switchboard.devdata.seed import stable_id
-    from switchboard.edge.auth import issue_token
     from switchboard.settings import Settings
 
     def instrument(on: bool) -> None:
@@ -70,22 +66,8 @@ def child(args: argparse.Namespace) -> None:
             log_level="WARNING",
         )
         app = create_app(settings)
-        token = issue_token(
-            settings,
-            to_global_id("User", stable_id("user", f"marketer@{args.tenant}.example")),
-            to_global_id("Tenant", stable_id(args.tenant, "tenant")),
-            "dashboard",
-        )
-        month = dt.datetime.now(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        body = orjson.dumps(
-            {
-                "query": OPERATION.read_text(),
-                "variables": {
-                    "monthStart": month.isoformat(),
-                    "monthEnd": (month + dt.timedelta(days=32)).replace(day=1).isoformat(),
-                },
-            }
-        )
+        token = marketer_token(settings, args.tenant)
+        body = dashboard_overview_body(OPERATION)
         headers = {
             "authorization": f"Bearer {token}",
             "content-type": "application/json",

@@ -3,7 +3,8 @@
 The benchmarks measure the gateway as people run it, so they start it the way the README
 does and stop it the way Ctrl-C would (SIGINT: uvicorn shuts down, and `serve` stops the
 worker and the embedded servers it started). Also the CPU time of a process, and of a server
-with its children (PostgreSQL's backends), as the benchmarks read it.
+with its children (PostgreSQL's backends), as the benchmarks read it, and the request the
+executor benchmarks send: DashboardOverview as a tenant's marketer.
 """
 
 from __future__ import annotations
@@ -122,3 +123,36 @@ def stop_gateway(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.terminate()
         process.wait(timeout=30)
+
+
+def marketer_token(settings: Any, slug: str) -> str:
+    """A dashboard token of the seeded tenant `slug`'s marketer, signed with `settings`."""
+    from domain.ids import to_global_id
+    from switchboard.devdata.seed import stable_id
+    from switchboard.edge.auth import issue_token
+
+    return issue_token(
+        settings,
+        to_global_id("User", stable_id("user", f"marketer@{slug}.example")),
+        to_global_id("Tenant", stable_id(slug, "tenant")),
+        "dashboard",
+    )
+
+
+def dashboard_overview_body(operation: Path) -> bytes:
+    """The JSON body of DashboardOverview (`operation`, the contract's document) with this
+    month's spend window."""
+    import datetime as dt
+
+    import orjson
+
+    month = dt.datetime.now(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return orjson.dumps(
+        {
+            "query": operation.read_text(),
+            "variables": {
+                "monthStart": month.isoformat(),
+                "monthEnd": (month + dt.timedelta(days=32)).replace(day=1).isoformat(),
+            },
+        }
+    )

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import datetime as dt
 import gc
 import os
 import pstats
@@ -36,14 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 from asgi_lifespan import LifespanManager
+from gateway import dashboard_overview_body, marketer_token  # perf/gateway.py, beside this script
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from domain.ids import to_global_id
 from switchboard.app import create_app
-from switchboard.devdata.seed import database_is_empty, seed_demo, stable_id
-from switchboard.edge.auth import issue_token
+from switchboard.devdata.seed import database_is_empty, seed_demo
 from switchboard.infra.embedded import start_services
 from switchboard.infra.migrate import upgrade_to_head
 from switchboard.settings import Settings
@@ -99,22 +96,8 @@ async def main(requests: int, slug: str) -> None:
             log_level="WARNING",
         )
         app = create_app(settings)
-        token = issue_token(
-            settings,
-            to_global_id("User", stable_id("user", f"marketer@{slug}.example")),
-            to_global_id("Tenant", stable_id(slug, "tenant")),
-            "dashboard",
-        )
-        month = dt.datetime.now(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        body = orjson.dumps(
-            {
-                "query": OPERATION.read_text(),
-                "variables": {
-                    "monthStart": month.isoformat(),
-                    "monthEnd": (month + dt.timedelta(days=32)).replace(day=1).isoformat(),
-                },
-            }
-        )
+        token = marketer_token(settings, slug)
+        body = dashboard_overview_body(OPERATION)
         headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
         async with LifespanManager(app):
             execution = app.state.graphql.execution
