@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -27,11 +27,10 @@ from switchboard.infra.db import Database
 
 CAMPAIGNS = ConnectionSpec(
     table="campaigns",
-    fields=shapes.CAMPAIGN_FIELDS,
+    shape=shapes.CAMPAIGN,
     owner_column="tenant_id",
     sort_column="created_at",
     descending=True,
-    build=shapes.campaign_from_row,
     filter_column="status",
     # Each campaign's pending approvals, primed into `pending_approval_count_of_campaign`:
     # the dashboard, the one reader of the list, shows it on every row.
@@ -40,70 +39,65 @@ CAMPAIGNS = ConnectionSpec(
 )
 DELIVERABLES = ConnectionSpec(
     table="deliverables",
-    fields=shapes.DELIVERABLE_FIELDS,
+    shape=shapes.DELIVERABLE,
     owner_column="campaign_id",
     sort_column="created_at",
     descending=True,
-    build=shapes.deliverable_from_row,
     filter_column="status",
 )
 ACTIVITIES_OF_DELIVERABLE = ConnectionSpec(
     table="activities",
-    fields=shapes.ACTIVITY_FIELDS,
+    shape=shapes.ACTIVITY,
     owner_column="deliverable_id",
     sort_column="created_at",
     descending=True,
-    build=shapes.activity_from_row,
 )
 ACTIVITIES_OF_AGENT = ConnectionSpec(
     table="activities",
-    fields=shapes.ACTIVITY_FIELDS,
+    shape=shapes.ACTIVITY,
     owner_column="agent_id",
     sort_column="created_at",
     descending=True,
-    build=shapes.activity_from_row,
     filter_column="status",
 )
 PENDING_APPROVALS_OF_TENANT = ConnectionSpec(
     table="approvals",
-    fields=shapes.APPROVAL_FIELDS,
+    shape=shapes.APPROVAL,
     owner_column="tenant_id",
     sort_column="expires_at",
     descending=False,
-    build=shapes.approval_from_row,
     where="t.status = 'PENDING'",
     filter_column="risk_level",
 )
 PENDING_APPROVALS_OF_CAMPAIGN = ConnectionSpec(
     table="approvals",
-    fields=shapes.APPROVAL_FIELDS,
+    shape=shapes.APPROVAL,
     owner_column="campaign_id",
     sort_column="expires_at",
     descending=False,
-    build=shapes.approval_from_row,
     where="t.status = 'PENDING'",
 )
 LLM_CALLS_OF_ACTIVITY = ConnectionSpec(
     table="llm_calls",
-    fields=shapes.LLM_CALL_FIELDS,
+    shape=shapes.LLM_CALL,
     owner_column="activity_id",
     sort_column="created_at",
     descending=True,
-    build=shapes.llm_call_from_row,
 )
 
-# An approval's columns beside another table's in one row (`latest_activity_of_deliverable`).
+# An approval's columns beside an activity's in one row (`latest_activity_of_deliverable`).
 APPROVAL_PREFIX = "approval__"
-APPROVAL_PREFIXED = shapes.prefixed(shapes.APPROVAL_FIELDS, APPROVAL_PREFIX)
-APPROVAL_AS_PREFIXED = ", ".join(f"a.{field} AS {column}" for field, column in APPROVAL_PREFIXED)
 
 BY_ID = {
-    "Campaign": ("campaigns", shapes.CAMPAIGN_COLUMNS, shapes.campaign_from_row),
-    "Deliverable": ("deliverables", shapes.DELIVERABLE_COLUMNS, shapes.deliverable_from_row),
-    "Activity": ("activities", shapes.ACTIVITY_COLUMNS, shapes.activity_from_row),
-    "Approval": ("approvals", shapes.APPROVAL_COLUMNS, shapes.approval_from_row),
-    "Agent": ("agents", shapes.AGENT_COLUMNS, shapes.agent_from_row),
-    "LlmCall": ("llm_calls", shapes.LLM_CALL_COLUMNS, shapes.llm_call_from_row),
+    shape.type_name: (table, shape)
+    for table, shape in (
+        ("campaigns", shapes.CAMPAIGN),
+        ("deliverables", shapes.DELIVERABLE),
+        ("activities", shapes.ACTIVITY),
+        ("approvals", shapes.APPROVAL),
+        ("agents", shapes.AGENT),
+        ("llm_calls", shapes.LLM_CALL),
+    )
 }
 
 
@@ -114,6 +108,15 @@ class Loaders:
         self.db = db.reads_for(tenant_id)  # may read from a replica (infra/replicas.py)
         self.tenant_id = tenant_id
         self.scheduler = BatchScheduler()
+        # What the operation reads of each type: the attributes by GraphQL type name, set by
+        # the planned executor before the first load (None: everything).
+        self.reads: Mapping[str, frozenset[str]] | None = None
+
+    def projection(self, shape: shapes.TableShape) -> shapes.Projection:
+        """The columns of `shape`'s table this request selects: only the plain columns its
+        operation reads (see loaders/shapes.py)."""
+        reads = self.reads
+        return shape.projection(None if reads is None else reads.get(shape.type_name, frozenset()))
 
     def close(self) -> None:
         """Drop every loader and its cache at the end of the request.
@@ -129,7 +132,9 @@ class Loaders:
     # Objects by id
 
     def _by_id(self, kind: str) -> DataLoader:
-        table, columns, build = BY_ID[kind]
+        table, shape = BY_ID[kind]
+        projection = self.projection(shape)
+        columns, build = projection.columns, projection.build
 
         async def batch(ids: Sequence[uuid.UUID]) -> list[Any]:
             rows = await self.db.fetch(
@@ -223,8 +228,10 @@ class Loaders:
     def _pages(
         self, spec: ConnectionSpec, on_rows: Callable[[Sequence[Any]], None] | None = None
     ) -> DataLoader:
+        projection = self.projection(spec.shape)
+
         async def batch(keys: Sequence[ConnectionKey]) -> list[t.Connection[Any]]:
-            return await load_pages(self.db, self.tenant_id, spec, keys, on_rows)
+            return await load_pages(self.db, self.tenant_id, spec, projection, keys, on_rows)
 
         return ScheduledLoader(batch, self.scheduler)
 
@@ -282,23 +289,26 @@ class Loaders:
         `latestActivity`, asks for both: one statement fewer per request, for one index
         lookup per activity."""
         approvals = self.approval_of_activity
-        sql = f"""SELECT o.owner_id, p.*, {APPROVAL_AS_PREFIXED}
+        activity, approval = self.projection(shapes.ACTIVITY), self.projection(shapes.APPROVAL)
+        prefixed = shapes.prefixed(approval.fields, APPROVAL_PREFIX)
+        sql = f"""SELECT o.owner_id, p.*, {", ".join(f"a.{f} AS {c}" for f, c in prefixed)}
                 FROM unnest(CAST(:ids AS uuid[])) AS o(owner_id)
                 CROSS JOIN LATERAL (
-                    SELECT {shapes.ACTIVITY_COLUMNS} FROM activities t
+                    SELECT {activity.columns} FROM activities t
                     WHERE t.tenant_id = :tenant_id AND t.deliverable_id = o.owner_id
                     ORDER BY t.created_at DESC, t.id DESC LIMIT 1
                 ) p
                 LEFT JOIN approvals a ON a.tenant_id = :tenant_id AND a.activity_id = p.id"""
+        build_activity, build_approval = activity.build, approval.build
 
         async def batch(ids: Sequence[uuid.UUID]) -> list[t.Activity | None]:
             rows = await self.db.fetch(sql, {"tenant_id": self.tenant_id, "ids": list(ids)})
             found = {}
             for row in rows:
-                activity = found[row["owner_id"]] = shapes.activity_from_row(row)
+                activity = found[row["owner_id"]] = build_activity(row)
                 approval = None
                 if row[APPROVAL_PREFIX + "id"] is not None:
-                    approval = shapes.approval_from_row(shapes.unprefixed(row, APPROVAL_PREFIXED))
+                    approval = build_approval(shapes.unprefixed(row, prefixed))
                 approvals.prime(activity.row_id, approval)
             return [found.get(owner_id) for owner_id in ids]
 
@@ -306,10 +316,11 @@ class Loaders:
 
     @cached_property
     def approval_of_activity(self) -> DataLoader:
+        approval = self.projection(shapes.APPROVAL)
         return self._one_per_owner(
-            f"SELECT t.activity_id AS owner_id, {shapes.APPROVAL_COLUMNS} FROM approvals t "
+            f"SELECT t.activity_id AS owner_id, {approval.columns} FROM approvals t "
             "WHERE t.tenant_id = :tenant_id AND t.activity_id = ANY(:ids)",
-            shapes.approval_from_row,
+            approval.build,
         )
 
     # Lists and counts
@@ -407,19 +418,21 @@ class Loaders:
 
     @cached_property
     def urgent_approvals(self) -> DataLoader:
+        approval = self.projection(shapes.APPROVAL)
         return self._tenant_list(
-            f"SELECT {shapes.APPROVAL_COLUMNS} FROM approvals t "
+            f"SELECT {approval.columns} FROM approvals t "
             "WHERE t.tenant_id = :tenant_id AND t.status = 'PENDING' AND t.risk_level = 'HIGH' "
             "ORDER BY t.expires_at, t.id LIMIT 5",
-            shapes.approval_from_row,
+            approval.build,
         )
 
     @cached_property
     def recent_activities(self) -> DataLoader:
+        activity = self.projection(shapes.ACTIVITY)
         return self._tenant_list(
-            f"SELECT {shapes.ACTIVITY_COLUMNS} FROM activities t "
+            f"SELECT {activity.columns} FROM activities t "
             "WHERE t.tenant_id = :tenant_id ORDER BY t.created_at DESC, t.id DESC LIMIT 10",
-            shapes.activity_from_row,
+            activity.build,
         )
 
     # Spend

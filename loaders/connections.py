@@ -1,10 +1,11 @@
 """Keyset pages of every connection, for many owners in one statement.
 
-A connection is described once by a `ConnectionSpec` (its table, owner column, order and
-optional filter). `load_pages` answers a batch of `(owner_id, page, filter)` keys: keys that
-share page arguments and filter (the usual case: one field of a list of parents) become a
-single statement that takes `first + 1` rows per owner through a LATERAL join on the
-owner's keyset index.
+A connection is described once by a `ConnectionSpec` (its table's shape, owner column,
+order and optional filter). `load_pages` answers a batch of `(owner_id, page, filter)` keys
+with the columns of the request's `Projection` of that shape: keys that share page
+arguments and filter (the usual case: one field of a list of parents) become a single
+statement that takes `first + 1` rows per owner through a LATERAL join on the owner's
+keyset index.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from domain.pagination import Page, encode_cursor
-from domain.store.tables import select_list
+from loaders.shapes import Projection, TableShape
 from schema import types as t
 from switchboard.infra.db import Database
 
@@ -26,46 +27,45 @@ ConnectionKey = tuple[uuid.UUID, Page, str | None]
 @dataclass(frozen=True)
 class ConnectionSpec:
     table: str  # e.g. "deliverables"
-    fields: tuple[str, ...]  # the columns selected, by name (`id` and the sort column among them)
+    shape: TableShape  # the rows' columns (`id` and the sort column among its keys) and mapper
     owner_column: str  # e.g. "campaign_id"
     sort_column: str  # "created_at" (newest first) or "expires_at" (soonest first)
     descending: bool
-    build: Callable[[Any], Any]  # the node from a row, reading its columns by name
     where: str = ""  # a fixed condition, e.g. "t.status = 'PENDING'"
     filter_column: str | None = None  # the column the optional filter argument compares
     # More select-list expressions over `t`, read by the loader's `on_rows` (see `load_pages`).
     extra: str = ""
-    columns: str = field(init=False)  # the select list of `fields` over alias `t`
 
     def __post_init__(self) -> None:
-        # A cursor is (sort value, id), both read from the page's rows by name.
-        missing = {"id", self.sort_column} - set(self.fields)
+        # A cursor is (sort value, id), both read from the page's rows by name, whatever
+        # the operation reads.
+        missing = {"id", self.sort_column} - set(self.shape.keys)
         if missing:
-            raise ValueError(f"{self.table}: the fields must include {sorted(missing)}")
-        columns = select_list(self.fields)
-        object.__setattr__(self, "columns", f"{columns}, {self.extra}" if self.extra else columns)
+            raise ValueError(f"{self.table}: the key columns must include {sorted(missing)}")
 
 
 async def load_pages(
     db: Database,
     tenant_id: uuid.UUID,
     spec: ConnectionSpec,
+    projection: Projection,
     keys: Sequence[ConnectionKey],
     on_rows: Callable[[Sequence[Any]], None] | None = None,
 ) -> list[t.Connection[Any]]:
-    """The page of each key. `on_rows` sees every statement's rows (to prime other loaders
-    with the spec's `extra` columns)."""
+    """The page of each key, its nodes of `projection`'s columns (one of `spec.shape`'s).
+    `on_rows` sees every statement's rows (to prime other loaders with the spec's `extra`
+    columns)."""
     groups: dict[tuple[Page, str | None], list[uuid.UUID]] = defaultdict(list)
     for owner_id, page, filter_value in keys:
         groups[(page, filter_value)].append(owner_id)
     pages: dict[ConnectionKey, t.Connection[Any]] = {}
     for (page, filter_value), owner_ids in groups.items():
         rows_by_owner = await _fetch_group(
-            db, tenant_id, spec, page, filter_value, owner_ids, on_rows
+            db, tenant_id, spec, projection, page, filter_value, owner_ids, on_rows
         )
         for owner_id in owner_ids:
             pages[(owner_id, page, filter_value)] = _connection(
-                spec, page, rows_by_owner.get(owner_id, [])
+                spec, projection, page, rows_by_owner.get(owner_id, [])
             )
     return [pages[key] for key in keys]
 
@@ -74,6 +74,7 @@ async def _fetch_group(
     db: Database,
     tenant_id: uuid.UUID,
     spec: ConnectionSpec,
+    projection: Projection,
     page: Page,
     filter_value: str | None,
     owner_ids: list[uuid.UUID],
@@ -95,10 +96,11 @@ async def _fetch_group(
         comparison = "<" if spec.descending else ">"
         conditions.append(f"(t.{spec.sort_column}, t.id) {comparison} (:after_sort, :after_id)")
         params["after_sort"], params["after_id"] = page.after
+    columns = f"{projection.columns}, {spec.extra}" if spec.extra else projection.columns
     sql = f"""
         SELECT o.owner_id, p.* FROM unnest(CAST(:owner_ids AS uuid[])) AS o(owner_id)
         CROSS JOIN LATERAL (
-            SELECT {spec.columns} FROM {spec.table} t
+            SELECT {columns} FROM {spec.table} t
             WHERE {" AND ".join(conditions)}
             ORDER BY t.{spec.sort_column} {direction}, t.id {direction}
             LIMIT :limit
@@ -126,10 +128,12 @@ class _Edge(t.Edge):  # type: ignore[type-arg]
         return encode_cursor(*self._position)
 
 
-def _connection(spec: ConnectionSpec, page: Page, rows: list[Any]) -> t.Connection[Any]:
+def _connection(
+    spec: ConnectionSpec, projection: Projection, page: Page, rows: list[Any]
+) -> t.Connection[Any]:
     has_next = len(rows) > page.first
     rows = rows[: page.first]
-    sort_column, build = spec.sort_column, spec.build
+    sort_column, build = spec.sort_column, projection.build
     edges = [_Edge(row[sort_column], row["id"], build(row)) for row in rows]
     return t.Connection(
         edges=edges,

@@ -6,14 +6,22 @@ Every mapper reads each column by its name (`r["status"]`), from anything that a
 `*_FIELDS`, in any order, with other columns around them) can hand its rows to the mapper
 unchanged.
 
-The mappers of the types a page reads by the hundred fill the new object's `__dict__` with
-every field at once instead of calling the dataclass `__init__` with keyword arguments:
-about 0.6 us less per object, some 800 objects in a DashboardOverview. They must name
-every field of their type (the differential and contract tests read them all).
+The types a page reads by the hundred (campaigns, deliverables, activities, approvals) have
+a `TableShape`: their key columns (ids, foreign keys, sort columns: what resolvers, access
+rules and cursors read) are always selected, and each plain column (one that fills the
+attribute of its own name and nothing else) only when the operation reads that attribute.
+A planned operation says what it reads (`Loaders.reads`), so a dashboard neither fetches
+nor decodes the activities' outputs it does not show; a missing attribute raises
+AttributeError, never answers null. Their mappers fill the new object's `__dict__` at once
+instead of calling the dataclass `__init__` with keyword arguments: about 0.6 us less per
+object, some 800 objects in a DashboardOverview.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -76,86 +84,145 @@ def tenant_from_row(r: Any) -> t.Tenant:
     )
 
 
-def campaign_from_row(r: Any) -> t.Campaign:
+@dataclass(frozen=True)
+class Projection:
+    """The columns one request's reads select of a table, and the mapper of such rows."""
+
+    fields: tuple[str, ...]
+    plain: tuple[str, ...]  # the plain columns among `fields`
+    mapper: Callable[[Any, tuple[str, ...]], Any] = field(repr=False)
+    columns: str = field(init=False)  # the select list of `fields` over alias `t`
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", select_list(self.fields))
+
+    def build(self, row: Any) -> Any:
+        return self.mapper(row, self.plain)
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """One table on the read side: its columns (`fields`, the store's), those of them that
+    are plain (selected only when read), and its mapper `mapper(row, plain columns)`."""
+
+    type_name: str  # the GraphQL type its rows become
+    fields: tuple[str, ...]
+    plain: tuple[str, ...]
+    mapper: Callable[[Any, tuple[str, ...]], Any] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not set(self.plain) <= set(self.fields):
+            raise ValueError(f"{self.type_name}: plain columns must be among its fields")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(f for f in self.fields if f not in self.plain)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (module-level shapes, a handful of reads)
+    def projection(self, reads: frozenset[str] | None) -> Projection:
+        """The columns to select when the operation reads the attributes `reads` of this
+        type (None: every column, for an operation that is not planned)."""
+        plain = self.plain if reads is None else tuple(f for f in self.plain if f in reads)
+        chosen = tuple(f for f in self.fields if f not in self.plain or f in plain)
+        return Projection(chosen, plain, self.mapper)
+
+
+CAMPAIGN_PLAIN = ("name", "goal", "status", "starts_on", "ends_on", "updated_at")
+
+
+def campaign_from_row(r: Any, plain: tuple[str, ...] = CAMPAIGN_PLAIN) -> t.Campaign:
     cap: Decimal | None = r["budget_cap_usd"]
     row_id = r["id"]
-    campaign = _new(t.Campaign)
-    campaign.__dict__ = {
+    values = {
         "id": to_global_id("Campaign", row_id),
         "row_id": row_id,
         "tenant_id": r["tenant_id"],
-        "name": r["name"],
-        "goal": r["goal"],
-        "status": r["status"],
         "budget_cap_usd": cap,
-        "starts_on": r["starts_on"],
-        "ends_on": r["ends_on"],
         "created_at": r["created_at"],
-        "updated_at": r["updated_at"],
         "budget_used_fraction": float(r["spent_usd"] / cap) if cap else None,
     }
+    for column in plain:
+        values[column] = r[column]
+    campaign = _new(t.Campaign)
+    campaign.__dict__ = values
     return campaign
 
 
-def deliverable_from_row(r: Any) -> t.Deliverable:
+DELIVERABLE_PLAIN = ("title", "kind", "status", "due_at", "cost_usd")
+
+
+def deliverable_from_row(r: Any, plain: tuple[str, ...] = DELIVERABLE_PLAIN) -> t.Deliverable:
     row_id = r["id"]
-    deliverable = _new(t.Deliverable)
-    deliverable.__dict__ = {
+    values = {
         "id": to_global_id("Deliverable", row_id),
         "row_id": row_id,
         "campaign_id": r["campaign_id"],
-        "title": r["title"],
-        "kind": r["kind"],
-        "status": r["status"],
-        "due_at": r["due_at"],
         "created_at": r["created_at"],
-        "cost_usd": r["cost_usd"],
     }
+    for column in plain:
+        values[column] = r[column]
+    deliverable = _new(t.Deliverable)
+    deliverable.__dict__ = values
     return deliverable
 
 
-def activity_from_row(r: Any) -> t.Activity:
+ACTIVITY_PLAIN = (
+    "status",
+    "wake_reason",
+    "priority",
+    "instructions",
+    "output",
+    "failure_reason",
+    "dispatched_at",
+    "first_token_at",
+    "completed_at",
+    "cost_usd",
+)
+
+
+def activity_from_row(r: Any, plain: tuple[str, ...] = ACTIVITY_PLAIN) -> t.Activity:
     row_id = r["id"]
-    activity = _new(t.Activity)
-    activity.__dict__ = {
+    values = {
         "id": to_global_id("Activity", row_id),
         "row_id": row_id,
         "deliverable_id": r["deliverable_id"],
         "agent_id": r["agent_id"],
-        "status": r["status"],
-        "wake_reason": r["wake_reason"],
-        "priority": r["priority"],
-        "instructions": r["instructions"],
-        "output": r["output"],
-        "failure_reason": r["failure_reason"],
         "created_at": r["created_at"],
-        "dispatched_at": r["dispatched_at"],
-        "first_token_at": r["first_token_at"],
-        "completed_at": r["completed_at"],
-        "cost_usd": r["cost_usd"],
     }
+    for column in plain:
+        values[column] = r[column]
+    activity = _new(t.Activity)
+    activity.__dict__ = values
     return activity
 
 
-def approval_from_row(r: Any) -> t.Approval:
+APPROVAL_PLAIN = ("status", "risk_level", "requested_at", "resolved_at", "comment")
+
+
+def approval_from_row(r: Any, plain: tuple[str, ...] = APPROVAL_PLAIN) -> t.Approval:
     row_id = r["id"]
-    approval = _new(t.Approval)
-    approval.__dict__ = {
+    values = {
         "id": to_global_id("Approval", row_id),
         "row_id": row_id,
         "activity_id": r["activity_id"],
-        "status": r["status"],
-        "risk_level": r["risk_level"],
-        "requested_at": r["requested_at"],
         "expires_at": r["expires_at"],
-        "resolved_at": r["resolved_at"],
-        "comment": r["comment"],
         "resolved_by_id": r["resolved_by"],
     }
+    for column in plain:
+        values[column] = r[column]
+    approval = _new(t.Approval)
+    approval.__dict__ = values
     return approval
 
 
-def agent_from_row(r: Any) -> t.Agent:
+CAMPAIGN = TableShape("Campaign", CAMPAIGN_FIELDS, CAMPAIGN_PLAIN, campaign_from_row)
+DELIVERABLE = TableShape("Deliverable", DELIVERABLE_FIELDS, DELIVERABLE_PLAIN, deliverable_from_row)
+ACTIVITY = TableShape("Activity", ACTIVITY_FIELDS, ACTIVITY_PLAIN, activity_from_row)
+APPROVAL = TableShape("Approval", APPROVAL_FIELDS, APPROVAL_PLAIN, approval_from_row)
+
+
+def agent_from_row(r: Any, plain: tuple[str, ...] = ()) -> t.Agent:
+    """Every column: a tenant has a handful of agents (`AGENT` has no plain columns)."""
     return t.Agent(
         id=to_global_id("Agent", r["id"]),
         row_id=r["id"],
@@ -168,7 +235,8 @@ def agent_from_row(r: Any) -> t.Agent:
     )
 
 
-def llm_call_from_row(r: Any) -> t.LlmCall:
+def llm_call_from_row(r: Any, plain: tuple[str, ...] = ()) -> t.LlmCall:
+    """Every column: its figures are one domain dataclass (`LLM_CALL` has no plain columns)."""
     return t.LlmCall(
         id=to_global_id("LlmCall", r["id"]),
         activity_id=r["activity_id"],
@@ -180,6 +248,10 @@ def llm_call_from_row(r: Any) -> t.LlmCall:
         latency_ms=r["latency_ms"],
         created_at=r["created_at"],
     )
+
+
+AGENT = TableShape("Agent", AGENT_FIELDS, (), agent_from_row)
+LLM_CALL = TableShape("LlmCall", LLM_CALL_FIELDS, (), llm_call_from_row)
 
 
 def skill_from_row(r: Any) -> t.Skill:

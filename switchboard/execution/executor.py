@@ -137,6 +137,9 @@ class OperationExecutor:
             except Exception:  # a bug of the run (field errors never get here): still answer
                 log.exception("the planned executor failed; graphql-core answers instead")
                 prepared = "executor_error"
+                # What the run loaded holds only the columns its plan read.
+                context_value.loaders.close()
+                context_value.loaders.reads = None
         fell_back(prepared)
         extra = {"response_cache": response_cache} if response_cache is not None else {}
         result = execute(

@@ -118,6 +118,9 @@ class FieldPlan:
     # A declared relation (schema/relations.py): `resolve` is its key function, and the
     # run loads the keys of all the level's objects from this loader in one call.
     loader: str | None = None
+    # The generated completion of this field's values (execution/compiled.py), when they
+    # are objects of one type, at most one list deep; made with its parent's completion.
+    complete_value: Callable[..., bool] | None = None
 
 
 def null_message(f: FieldPlan) -> str:
@@ -130,6 +133,9 @@ class OperationPlan:
     root: ObjectPlan
     field_count: int
     size_bytes: int  # an estimate, for the plan cache's byte bound
+    # The attributes the operation reads of each object type (by GraphQL type name): the
+    # read side selects only those columns (`Loaders.reads`, loaders/shapes.py).
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +211,7 @@ class Planner:
         root = self._object(
             root_type, collected.grouped_field_set, operation, shape, variables, counter
         )
-        return OperationPlan(root, counter[0], counter[0] * FIELD_PLAN_BYTES)
+        return OperationPlan(root, counter[0], counter[0] * FIELD_PLAN_BYTES, _reads(root))
 
     def _object(
         self,
@@ -342,6 +348,22 @@ class Planner:
                 )
             return
         raise Unsupported("type")
+
+
+def _reads(root: ObjectPlan) -> dict[str, frozenset[str]]:
+    """The attributes read of each object type anywhere in the plan: its plain fields'."""
+    found: dict[str, set[str]] = {}
+    todo = [root]
+    while todo:
+        plan = todo.pop()
+        attrs = found.setdefault(plan.type_name, set())
+        for f in plan.fields:
+            if f.attr:
+                attrs.add(f.attr)
+            if f.object is not None:
+                todo.append(f.object)
+            todo.extend((f.possible or {}).values())
+    return {name: frozenset(attrs) for name, attrs in found.items()}
 
 
 def _scan(

@@ -100,6 +100,9 @@ class Run:
         self.deferred: list[tuple[GraphQLError, Path]] | None = None
 
     async def execute(self, plan: OperationPlan, root: Any = None) -> ExecutionResult:
+        """Run `plan` on a context whose loaders have loaded nothing yet: they select only
+        the columns the plan reads."""
+        self.info.context.loaders.reads = plan.reads
         data: dict[str, Any] | None = {}
         self.object(plan.root, root, data, None, None)
         await self.drain()
@@ -159,10 +162,14 @@ class Run:
         except Exception as error:  # the whole batch failed: every object's field fails
             values = [error] * len(group.keys)
         key = f.key
+        complete_value = f.complete_value
         for value, (out, path, anchor) in zip(values, group.places, strict=True):
             if self.nulled and self.inside_nulled(path):
                 continue  # graphql-core drops what completes inside a nulled position
-            self.complete(f, value, out, key, path, anchor, 0)
+            if complete_value is not None:
+                complete_value(self, value, out, key, path, anchor)
+            else:
+                self.complete(f, value, out, key, path, anchor, 0)
 
     def flush(self) -> None:
         """Null the anchors of the non-null failures of the values that came together.
@@ -278,8 +285,7 @@ class Run:
             out[f.key] = None
             group = self.groups.get(f)
             if group is None:
-                group = self.groups[f] = Group()
-                self.pending.append((None, f, group, None, None, None, GROUP))
+                group = self.group(f)
             group.keys.append(result)
             group.places.append((out, path, anchor))
             return False
@@ -293,6 +299,12 @@ class Run:
             self.pending.append((task, f, out, f.key, path, anchor, COMPLETE))
             return False
         return self.complete(f, result, out, f.key, path, anchor, 0)
+
+    def group(self, f: FieldPlan) -> Group:
+        """A new group for relation `f`'s keys of this level, completed when it is awaited."""
+        group = self.groups[f] = Group()
+        self.pending.append((None, f, group, None, None, None, GROUP))
+        return group
 
     def call_arguments(self, f: FieldPlan) -> dict[str, Any] | Exception:
         """The resolver's keyword arguments for this request (once per field and run)."""

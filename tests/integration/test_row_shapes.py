@@ -84,13 +84,15 @@ async def test_a_page_finds_its_cursor_columns_by_name(
         )
     ]
     assert owner_ids, f"acme has no {spec.table}"
-    reordered = dataclasses.replace(spec, fields=tuple(reversed(spec.fields)))
-    assert reordered.columns != spec.columns
+    shape = dataclasses.replace(spec.shape, fields=tuple(reversed(spec.shape.fields)))
+    reordered = dataclasses.replace(spec, shape=shape)
+    listed, moved = spec.shape.projection(None), shape.projection(None)
+    assert moved.columns != listed.columns
     page = Page(2, None)
     keys = [(owner_id, page, None) for owner_id in owner_ids]
 
-    expected = await load_pages(app.state.db, tenant_id, spec, keys)
-    found = await load_pages(app.state.db, tenant_id, reordered, keys)
+    expected = await load_pages(app.state.db, tenant_id, spec, listed, keys)
+    found = await load_pages(app.state.db, tenant_id, reordered, moved, keys)
 
     def seen(connections: list[Any]) -> list[Any]:
         return [
@@ -106,8 +108,16 @@ async def test_a_page_finds_its_cursor_columns_by_name(
 
 
 def test_a_spec_must_select_its_cursor_columns() -> None:
+    without = tuple(f for f in shapes.APPROVAL_FIELDS if f != "expires_at")
     with pytest.raises(ValueError, match="expires_at"):
         dataclasses.replace(
             loaders.PENDING_APPROVALS_OF_TENANT,
-            fields=tuple(f for f in shapes.APPROVAL_FIELDS if f != "expires_at"),
+            shape=dataclasses.replace(shapes.APPROVAL, fields=without),
+        )
+    # A plain column is selected only when read, so it cannot be a cursor's either.
+    plain = (*shapes.APPROVAL_PLAIN, "expires_at")
+    with pytest.raises(ValueError, match="expires_at"):
+        dataclasses.replace(
+            loaders.PENDING_APPROVALS_OF_TENANT,
+            shape=dataclasses.replace(shapes.APPROVAL, plain=plain),
         )
