@@ -173,13 +173,26 @@ class Loaders:
 
     @cached_property
     def tenant(self) -> DataLoader:
+        """The request's tenant; with its pending approvals in the same statement, primed
+        into `pending_approval_count_of_tenant`, when the operation reads them (the
+        dashboard does): one statement fewer for one index count."""
+        counts = None
+        sql = f"SELECT {shapes.TENANT_COLUMNS} FROM tenants t WHERE t.id = :tenant_id"
+        if self.reads is not None and "pending_approval_count" in self.reads.get("Tenant", ()):
+            counts = self.pending_approval_count_of_tenant
+            sql = (
+                f"SELECT {shapes.TENANT_COLUMNS}, (SELECT count(*) FROM approvals a "
+                "WHERE a.tenant_id = t.id AND a.status = 'PENDING') AS pending_approval_count "
+                "FROM tenants t WHERE t.id = :tenant_id"
+            )
+
         async def batch(ids: Sequence[uuid.UUID]) -> list[t.Tenant | None]:
             # Only the request's own tenant exists for this request.
-            rows = await self.db.fetch(
-                f"SELECT {shapes.TENANT_COLUMNS} FROM tenants t WHERE t.id = :tenant_id",
-                {"tenant_id": self.tenant_id},
-            )
+            rows = await self.db.fetch(sql, {"tenant_id": self.tenant_id})
             found = {row["id"]: shapes.tenant_from_row(row) for row in rows}
+            if counts is not None:
+                for row in rows:
+                    counts.prime(row["id"], row["pending_approval_count"])
             return [found.get(row_id) for row_id in ids]
 
         return ScheduledLoader(batch, self.scheduler)

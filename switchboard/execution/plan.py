@@ -133,8 +133,9 @@ class OperationPlan:
     root: ObjectPlan
     field_count: int
     size_bytes: int  # an estimate, for the plan cache's byte bound
-    # The attributes the operation reads of each object type (by GraphQL type name): the
-    # read side selects only those columns (`Loaders.reads`, loaders/shapes.py).
+    # What the operation reads of each object type (by GraphQL type name): the attributes
+    # of its plain fields and the Python names of its resolver fields. The read side selects
+    # only those columns (`Loaders.reads`, loaders/shapes.py).
     reads: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
@@ -351,7 +352,8 @@ class Planner:
 
 
 def _reads(root: ObjectPlan) -> dict[str, frozenset[str]]:
-    """The attributes read of each object type anywhere in the plan: its plain fields'."""
+    """What the plan reads of each object type anywhere: its plain fields' attributes and
+    its resolver fields' Python names."""
     found: dict[str, set[str]] = {}
     todo = [root]
     while todo:
@@ -360,6 +362,8 @@ def _reads(root: ObjectPlan) -> dict[str, frozenset[str]]:
         for f in plan.fields:
             if f.attr:
                 attrs.add(f.attr)
+            elif f.kind == RESOLVER:
+                attrs.add(f.strawberry_field.python_name)
             if f.object is not None:
                 todo.append(f.object)
             todo.extend((f.possible or {}).values())

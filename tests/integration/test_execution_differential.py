@@ -163,8 +163,9 @@ async def test_generated_operations_answer_alike(
         assert ran, query
         assert result[1] == reference[1], (query, variables)
         assert result[0] == reference[0], (query, variables)
-        if not reference[1]:
-            assert statements[1] == statements[0], (query, variables)
+        if not reference[1]:  # never more statements; fewer where a row brings what the
+            # operation reads of a relation (the tenant's pending count)
+            assert statements[1] <= statements[0], (query, variables)
         errors_seen += bool(reference[1])
     assert errors_seen, "the generated operations should include failing fields"
 

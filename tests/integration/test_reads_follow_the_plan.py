@@ -1,8 +1,12 @@
-"""A planned operation selects only the plain columns it reads; graphql-core selects all.
+"""The read side fetches what a planned operation reads, and only that.
 
-DashboardOverview shows each deliverable's latest activity without its output or
-instructions: its statements must not fetch them. The same query asking for the output gets
-it, and an operation graphql-core runs (the executor switched off) selects every column.
+- DashboardOverview shows each deliverable's latest activity without its output or
+  instructions: its statements must not fetch them. The same query asking for the output
+  gets it, and an operation graphql-core runs (the executor switched off) selects every
+  column.
+- The tenant's pending approvals come with the tenant's own row when the operation reads
+  them, instead of in a statement of their own; not when it does not.
+
 The answers themselves are held equal by test_execution_differential.py.
 """
 
@@ -83,3 +87,19 @@ async def test_graphql_core_selects_every_column(app: Starlette, gql: Any, token
     assert _activities(data)
     activities = _activity_statement(statements)
     assert "t.output" in activities and "t.instructions" in activities
+
+
+async def test_the_tenant_row_brings_its_pending_count_when_it_is_read(
+    app: Starlette, gql: Any, token: Any
+) -> None:
+    with reads(app) as statements:
+        data = await _answer(gql, token, DASHBOARD)
+    tenant_rows = [s for s in statements if "FROM tenants t" in s]
+    assert len(tenant_rows) == 1 and "AS pending_approval_count" in tenant_rows[0]
+    assert not [s for s in statements if "GROUP BY t.tenant_id" in s]
+    assert data["tenant"]["pendingApprovalCount"] > 0
+
+    with reads(app) as statements:
+        await _answer(gql, token, "{ tenant { name } }")
+    assert [s for s in statements if "FROM tenants t" in s]
+    assert not [s for s in statements if "pending_approval_count" in s]
