@@ -12,7 +12,8 @@
   does by hand what the engine's events do for everything else (counting, slow-statement
   log, spans and durations, errors wrapped as SQLAlchemy's). One pool serves both paths: a second
   (asyncpg) pool measured only about 25 us per statement cheaper and would double the
-  connections. Writes and transactions stay on SQLAlchemy.
+  connections. Writes and transactions stay on SQLAlchemy. A read hands its connection to the
+  next read for up to `KEEP_S` instead of returning it (infra/kept_connections.py).
 - Behind PgBouncer in transaction mode (SWITCHBOARD_DB_POOLER=transaction) nothing needs
   a session: see `connect_args`. `after_commit` (set by the live relay's wake-ups then)
   runs after every committed `transaction()` but the relay's own (`wakes_relays=False`).
@@ -44,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import greenlet_spawn
 
+from switchboard.infra.kept_connections import KeptConnections
 from switchboard.observability.database import ObservedPool, instrument_engine, observe_statement
 from switchboard.observability.tracing import recording_parent
 from switchboard.settings import Settings
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from switchboard.infra.replicas import ReadScope, ReplicaRouter
 
 log = logging.getLogger(__name__)
+
+KEEP_S = 1.0  # how long a read's connection waits for the next read before the pool has it
 
 
 @dataclass
@@ -289,6 +293,9 @@ class Database:
         # Read replicas (switchboard/infra/replicas.py), consulted by `reads_for`'s views.
         self.replicas: ReplicaRouter | None = None
         self._scope: ReadScope | None = None
+        # Half the pool at most, so that writes always find connections (none for a pool of
+        # one); `reads_for`'s views share them.
+        self._kept = KeptConnections(engine.sync_engine.pool.size() // 2, KEEP_S)
 
     def reads_for(self, tenant_id: uuid.UUID) -> Database:
         """This database for the read side (loaders/) of one request in `tenant_id`: with
@@ -340,12 +347,26 @@ class Database:
 
     async def _fetch_raw(self, query: str, args: list[Any]) -> list[Row]:
         """One statement on a pooled connection's asyncpg connection, outside any transaction
-        (a pooled connection is returned rolled back, so asyncpg runs in autocommit)."""
+        (a pooled connection is returned rolled back, so asyncpg runs in autocommit): one the
+        last reads kept (infra/kept_connections.py), else one checked out of the pool."""
         for listener in self.read_listeners:
             listener(query, args)
+        kept = self._kept.take()
+        if kept is not None:
+            try:
+                return await self._fetch_on(kept, query, args)
+            except exc.DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                # It broke while kept (a restarted server, say): so may the others. Reads
+                # are safe to run again, on a connection from the pool.
+                self._kept.invalidate_all()
         # The pool's checkout (its events: idle timeout, gauges) may open a connection, which
         # SQLAlchemy's async adaptation runs in a greenlet.
         fairy = await greenlet_spawn(self._sync_engine.raw_connection)
+        return await self._fetch_on(fairy, query, args)
+
+    async def _fetch_on(self, fairy: Any, query: str, args: list[Any]) -> list[Row]:
         counter = current_counter.get()
         if counter is not None:
             counter.count += 1
@@ -385,7 +406,8 @@ class Database:
                     await _raw_plan(driver, query, args) if _plan_due(query) else PLAN_LOGGED,
                 )
         finally:
-            await greenlet_spawn(fairy.close)
+            if not self._kept.keep(fairy):
+                await greenlet_spawn(fairy.close)
         return rows
 
     def transaction(self, *, wakes_relays: bool = True) -> Any:
@@ -408,6 +430,7 @@ class Database:
         return self.engine.connect()
 
     async def dispose(self) -> None:
+        await self._kept.release_all()
         await self.engine.dispose()
 
 
