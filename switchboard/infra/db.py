@@ -46,7 +46,12 @@ from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import greenlet_spawn
 
 from switchboard.infra.kept_connections import KeptConnections
-from switchboard.observability.database import ObservedPool, instrument_engine, observe_statement
+from switchboard.observability.database import (
+    KeptConnectionsObserver,
+    ObservedPool,
+    instrument_engine,
+    observe_statement,
+)
 from switchboard.observability.tracing import recording_parent
 from switchboard.settings import Settings
 
@@ -295,7 +300,9 @@ class Database:
         self._scope: ReadScope | None = None
         # Half the pool at most, so that writes always find connections (none for a pool of
         # one); `reads_for`'s views share them.
-        self._kept = KeptConnections(engine.sync_engine.pool.size() // 2, KEEP_S)
+        self._kept = KeptConnections(
+            engine.sync_engine.pool.size() // 2, KEEP_S, KeptConnectionsObserver(engine)
+        )
 
     def reads_for(self, tenant_id: uuid.UUID) -> Database:
         """This database for the read side (loaders/) of one request in `tenant_id`: with

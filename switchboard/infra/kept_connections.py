@@ -6,8 +6,9 @@ bookkeeping, its checkout and checkin events, two greenlet switches and the even
 work around them), more than asyncpg's own work for a small statement and some 8% of a
 DashboardOverview. So a read that is done hands its connection to the next read instead:
 at most `limit` connections wait here, each for at most `keep_s` seconds, then go back to
-the pool, which still opens, counts, times out and closes every connection. While kept, a
-connection counts as in use in the pool's gauges.
+the pool, which still opens, counts, times out and closes every connection. For the pool's
+gauges and counters a kept connection is idle, as if returned, and taking it is a
+checkout (`observer`: observability/database.py).
 
 A connection that failed while kept (the server restarted, say) makes every kept one
 suspect: they are invalidated, and the read that found out runs again on a connection from
@@ -19,17 +20,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.util import greenlet_spawn
 
 log = logging.getLogger(__name__)
 
 
+class Observer(Protocol):
+    def kept(self, connection: Any) -> None: ...
+    def taken(self, connection: Any) -> None: ...
+    def dropped(self, connection: Any) -> None: ...
+
+
 class KeptConnections:
-    def __init__(self, limit: int, keep_s: float) -> None:
+    def __init__(self, limit: int, keep_s: float, observer: Observer) -> None:
         self.limit = limit
         self.keep_s = keep_s
+        self.observer = observer
         self._idle: list[tuple[Any, float]] = []  # (pooled connection, kept since), newest last
         self._sweep: asyncio.TimerHandle | None = None
         self._returning: set[asyncio.Task[None]] = set()  # stale ones on their way back
@@ -44,6 +52,7 @@ class KeptConnections:
             self._give_back(self._idle)
             self._idle = []
             return None
+        self.observer.taken(connection)
         return connection
 
     def keep(self, connection: Any) -> bool:
@@ -52,6 +61,7 @@ class KeptConnections:
         if len(self._idle) >= self.limit:
             return False
         self._idle.append((connection, time.monotonic()))
+        self.observer.kept(connection)
         if self._sweep is None:
             self._sweep = asyncio.get_running_loop().call_later(self.keep_s, self._swept)
         return True
@@ -60,6 +70,7 @@ class KeptConnections:
         """Drop every kept connection: one failed, so the others are suspect."""
         idle, self._idle = self._idle, []
         for connection, _ in idle:
+            self.observer.dropped(connection)
             connection.invalidate()  # outside a greenlet: terminates without waiting
 
     async def release_all(self) -> None:
@@ -68,7 +79,7 @@ class KeptConnections:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
-        await _close(idle)
+        await self._close(idle)
         if self._returning:
             await asyncio.gather(*self._returning, return_exceptions=True)
 
@@ -84,14 +95,14 @@ class KeptConnections:
             self._sweep = asyncio.get_running_loop().call_later(self.keep_s, self._swept)
 
     def _give_back(self, entries: list[tuple[Any, float]]) -> None:
-        task = asyncio.get_running_loop().create_task(_close(entries))
+        task = asyncio.get_running_loop().create_task(self._close(entries))
         self._returning.add(task)
         task.add_done_callback(self._returning.discard)
 
-
-async def _close(entries: list[tuple[Any, float]]) -> None:
-    for connection, _ in entries:
-        try:
-            await greenlet_spawn(connection.close)  # back to the pool
-        except Exception:  # a connection that cannot be returned is the pool's to replace
-            log.warning("a kept database connection could not be returned", exc_info=True)
+    async def _close(self, entries: list[tuple[Any, float]]) -> None:
+        for connection, _ in entries:
+            self.observer.dropped(connection)
+            try:
+                await greenlet_spawn(connection.close)  # back to the pool
+            except Exception:  # one that cannot be returned is the pool's to replace
+                log.warning("a kept database connection could not be returned", exc_info=True)

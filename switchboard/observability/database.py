@@ -11,7 +11,9 @@ connection pool's gauges. `switchboard.infra.db.create_engine` installs it on ev
   `Database.fetch` runs on the raw asyncpg connection report through `observe_statement`.
 - Pool gauges, updated at checkout and checkin: connections in use and open (summed over
   this process's engines), and requests waiting for a connection (`ObservedPool`, the
-  engine's pool class, counts callers blocked in the pool's queue).
+  engine's pool class, counts callers blocked in the pool's queue). A connection a read
+  keeps for the next (infra/kept_connections.py) counts as returned while it waits, and
+  as checked out again when the next read takes it (`KeptConnectionsObserver`).
 - Pool counters: checkouts, and the seconds each checked-out connection was held until its
   checkin (connection-seconds: what a request, job or relay pass costs a pool, and so
   what it would cost PgBouncer's server connections, which it holds no longer).
@@ -57,6 +59,10 @@ _trailing_due: float | None = None  # when the publish scheduled after a skipped
 
 class ObservedPool(AsyncAdaptedQueuePool):
     """The asyncio queue pool, counting callers that have to wait for a connection."""
+
+    # Connections the raw reads keep between statements (infra/kept_connections.py):
+    # checked out of the pool, but idle, so not in use for the gauges and counters.
+    kept_idle = 0
 
     def _do_get(self) -> Any:
         if self._max_overflow > -1 and self._overflow >= self._max_overflow and self._pool.empty():
@@ -109,22 +115,53 @@ def instrument_engine(engine: AsyncEngine) -> None:
     def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         record.info[_CHECKED_OUT_AT] = time.perf_counter()
         _unpublished[0] += 1
-        pool = sync_engine.pool
-        _set_pool_counts(key, pool.checkedout(), pool.size() + pool.overflow())
+        _publish_engine(sync_engine)
 
     @event.listens_for(sync_engine, "checkin")
     def _checked_in(dbapi_connection: Any, record: Any) -> None:
         checked_out_at = record.info.pop(_CHECKED_OUT_AT, None) if record is not None else None
         if checked_out_at is not None:
             _unpublished[1] += time.perf_counter() - checked_out_at
-        pool = sync_engine.pool
         # The checkin event comes before the connection is back in the pool's queue.
-        _set_pool_counts(key, max(pool.checkedout() - 1, 0), pool.size() + pool.overflow())
+        _publish_engine(sync_engine, returning=1)
 
     @event.listens_for(sync_engine, "engine_disposed")
     def _disposed(_: Any) -> None:
         _pool_counts.pop(key, None)
         _publish_pool_counts()
+
+
+class KeptConnectionsObserver:
+    """What a read's kept connection (infra/kept_connections.py) counts as: kept, as back
+    in the pool (its held time ends); taken by the next read, as a checkout."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sync_engine = engine.sync_engine
+
+    def kept(self, connection: Any) -> None:
+        checked_out_at = connection.info.pop(_CHECKED_OUT_AT, None)
+        if checked_out_at is not None:
+            _unpublished[1] += time.perf_counter() - checked_out_at
+        self.sync_engine.pool.kept_idle += 1
+        _publish_engine(self.sync_engine)
+
+    def taken(self, connection: Any) -> None:
+        connection.info[_CHECKED_OUT_AT] = time.perf_counter()
+        _unpublished[0] += 1
+        self.sync_engine.pool.kept_idle -= 1
+        _publish_engine(self.sync_engine)
+
+    def dropped(self, connection: Any) -> None:
+        """It goes back to the pool (whose checkin event follows) or is invalidated."""
+        self.sync_engine.pool.kept_idle -= 1
+
+
+def _publish_engine(sync_engine: Any, returning: int = 0) -> None:
+    """Publish soon `sync_engine`'s connections in use (checked out, less `returning` ones
+    on their way back and the kept idle ones) and open."""
+    pool = sync_engine.pool
+    in_use = max(pool.checkedout() - returning - getattr(pool, "kept_idle", 0), 0)
+    _set_pool_counts(id(sync_engine), in_use, pool.size() + pool.overflow())
 
 
 def observe_statement(

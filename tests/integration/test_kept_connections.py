@@ -5,6 +5,9 @@
   disposed; a pool of one keeps none (a write must always find its connection).
 - A kept connection that broke (its backend terminated) costs nothing visible: the read
   runs again on a connection from the pool, and the other kept ones are dropped.
+
+That a kept connection counts as idle in the pool's gauges, and taking it as a checkout, is
+tests/e2e/test_observability_metrics.py's (no connection in use at the scrape).
 """
 
 from __future__ import annotations
