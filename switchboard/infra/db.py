@@ -440,6 +440,12 @@ class Database:
         await self._kept.release_all()
         await self.engine.dispose()
 
+    async def reset_pool(self) -> None:
+        """Start the pool afresh, its kept connections too: they may have died with the
+        server."""
+        self._kept.invalidate_all()
+        await self.engine.dispose()
+
 
 _DIALECT = PGDialect_asyncpg()
 

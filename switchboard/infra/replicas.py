@@ -338,7 +338,7 @@ class ReplicaRouter:
             return
         if replica.skipped_since is not None:
             # Pooled connections may have died with the server: start the pool afresh.
-            await replica.db.engine.dispose()
+            await replica.db.reset_pool()
             log.info("read replica %s back after %.1f s", replica.name, now - replica.skipped_since)
             replica.skipped_since = None
         replica.usable = True

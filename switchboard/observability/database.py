@@ -142,18 +142,20 @@ class KeptConnectionsObserver:
         checked_out_at = connection.info.pop(_CHECKED_OUT_AT, None)
         if checked_out_at is not None:
             _unpublished[1] += time.perf_counter() - checked_out_at
-        self.sync_engine.pool.kept_idle += 1
+        pool = self.sync_engine.pool
+        pool.kept_idle = getattr(pool, "kept_idle", 0) + 1  # any pool class
         _publish_engine(self.sync_engine)
 
     def taken(self, connection: Any) -> None:
         connection.info[_CHECKED_OUT_AT] = time.perf_counter()
         _unpublished[0] += 1
-        self.sync_engine.pool.kept_idle -= 1
+        self.dropped(connection)
         _publish_engine(self.sync_engine)
 
     def dropped(self, connection: Any) -> None:
         """It goes back to the pool (whose checkin event follows) or is invalidated."""
-        self.sync_engine.pool.kept_idle -= 1
+        pool = self.sync_engine.pool
+        pool.kept_idle = max(getattr(pool, "kept_idle", 0) - 1, 0)
 
 
 def _publish_engine(sync_engine: Any, returning: int = 0) -> None:

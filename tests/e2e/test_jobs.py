@@ -500,12 +500,12 @@ async def test_a_terminated_agents_jobs_stay_held_whatever_a_late_resync_read(
     assert await redis.zcard(STORE.key(f"r:{agent.hex}")) == 1  # ready, yet…
     assert await redis.zscore(STORE.key("eligible"), agent.hex) is None  # …no worker takes it
 
-    engine = create_async_engine(servers.database_url, connect_args=UNNAMED_STATEMENTS)
+    db = Database(create_async_engine(servers.database_url, connect_args=UNNAMED_STATEMENTS))
     try:
         settings = JobSettings(tenants=(tenant.id,))
-        assert await configure_agents(redis, Database(engine), None, settings) == 7
+        assert await configure_agents(redis, db, None, settings) == 7
     finally:
-        await engine.dispose()
+        await db.dispose()
     assert await redis.scard(STORE.key(f"jobs:{agent.hex}")) == 0
     assert await db_conn.fetchval(
         "SELECT dispatched_at IS NULL AND status = 'CANCELLED' FROM activities WHERE id = $1",
