@@ -138,8 +138,10 @@ class OperationExecutor:
                 log.exception("the planned executor failed; graphql-core answers instead")
                 prepared = "executor_error"
                 # What the run loaded holds only the columns its plan read.
-                context_value.loaders.close()
-                context_value.loaders.reads = None
+                loaders = getattr(context_value, "loaders", None)
+                if loaders is not None:
+                    loaders.close()
+                    loaders.reads = None
         fell_back(prepared)
         extra = {"response_cache": response_cache} if response_cache is not None else {}
         result = execute(

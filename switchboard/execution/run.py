@@ -100,9 +100,11 @@ class Run:
         self.deferred: list[tuple[GraphQLError, Path]] | None = None
 
     async def execute(self, plan: OperationPlan, root: Any = None) -> ExecutionResult:
-        """Run `plan` on a context whose loaders have loaded nothing yet: they select only
-        the columns the plan reads."""
-        self.info.context.loaders.reads = plan.reads
+        """Run `plan` on a context whose loaders (if it has any) have loaded nothing yet:
+        they select only the columns the plan reads."""
+        loaders = getattr(self.info.context, "loaders", None)
+        if loaders is not None:
+            loaders.reads = plan.reads
         data: dict[str, Any] | None = {}
         self.object(plan.root, root, data, None, None)
         await self.drain()
