@@ -100,23 +100,28 @@ class Projection:
         return self.mapper(row, self.plain)
 
 
+def plain_of(fields: tuple[str, ...], keys: tuple[str, ...]) -> tuple[str, ...]:
+    """A table's plain columns: all but its keys, each filling the attribute of its name."""
+    return tuple(f for f in fields if f not in keys)
+
+
 @dataclass(frozen=True)
 class TableShape:
-    """One table on the read side: its columns (`fields`, the store's), those of them that
-    are plain (selected only when read), and its mapper `mapper(row, plain columns)`."""
+    """One table on the read side: its columns (`fields`, the store's), its key columns
+    (always selected; the mapper reads them itself), and its mapper `mapper(row, plain
+    columns)`. Every other column is plain: selected only when read."""
 
     type_name: str  # the GraphQL type its rows become
     fields: tuple[str, ...]
-    plain: tuple[str, ...]
+    keys: tuple[str, ...]
     mapper: Callable[[Any, tuple[str, ...]], Any] = field(repr=False)
+    plain: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        if not set(self.plain) <= set(self.fields):
-            raise ValueError(f"{self.type_name}: plain columns must be among its fields")
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return tuple(f for f in self.fields if f not in self.plain)
+        missing = set(self.keys) - set(self.fields)
+        if missing:
+            raise ValueError(f"{self.type_name}: its keys {sorted(missing)} are not fields")
+        object.__setattr__(self, "plain", plain_of(self.fields, self.keys))
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 (module-level shapes, a handful of reads)
     def projection(self, reads: frozenset[str] | None) -> Projection:
@@ -127,7 +132,8 @@ class TableShape:
         return Projection(chosen, plain, self.mapper)
 
 
-CAMPAIGN_PLAIN = ("name", "goal", "status", "starts_on", "ends_on", "updated_at")
+CAMPAIGN_KEYS = ("id", "tenant_id", "budget_cap_usd", "created_at", "spent_usd")
+CAMPAIGN_PLAIN = plain_of(CAMPAIGN_FIELDS, CAMPAIGN_KEYS)
 
 
 def campaign_from_row(r: Any, plain: tuple[str, ...] = CAMPAIGN_PLAIN) -> t.Campaign:
@@ -148,7 +154,8 @@ def campaign_from_row(r: Any, plain: tuple[str, ...] = CAMPAIGN_PLAIN) -> t.Camp
     return campaign
 
 
-DELIVERABLE_PLAIN = ("title", "kind", "status", "due_at", "cost_usd")
+DELIVERABLE_KEYS = ("id", "campaign_id", "created_at")
+DELIVERABLE_PLAIN = plain_of(DELIVERABLE_FIELDS, DELIVERABLE_KEYS)
 
 
 def deliverable_from_row(r: Any, plain: tuple[str, ...] = DELIVERABLE_PLAIN) -> t.Deliverable:
@@ -166,18 +173,8 @@ def deliverable_from_row(r: Any, plain: tuple[str, ...] = DELIVERABLE_PLAIN) -> 
     return deliverable
 
 
-ACTIVITY_PLAIN = (
-    "status",
-    "wake_reason",
-    "priority",
-    "instructions",
-    "output",
-    "failure_reason",
-    "dispatched_at",
-    "first_token_at",
-    "completed_at",
-    "cost_usd",
-)
+ACTIVITY_KEYS = ("id", "deliverable_id", "agent_id", "created_at")
+ACTIVITY_PLAIN = plain_of(ACTIVITY_FIELDS, ACTIVITY_KEYS)
 
 
 def activity_from_row(r: Any, plain: tuple[str, ...] = ACTIVITY_PLAIN) -> t.Activity:
@@ -196,7 +193,8 @@ def activity_from_row(r: Any, plain: tuple[str, ...] = ACTIVITY_PLAIN) -> t.Acti
     return activity
 
 
-APPROVAL_PLAIN = ("status", "risk_level", "requested_at", "resolved_at", "comment")
+APPROVAL_KEYS = ("id", "activity_id", "expires_at", "resolved_by")
+APPROVAL_PLAIN = plain_of(APPROVAL_FIELDS, APPROVAL_KEYS)
 
 
 def approval_from_row(r: Any, plain: tuple[str, ...] = APPROVAL_PLAIN) -> t.Approval:
@@ -215,10 +213,10 @@ def approval_from_row(r: Any, plain: tuple[str, ...] = APPROVAL_PLAIN) -> t.Appr
     return approval
 
 
-CAMPAIGN = TableShape("Campaign", CAMPAIGN_FIELDS, CAMPAIGN_PLAIN, campaign_from_row)
-DELIVERABLE = TableShape("Deliverable", DELIVERABLE_FIELDS, DELIVERABLE_PLAIN, deliverable_from_row)
-ACTIVITY = TableShape("Activity", ACTIVITY_FIELDS, ACTIVITY_PLAIN, activity_from_row)
-APPROVAL = TableShape("Approval", APPROVAL_FIELDS, APPROVAL_PLAIN, approval_from_row)
+CAMPAIGN = TableShape("Campaign", CAMPAIGN_FIELDS, CAMPAIGN_KEYS, campaign_from_row)
+DELIVERABLE = TableShape("Deliverable", DELIVERABLE_FIELDS, DELIVERABLE_KEYS, deliverable_from_row)
+ACTIVITY = TableShape("Activity", ACTIVITY_FIELDS, ACTIVITY_KEYS, activity_from_row)
+APPROVAL = TableShape("Approval", APPROVAL_FIELDS, APPROVAL_KEYS, approval_from_row)
 
 
 def agent_from_row(r: Any, plain: tuple[str, ...] = ()) -> t.Agent:
@@ -250,8 +248,8 @@ def llm_call_from_row(r: Any, plain: tuple[str, ...] = ()) -> t.LlmCall:
     )
 
 
-AGENT = TableShape("Agent", AGENT_FIELDS, (), agent_from_row)
-LLM_CALL = TableShape("LlmCall", LLM_CALL_FIELDS, (), llm_call_from_row)
+AGENT = TableShape("Agent", AGENT_FIELDS, AGENT_FIELDS, agent_from_row)
+LLM_CALL = TableShape("LlmCall", LLM_CALL_FIELDS, LLM_CALL_FIELDS, llm_call_from_row)
 
 
 def skill_from_row(r: Any) -> t.Skill:
