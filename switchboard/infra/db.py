@@ -298,11 +298,12 @@ class Database:
         # Read replicas (switchboard/infra/replicas.py), consulted by `reads_for`'s views.
         self.replicas: ReplicaRouter | None = None
         self._scope: ReadScope | None = None
-        # Half the pool at most, so that writes always find connections (none for a pool of
-        # one); `reads_for`'s views share them.
-        self._kept = KeptConnections(
-            engine.sync_engine.pool.size() // 2, KEEP_S, KeptConnectionsObserver(engine)
-        )
+        # Half the pool at most (none for a pool of one); a caller the pool would make wait
+        # takes a kept one instead. `reads_for`'s views share them.
+        pool = engine.sync_engine.pool
+        self._kept = KeptConnections(pool.size() // 2, KEEP_S, KeptConnectionsObserver(engine))
+        if isinstance(pool, ObservedPool):  # a caller the pool would make wait takes a kept one
+            pool.release_kept = self._kept.release_oldest
 
     def reads_for(self, tenant_id: uuid.UUID) -> Database:
         """This database for the read side (loaders/) of one request in `tenant_id`: with

@@ -10,9 +10,10 @@ the pool, which still opens, counts, times out and closes every connection. For 
 gauges and counters a kept connection is idle, as if returned, and taking it is a
 checkout (`observer`: observability/database.py).
 
-A connection that failed while kept (the server restarted, say) makes every kept one
-suspect: they are invalidated, and the read that found out runs again on a connection from
-the pool (reads are safe to run twice).
+A caller that would wait for a pooled connection gets a kept one's instead
+(`release_oldest`, from `ObservedPool`). A connection that failed while kept (the server
+restarted, say) makes every kept one suspect: they are invalidated, and the read that found
+out runs again on a connection from the pool (reads are safe to run twice).
 """
 
 from __future__ import annotations
@@ -64,6 +65,17 @@ class KeptConnections:
         self.observer.kept(connection)
         if self._sweep is None:
             self._sweep = asyncio.get_running_loop().call_later(self.keep_s, self._swept)
+        return True
+
+    def release_oldest(self) -> bool:
+        """Return the longest-kept connection to the pool at once, for a caller the pool
+        would otherwise make wait (`ObservedPool`): kept connections never hold up a write.
+        Runs inside the pool's checkout, in a greenlet."""
+        if not self._idle:
+            return False
+        connection, _ = self._idle.pop(0)
+        self.observer.dropped(connection)
+        connection.close()
         return True
 
     def invalidate_all(self) -> None:

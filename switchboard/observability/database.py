@@ -32,6 +32,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -61,11 +62,15 @@ class ObservedPool(AsyncAdaptedQueuePool):
     """The asyncio queue pool, counting callers that have to wait for a connection."""
 
     # Connections the raw reads keep between statements (infra/kept_connections.py):
-    # checked out of the pool, but idle, so not in use for the gauges and counters.
+    # checked out of the pool, but idle, so not in use for the gauges and counters; and
+    # how to have one back (`KeptConnections.release_oldest`) before a caller would wait.
     kept_idle = 0
+    release_kept: Callable[[], bool] | None = None
 
     def _do_get(self) -> Any:
         if self._max_overflow > -1 and self._overflow >= self._max_overflow and self._pool.empty():
+            if self.release_kept is not None and self.release_kept():
+                return super()._do_get()  # a kept connection is back in the queue
             metrics.DB_POOL_WAITING.inc()
             try:
                 return super()._do_get()

@@ -2,7 +2,8 @@
 
 - A read's connection serves the next read without a checkout from the pool.
 - Kept connections go back to the pool once idle for the keep time, and when the database is
-  disposed; a pool of one keeps none (a write must always find its connection).
+  disposed; a pool of one keeps none, and a transaction the full pool would make wait gets a
+  kept connection at once.
 - A kept connection that broke (its backend terminated) costs nothing visible: the read
   runs again on a connection from the pool, and the other kept ones are dropped.
 
@@ -100,3 +101,20 @@ async def test_a_broken_kept_connection_is_replaced_unseen(
     assert _checked_out(db) == 1  # the other dead one is dropped; the new one kept
     [again] = await db.fetch(PID)
     assert again["pid"] == row["pid"]
+
+
+async def test_a_full_pool_hands_a_kept_connection_to_a_transaction(settings: Settings) -> None:
+    two = dataclasses.replace(settings, db_pool_size=2, db_max_overflow=0, db_pool_timeout_s=0.5)
+    assert two.database_url is not None
+    db = Database(create_engine(two, two.database_url))
+    db._kept.keep_s = 60.0  # kept far longer than the pool's timeout
+    try:
+        await db.fetch(PID)
+        assert _checked_out(db) == 1  # kept
+        async with db.transaction() as first:
+            await first.execute(text("SELECT 1"))
+            assert _checked_out(db) == 2  # the pool is full
+            async with db.transaction() as second:  # would time out after 0.5 s waiting
+                assert (await second.execute(text("SELECT 2"))).scalar() == 2
+    finally:
+        await db.dispose()
