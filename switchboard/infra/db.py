@@ -300,9 +300,14 @@ class Database:
         self._scope: ReadScope | None = None
         # Half the pool at most (none for a pool of one); a caller the pool would make wait
         # takes a kept one instead. `reads_for`'s views share them.
-        pool = engine.sync_engine.pool
-        self._kept = KeptConnections(pool.size() // 2, KEEP_S, KeptConnectionsObserver(engine))
-        if isinstance(pool, ObservedPool):  # a caller the pool would make wait takes a kept one
+        size = engine.sync_engine.pool.size()
+        self._kept = KeptConnections(size // 2, KEEP_S, KeptConnectionsObserver(engine))
+        self._attach_pool()
+
+    def _attach_pool(self) -> None:
+        """Let a caller the engine's (new) pool would make wait take a kept connection."""
+        pool = self._sync_engine.pool
+        if isinstance(pool, ObservedPool):
             pool.release_kept = self._kept.release_oldest
 
     def reads_for(self, tenant_id: uuid.UUID) -> Database:
@@ -445,7 +450,8 @@ class Database:
         """Start the pool afresh, its kept connections too: they may have died with the
         server."""
         self._kept.invalidate_all()
-        await self.engine.dispose()
+        await self.engine.dispose()  # a new pool takes the old one's place
+        self._attach_pool()
 
 
 _DIALECT = PGDialect_asyncpg()

@@ -103,12 +103,19 @@ async def test_a_broken_kept_connection_is_replaced_unseen(
     assert again["pid"] == row["pid"]
 
 
-async def test_a_full_pool_hands_a_kept_connection_to_a_transaction(settings: Settings) -> None:
+@pytest.mark.parametrize("restarted", [False, True], ids=["pool", "restarted pool"])
+async def test_a_full_pool_hands_a_kept_connection_to_a_transaction(
+    settings: Settings, restarted: bool
+) -> None:
     two = dataclasses.replace(settings, db_pool_size=2, db_max_overflow=0, db_pool_timeout_s=0.5)
     assert two.database_url is not None
     db = Database(create_engine(two, two.database_url))
     db._kept.keep_s = 60.0  # kept far longer than the pool's timeout
     try:
+        if restarted:  # as a read replica's pool is when the replica comes back
+            await db.fetch(PID)
+            await db.reset_pool()
+            assert _checked_out(db) == 0
         await db.fetch(PID)
         assert _checked_out(db) == 1  # kept
         async with db.transaction() as first:
