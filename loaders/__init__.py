@@ -26,7 +26,6 @@ from schema import types as t
 from switchboard.infra.db import Database
 
 CAMPAIGNS = ConnectionSpec(
-    table="campaigns",
     shape=shapes.CAMPAIGN,
     owner_column="tenant_id",
     sort_column="created_at",
@@ -38,7 +37,6 @@ CAMPAIGNS = ConnectionSpec(
     " AND a.campaign_id = t.id AND a.status = 'PENDING') AS pending_approval_count",
 )
 DELIVERABLES = ConnectionSpec(
-    table="deliverables",
     shape=shapes.DELIVERABLE,
     owner_column="campaign_id",
     sort_column="created_at",
@@ -46,14 +44,12 @@ DELIVERABLES = ConnectionSpec(
     filter_column="status",
 )
 ACTIVITIES_OF_DELIVERABLE = ConnectionSpec(
-    table="activities",
     shape=shapes.ACTIVITY,
     owner_column="deliverable_id",
     sort_column="created_at",
     descending=True,
 )
 ACTIVITIES_OF_AGENT = ConnectionSpec(
-    table="activities",
     shape=shapes.ACTIVITY,
     owner_column="agent_id",
     sort_column="created_at",
@@ -61,7 +57,6 @@ ACTIVITIES_OF_AGENT = ConnectionSpec(
     filter_column="status",
 )
 PENDING_APPROVALS_OF_TENANT = ConnectionSpec(
-    table="approvals",
     shape=shapes.APPROVAL,
     owner_column="tenant_id",
     sort_column="expires_at",
@@ -70,7 +65,6 @@ PENDING_APPROVALS_OF_TENANT = ConnectionSpec(
     filter_column="risk_level",
 )
 PENDING_APPROVALS_OF_CAMPAIGN = ConnectionSpec(
-    table="approvals",
     shape=shapes.APPROVAL,
     owner_column="campaign_id",
     sort_column="expires_at",
@@ -78,7 +72,6 @@ PENDING_APPROVALS_OF_CAMPAIGN = ConnectionSpec(
     where="t.status = 'PENDING'",
 )
 LLM_CALLS_OF_ACTIVITY = ConnectionSpec(
-    table="llm_calls",
     shape=shapes.LLM_CALL,
     owner_column="activity_id",
     sort_column="created_at",
@@ -89,14 +82,14 @@ LLM_CALLS_OF_ACTIVITY = ConnectionSpec(
 APPROVAL_PREFIX = "approval__"
 
 BY_ID = {
-    shape.type_name: (table, shape)
-    for table, shape in (
-        ("campaigns", shapes.CAMPAIGN),
-        ("deliverables", shapes.DELIVERABLE),
-        ("activities", shapes.ACTIVITY),
-        ("approvals", shapes.APPROVAL),
-        ("agents", shapes.AGENT),
-        ("llm_calls", shapes.LLM_CALL),
+    shape.type_name: shape
+    for shape in (
+        shapes.CAMPAIGN,
+        shapes.DELIVERABLE,
+        shapes.ACTIVITY,
+        shapes.APPROVAL,
+        shapes.AGENT,
+        shapes.LLM_CALL,
     )
 }
 
@@ -108,8 +101,9 @@ class Loaders:
         self.db = db.reads_for(tenant_id)  # may read from a replica (infra/replicas.py)
         self.tenant_id = tenant_id
         self.scheduler = BatchScheduler()
-        # What the operation reads of each type: the attributes by GraphQL type name, set by
-        # the planned executor before the first load (None: everything).
+        # What the operation reads of each type (its attributes and resolver fields, by
+        # GraphQL type name), set by the planned executor before the first load (None:
+        # everything).
         self.reads: Mapping[str, frozenset[str]] | None = None
 
     def projection(self, shape: shapes.TableShape) -> shapes.Projection:
@@ -132,8 +126,8 @@ class Loaders:
     # Objects by id
 
     def _by_id(self, kind: str) -> DataLoader:
-        table, shape = BY_ID[kind]
-        projection = self.projection(shape)
+        shape = BY_ID[kind]
+        table, projection = shape.table, self.projection(shape)
         columns, build = projection.columns, projection.build
 
         async def batch(ids: Sequence[uuid.UUID]) -> list[Any]:

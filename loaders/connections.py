@@ -26,8 +26,7 @@ ConnectionKey = tuple[uuid.UUID, Page, str | None]
 
 @dataclass(frozen=True)
 class ConnectionSpec:
-    table: str  # e.g. "deliverables"
-    shape: TableShape  # the rows' columns (`id` and the sort column among its keys) and mapper
+    shape: TableShape  # the rows' table, columns (`id` and the sort column among its keys), mapper
     owner_column: str  # e.g. "campaign_id"
     sort_column: str  # "created_at" (newest first) or "expires_at" (soonest first)
     descending: bool
@@ -41,7 +40,7 @@ class ConnectionSpec:
         # the operation reads.
         missing = {"id", self.sort_column} - set(self.shape.keys)
         if missing:
-            raise ValueError(f"{self.table}: the key columns must include {sorted(missing)}")
+            raise ValueError(f"{self.shape.table}: the key columns must include {sorted(missing)}")
 
 
 async def load_pages(
@@ -100,7 +99,7 @@ async def _fetch_group(
     sql = f"""
         SELECT o.owner_id, p.* FROM unnest(CAST(:owner_ids AS uuid[])) AS o(owner_id)
         CROSS JOIN LATERAL (
-            SELECT {columns} FROM {spec.table} t
+            SELECT {columns} FROM {spec.shape.table} t
             WHERE {" AND ".join(conditions)}
             ORDER BY t.{spec.sort_column} {direction}, t.id {direction}
             LIMIT :limit

@@ -107,11 +107,12 @@ def plain_of(fields: tuple[str, ...], keys: tuple[str, ...]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class TableShape:
-    """One table on the read side: its columns (`fields`, the store's), its key columns
+    """One table on the read side: its name, its columns (`fields`, the store's), its key columns
     (always selected; the mapper reads them itself), and its mapper `mapper(row, plain
     columns)`. Every other column is plain: selected only when read."""
 
     type_name: str  # the GraphQL type its rows become
+    table: str
     fields: tuple[str, ...]
     keys: tuple[str, ...]
     mapper: Callable[[Any, tuple[str, ...]], Any] = field(repr=False)
@@ -213,10 +214,12 @@ def approval_from_row(r: Any, plain: tuple[str, ...] = APPROVAL_PLAIN) -> t.Appr
     return approval
 
 
-CAMPAIGN = TableShape("Campaign", CAMPAIGN_FIELDS, CAMPAIGN_KEYS, campaign_from_row)
-DELIVERABLE = TableShape("Deliverable", DELIVERABLE_FIELDS, DELIVERABLE_KEYS, deliverable_from_row)
-ACTIVITY = TableShape("Activity", ACTIVITY_FIELDS, ACTIVITY_KEYS, activity_from_row)
-APPROVAL = TableShape("Approval", APPROVAL_FIELDS, APPROVAL_KEYS, approval_from_row)
+CAMPAIGN = TableShape("Campaign", "campaigns", CAMPAIGN_FIELDS, CAMPAIGN_KEYS, campaign_from_row)
+DELIVERABLE = TableShape(
+    "Deliverable", "deliverables", DELIVERABLE_FIELDS, DELIVERABLE_KEYS, deliverable_from_row
+)
+ACTIVITY = TableShape("Activity", "activities", ACTIVITY_FIELDS, ACTIVITY_KEYS, activity_from_row)
+APPROVAL = TableShape("Approval", "approvals", APPROVAL_FIELDS, APPROVAL_KEYS, approval_from_row)
 
 
 def agent_from_row(r: Any, plain: tuple[str, ...] = ()) -> t.Agent:
@@ -248,8 +251,8 @@ def llm_call_from_row(r: Any, plain: tuple[str, ...] = ()) -> t.LlmCall:
     )
 
 
-AGENT = TableShape("Agent", AGENT_FIELDS, AGENT_FIELDS, agent_from_row)
-LLM_CALL = TableShape("LlmCall", LLM_CALL_FIELDS, LLM_CALL_FIELDS, llm_call_from_row)
+AGENT = TableShape("Agent", "agents", AGENT_FIELDS, AGENT_FIELDS, agent_from_row)
+LLM_CALL = TableShape("LlmCall", "llm_calls", LLM_CALL_FIELDS, LLM_CALL_FIELDS, llm_call_from_row)
 
 
 def skill_from_row(r: Any) -> t.Skill:

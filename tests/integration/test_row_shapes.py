@@ -69,7 +69,7 @@ async def test_a_shape_reads_its_columns_by_name(db_conn: asyncpg.Connection, ta
         loaders.PENDING_APPROVALS_OF_TENANT,
         loaders.LLM_CALLS_OF_ACTIVITY,
     ],
-    ids=lambda spec: f"{spec.table}.{spec.owner_column}",
+    ids=lambda spec: f"{spec.shape.table}.{spec.owner_column}",
 )
 async def test_a_page_finds_its_cursor_columns_by_name(
     app: Starlette, db_conn: asyncpg.Connection, spec: ConnectionSpec
@@ -78,12 +78,12 @@ async def test_a_page_finds_its_cursor_columns_by_name(
     owner_ids = [
         r["owner"]
         for r in await db_conn.fetch(
-            f"SELECT {spec.owner_column} AS owner FROM {spec.table} "
+            f"SELECT {spec.owner_column} AS owner FROM {spec.shape.table} "
             f"WHERE tenant_id = $1 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 3",
             tenant_id,
         )
     ]
-    assert owner_ids, f"acme has no {spec.table}"
+    assert owner_ids, f"acme has no {spec.shape.table}"
     shape = dataclasses.replace(spec.shape, fields=tuple(reversed(spec.shape.fields)))
     reordered = dataclasses.replace(spec, shape=shape)
     listed, moved = spec.shape.projection(None), shape.projection(None)
